@@ -1,0 +1,423 @@
+//! The only module that speaks ACME (RFC 8555), on top of instant-acme. It adds what that
+//! crate lacks: trust of a `--ca-bundle` with many certificates, request timeouts, bounded
+//! retries of a step after a badNonce, and problem documents turned into clear errors.
+//! It knows nothing of files: callers pass credentials in and store what comes out.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use http::Request;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse, ChallengeType,
+    HttpClient, Identifier, NewAccount, NewOrder, OrderStatus, Problem, RetryPolicy,
+};
+
+use crate::http01::{Tokens, valid_token};
+use crate::settings::{DomainName, Server};
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many times one protocol step is tried again after the CA rejected its nonce.
+const BAD_NONCE_TRIES: u32 = 12;
+/// Polling: a short first delay (a CA that validates in milliseconds is not kept waiting),
+/// growing by half each time; Retry-After from the CA wins (instant-acme honours it).
+const POLL: RetryPolicy = RetryPolicy::new()
+    .initial_delay(Duration::from_millis(60))
+    .backoff(1.5)
+    .timeout(Duration::from_secs(180));
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// The HTTPS client for the ACME server: the system's roots plus `--ca-bundle`, a timeout
+/// on every request.
+#[derive(Clone)]
+pub struct AcmeHttp {
+    client: HyperClient<Connector, BodyWrapper<Bytes>>,
+}
+
+impl AcmeHttp {
+    pub fn new(ca_bundle: Option<&Path>) -> anyhow::Result<Self> {
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+        if let Some(path) = ca_bundle {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading --ca-bundle {}", path.display()))?;
+            for der in crate::pem::certificates(&bytes)? {
+                roots.add(der.into()).with_context(|| {
+                    format!(
+                        "--ca-bundle {} holds a certificate rustls cannot use",
+                        path.display()
+                    )
+                })?;
+            }
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("setting up TLS")?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        Ok(Self {
+            client: HyperClient::builder(TokioExecutor::new()).build(connector),
+        })
+    }
+
+    /// GET a URL and return its body (the directory, for the terms of service).
+    pub async fn get(&self, url: &str) -> anyhow::Result<Bytes> {
+        let req = Request::builder().uri(url).body(BodyWrapper::default())?;
+        let mut rsp = self.request(req).await?;
+        if !rsp.parts.status.is_success() {
+            bail!("GET {url}: HTTP {}", rsp.parts.status);
+        }
+        rsp.body
+            .into_bytes()
+            .await
+            .map_err(|e| anyhow!("GET {url}: {e}"))
+    }
+}
+
+impl HttpClient for AcmeHttp {
+    fn request(
+        &self,
+        req: Request<BodyWrapper<Bytes>>,
+    ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
+        crate::log::debug(format_args!("acme: {} {}", req.method(), req.uri()));
+        let fut = self.client.request(req);
+        Box::pin(async move {
+            match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
+                Ok(Ok(rsp)) => Ok(BytesResponse::from(rsp)),
+                Ok(Err(e)) => Err(instant_acme::Error::Other(Box::new(e))),
+                Err(_) => Err(instant_acme::Error::Other(
+                    format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()).into(),
+                )),
+            }
+        })
+    }
+}
+
+/// Restores a stored account: only the directory is fetched, no new-account round trip.
+pub async fn restore_account(
+    http: &AcmeHttp,
+    server: &Server,
+    credentials: AccountCredentials,
+) -> anyhow::Result<Account> {
+    Account::builder_with_http(Box::new(http.clone()))
+        .from_credentials(credentials)
+        .await
+        .map_err(|e| explain(e, server))
+}
+
+/// Registers a new account (the caller has made sure the terms were agreed to).
+pub async fn create_account(
+    http: &AcmeHttp,
+    server: &Server,
+    email: Option<&str>,
+) -> anyhow::Result<(Account, AccountCredentials)> {
+    let contact = email.map(|e| format!("mailto:{e}"));
+    let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
+    let new = NewAccount {
+        contact: &contacts,
+        terms_of_service_agreed: true,
+        only_return_existing: false,
+    };
+    let mut tries = 0;
+    loop {
+        let builder = Account::builder_with_http(Box::new(http.clone()));
+        match builder.create(&new, server.url().to_owned(), None).await {
+            Err(e) if is_bad_nonce(&e) && tries < BAD_NONCE_TRIES => tries += 1,
+            other => {
+                return other
+                    .map_err(|e| explain(e, server))
+                    .context("creating the ACME account");
+            }
+        }
+    }
+}
+
+/// The terms-of-service URL the directory announces, if any.
+pub async fn terms_of_service(http: &AcmeHttp, server: &Server) -> anyhow::Result<Option<String>> {
+    let body = http
+        .get(server.url())
+        .await
+        .map_err(|e| explain(instant_acme::Error::Other(e.into()), server))?;
+    let dir: serde_json::Value =
+        serde_json::from_slice(&body).context("the ACME directory is not JSON")?;
+    Ok(dir["meta"]["termsOfService"].as_str().map(str::to_owned))
+}
+
+/// How the order's challenges get answered.
+pub enum Answer<'a> {
+    /// Tokens served by certctl's responder.
+    Responder(&'a Tokens),
+    /// Token files under `<webroot>/.well-known/acme-challenge/`.
+    Webroot(&'a Path),
+    /// The proxy answers from the account thumbprint; nothing to set up.
+    Stateless,
+}
+
+/// Runs one order for `domains` to the end and returns the chain PEM the CA issued.
+pub async fn issue(
+    account: &Account,
+    server: &Server,
+    domains: &[DomainName],
+    csr_der: &[u8],
+    answer: &Answer<'_>,
+) -> anyhow::Result<String> {
+    let identifiers: Vec<Identifier> = domains
+        .iter()
+        .map(|d| Identifier::Dns(d.as_str().to_owned()))
+        .collect();
+    let mut placed = Vec::new();
+    let result = run_order(account, server, &identifiers, csr_der, answer, &mut placed).await;
+    for token in placed {
+        match answer {
+            Answer::Responder(tokens) => tokens.remove(&token),
+            Answer::Webroot(dir) => {
+                let _ = std::fs::remove_file(dir.join(".well-known/acme-challenge").join(&token));
+            }
+            Answer::Stateless => {}
+        }
+    }
+    result
+}
+
+async fn run_order(
+    account: &Account,
+    server: &Server,
+    identifiers: &[Identifier],
+    csr_der: &[u8],
+    answer: &Answer<'_>,
+    placed: &mut Vec<String>,
+) -> anyhow::Result<String> {
+    // 1. new order
+    let new_order = NewOrder::new(identifiers);
+    let mut order = retry(server, "placing the order", async || {
+        account.new_order(&new_order).await
+    })
+    .await?;
+    crate::log::verbose(format_args!("order {}", order.url()));
+
+    // 2. answer every pending authorization; a badNonce restarts the walk, which skips
+    //    authorizations already answered
+    let mut answered: Vec<String> = Vec::new();
+    let mut tries = 0;
+    loop {
+        let mut failure = None;
+        let mut authorizations = order.authorizations();
+        while let Some(next) = authorizations.next().await {
+            let mut authz = match next {
+                Ok(authz) => authz,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            let url = authz.url().to_owned();
+            if answered.contains(&url) {
+                continue;
+            }
+            let identifier = authz.identifier().to_string();
+            match authz.status {
+                AuthorizationStatus::Valid => {
+                    answered.push(url);
+                    continue;
+                }
+                AuthorizationStatus::Pending => {}
+                other => {
+                    bail!("the CA's authorization for {identifier} is {other:?}; request again")
+                }
+            }
+            let mut challenge = authz.challenge(ChallengeType::Http01).ok_or_else(|| {
+                anyhow!("the CA offers no HTTP-01 challenge for {identifier}; certctl answers HTTP-01 only")
+            })?;
+            if !valid_token(&challenge.token) {
+                bail!(
+                    "the CA sent a malformed challenge token for {identifier}; refusing to use it"
+                );
+            }
+            let key_authorization = challenge.key_authorization();
+            let token = challenge.token.clone();
+            match answer {
+                Answer::Responder(tokens) => tokens.insert(&token, key_authorization.as_str()),
+                Answer::Webroot(dir) => {
+                    write_webroot_token(dir, &token, key_authorization.as_str())?
+                }
+                Answer::Stateless => {}
+            }
+            placed.push(token);
+            let mut ready_tries = 0;
+            loop {
+                match challenge.set_ready().await {
+                    Err(e) if is_bad_nonce(&e) && ready_tries < BAD_NONCE_TRIES => ready_tries += 1,
+                    other => {
+                        other
+                            .map_err(|e| explain(e, server))
+                            .with_context(|| format!("starting validation of {identifier}"))?;
+                        break;
+                    }
+                }
+            }
+            answered.push(url);
+        }
+        match failure {
+            None => break,
+            Some(e) if is_bad_nonce(&e) && tries < BAD_NONCE_TRIES => tries += 1,
+            Some(e) => {
+                return Err(explain(e, server)).context("fetching the order's authorizations");
+            }
+        }
+    }
+
+    // 3. wait for validation
+    let status = retry(server, "waiting for validation", async || {
+        order.poll_ready(&POLL).await
+    })
+    .await?;
+    if status != OrderStatus::Ready {
+        return Err(validation_failure(&mut order, server).await);
+    }
+
+    // 4. finalize and download
+    retry(server, "finalizing the order", async || {
+        order.finalize_csr(csr_der).await
+    })
+    .await?;
+    retry(server, "downloading the certificate", async || {
+        order.poll_certificate(&POLL).await
+    })
+    .await
+}
+
+fn write_webroot_token(webroot: &Path, token: &str, key_authorization: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = webroot.join(".well-known/acme-challenge");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for d in [webroot.join(".well-known"), dir.clone()] {
+        let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755));
+    }
+    let path = dir.join(token);
+    std::fs::write(&path, key_authorization)
+        .with_context(|| format!("writing the challenge file {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("making {} readable", path.display()))
+}
+
+/// Why an order went invalid: the challenge errors the CA recorded, unchanged.
+async fn validation_failure(order: &mut instant_acme::Order, server: &Server) -> anyhow::Error {
+    let mut reasons = Vec::new();
+    let mut authorizations = order.authorizations();
+    while let Some(Ok(mut authz)) = authorizations.next().await {
+        // one more try covers a rejected nonce; without fresh state there is nothing to say
+        if authz.refresh().await.is_err() && authz.refresh().await.is_err() {
+            continue;
+        }
+        let identifier = authz.identifier().to_string();
+        for ch in &authz.challenges {
+            if let Some(problem) = &ch.error {
+                reasons.push(format!("{identifier}: {}", problem_text(problem)));
+            }
+        }
+    }
+    if reasons.is_empty() {
+        anyhow!("the CA ({server}) marked the order invalid without saying why")
+    } else {
+        anyhow!(
+            "the CA could not validate the challenge:\n  {}\nhint: the CA must reach http://<name>/.well-known/acme-challenge/ \
+             and the proxy must forward it to certctl's responder (--http-addr)",
+            reasons.join("\n  ")
+        )
+    }
+}
+
+/// Runs one protocol step, trying it again (boundedly) when the CA rejected the nonce.
+async fn retry<T>(
+    server: &Server,
+    what: &str,
+    mut step: impl AsyncFnMut() -> Result<T, instant_acme::Error>,
+) -> anyhow::Result<T> {
+    let mut tries = 0;
+    loop {
+        match step().await {
+            Err(e) if is_bad_nonce(&e) && tries < BAD_NONCE_TRIES => {
+                tries += 1;
+                crate::log::debug(format_args!("{what}: bad nonce, trying again ({tries})"));
+            }
+            other => {
+                return other
+                    .map_err(|e| explain(e, server))
+                    .context(what.to_owned());
+            }
+        }
+    }
+}
+
+fn is_bad_nonce(err: &instant_acme::Error) -> bool {
+    matches!(err, instant_acme::Error::Api(p) if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:badNonce"))
+}
+
+fn problem_text(p: &Problem) -> String {
+    let mut text = p.detail.clone().unwrap_or_else(|| "no detail given".into());
+    if let Some(t) = &p.r#type {
+        text.push_str(&format!(
+            " ({})",
+            t.trim_start_matches("urn:ietf:params:acme:error:")
+        ));
+    }
+    for sub in &p.subproblems {
+        text.push_str(&format!("; {sub}"));
+    }
+    text
+}
+
+/// Turns an instant-acme error into one a person can act on.
+pub fn explain(err: instant_acme::Error, server: &Server) -> anyhow::Error {
+    match err {
+        instant_acme::Error::Api(problem) => anyhow!("the CA refused: {}", problem_text(&problem)),
+        instant_acme::Error::Timeout(_) => {
+            anyhow!("the CA ({server}) did not finish in time; try again later")
+        }
+        other => {
+            let text = error_chain(&other);
+            let lower = text.to_lowercase();
+            if lower.contains("certificate")
+                && (lower.contains("unknown")
+                    || lower.contains("invalid peer")
+                    || lower.contains("issuer"))
+            {
+                anyhow!(
+                    "cannot reach the ACME server {server}: its TLS certificate is not trusted ({text}); \
+                     for a private or test CA, pass its root with --ca-bundle PEM"
+                )
+            } else {
+                anyhow!("cannot reach the ACME server {server}: {text}")
+            }
+        }
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,3 @@
+//! One module per subcommand; each reads top to bottom as the steps it takes.
+
+pub mod request;

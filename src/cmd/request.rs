@@ -1,0 +1,356 @@
+//! `certctl request DOMAIN...`: check every input first, then order one certificate for all
+//! names, store it, write the bundle, and run the hooks. Nothing is written when any input
+//! is bad, and an existing certificate stays in place when anything fails.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use serde::Serialize;
+
+use crate::acme::{self, AcmeHttp, Answer};
+use crate::cli::{HookArgs, KeyType, RequestArgs};
+use crate::error::BadInput;
+use crate::hooks::Hook;
+use crate::http01::Responder;
+use crate::pem::{self, CertInfo, Chain};
+use crate::settings::{self, CertName, CertSettings, Challenge, ConfigFile, Global, Hooks};
+use crate::store::{Lineage, Store};
+
+pub const LOCK_WAIT: Duration = Duration::from_secs(120);
+
+#[derive(Serialize)]
+struct Outcome<'a> {
+    name: &'a str,
+    status: &'a str,
+    domains: Vec<String>,
+    serial: &'a str,
+    not_after: String,
+    bundle: String,
+}
+
+pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> anyhow::Result<()> {
+    // 1. every input, before anything is written or sent
+    let domains = settings::parse_domains(&args.domains).map_err(BadInput::new)?;
+    let name = match &args.name {
+        Some(raw) => CertName::parse(raw).map_err(BadInput::new)?,
+        None => CertName::from_domain(&domains[0]),
+    };
+    let challenge = Challenge::resolve(
+        args.challenge.or(config.challenge),
+        args.http_addr.as_deref().or(config.http_addr.as_deref()),
+        args.webroot.as_deref().or(config.webroot.as_deref()),
+    )
+    .map_err(BadInput::new)?;
+    if let Some(wild) = domains.iter().find(|d| d.is_wildcard()) {
+        return Err(BadInput::new(format!(
+            "{wild} is a wildcard; wildcards need the DNS-01 challenge, and certctl answers HTTP-01: list each name instead"
+        ))
+        .into());
+    }
+    let email = args.email.clone().or_else(|| config.email.clone());
+    if let Some(e) = &email {
+        if !e.contains('@') || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(BadInput::new(format!("--email {e:?} is not an e-mail address")).into());
+        }
+    }
+    let wanted = CertSettings {
+        domains: domains.clone(),
+        key_type: args.key_type.or(config.key_type).unwrap_or(KeyType::Ec256),
+        server: global.server.clone(),
+        ca_bundle: global.ca_bundle.clone(),
+        challenge,
+        hooks: merge_hooks(&args.hooks, config),
+        email,
+    };
+    let hook_timeout = hook_timeout(&args.hooks, config);
+
+    // 2. the directories must take the result, and nobody else may write meanwhile
+    let store = Store::new(&global.state_dir, &global.ssl_dir);
+    store.check_writable()?;
+    let _lock = store.lock(LOCK_WAIT)?;
+
+    // 3. a valid certificate for the same names is left alone unless --force
+    let existing = store.lineage(&name)?;
+    if let Some(current) = &existing {
+        let now = now();
+        let same_names = same_set(&current.settings.domains, &wanted.domains);
+        if same_names
+            && !args.force
+            && !pem::renewal_due(now, current.info.not_before, current.info.not_after)
+        {
+            crate::log::info(format_args!(
+                "{name}: the certificate is valid until {} and not due for renewal before {}; nothing to do (--force renews now)",
+                date(current.info.not_after),
+                date(pem::renewal_time(
+                    current.info.not_before,
+                    current.info.not_after
+                )),
+            ));
+            if args.json {
+                print_json(&store, current, "unchanged")?;
+            }
+            return Ok(());
+        }
+    }
+
+    // 4. the account: stored, or created once the terms are agreed to
+    let http = AcmeHttp::new(wanted.ca_bundle.as_deref())?;
+    let account = open_account(&store, &http, &wanted, args.agree_tos).await?;
+
+    // 5. pre-hook, responder, order
+    if let Some(cmd) = &wanted.hooks.pre {
+        Hook {
+            kind: "pre",
+            command: cmd,
+            env: vec![],
+        }
+        .run(hook_timeout)
+        .await?;
+    }
+    let issued = obtain(&store, &account, &name, &wanted).await?;
+
+    // 6. hooks; a failing hook leaves the new certificate in place and makes the exit code 1
+    let lineage = Lineage {
+        name: name.clone(),
+        settings: wanted.clone(),
+        info: issued,
+    };
+    crate::log::info(format_args!(
+        "{name}: issued for {}, valid until {}; bundle {}",
+        join(&lineage.settings.domains),
+        date(lineage.info.not_after),
+        store.bundle_path(&name).display()
+    ));
+    if args.json {
+        print_json(&store, &lineage, "issued")?;
+    }
+    let mut hook_errors = Vec::new();
+    if let Some(cmd) = &wanted.hooks.deploy {
+        if let Err(e) = (Hook {
+            kind: "deploy",
+            command: cmd,
+            env: hook_env(&store, &lineage),
+        })
+        .run(hook_timeout)
+        .await
+        {
+            hook_errors.push(e);
+        }
+    }
+    if let Some(cmd) = &wanted.hooks.post {
+        let env = vec![
+            ("CERTCTL_RENEWED_NAMES", name.to_string()),
+            (
+                "CERTCTL_RENEWED_BUNDLES",
+                store.bundle_path(&name).display().to_string(),
+            ),
+        ];
+        if let Err(e) = (Hook {
+            kind: "post",
+            command: cmd,
+            env,
+        })
+        .run(hook_timeout)
+        .await
+        {
+            hook_errors.push(e);
+        }
+    }
+    match hook_errors.into_iter().next() {
+        Some(e) => Err(e.context(format!(
+            "{name}: the new certificate is installed, but a hook failed"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Orders, stores and installs one certificate; returns the facts of the new leaf.
+pub async fn obtain(
+    store: &Store,
+    account: &instant_acme::Account,
+    name: &CertName,
+    wanted: &CertSettings,
+) -> anyhow::Result<CertInfo> {
+    let responder = match &wanted.challenge {
+        Challenge::Standalone { http_addr } => Some(Responder::bind(*http_addr).await?),
+        _ => None,
+    };
+    let answer = match (&wanted.challenge, &responder) {
+        (_, Some(r)) => Answer::Responder(&r.tokens),
+        (Challenge::Webroot { webroot }, _) => Answer::Webroot(webroot),
+        _ => Answer::Stateless,
+    };
+    let key = crate::keys::generate(wanted.key_type)?;
+    let csr = crate::keys::csr(&wanted.domains, &key)?;
+    crate::log::info(format_args!(
+        "{name}: ordering a certificate for {} from {}",
+        join(&wanted.domains),
+        wanted.server
+    ));
+    let chain_pem = acme::issue(account, &wanted.server, &wanted.domains, &csr, &answer)
+        .await
+        .with_context(|| {
+            format!("{name}: no certificate issued; the current one, if any, is unchanged")
+        })?;
+    drop(responder);
+
+    let key_pem = key.serialize_pem();
+    let chain = Chain::parse(&chain_pem).context("reading the certificate the CA sent")?;
+    pem::check_key_matches(&chain.leaf, &key_pem)
+        .context("the CA's certificate does not match the key certctl sent")?;
+    let info = pem::cert_info(&chain.leaf).context("reading the certificate the CA sent")?;
+    store.save_generation(name, &key_pem, &chain, &info)?;
+    store.save_settings(name, wanted)?;
+    store.write_bundle(name, &pem::bundle(&chain, &key_pem))?;
+    Ok(info)
+}
+
+async fn open_account(
+    store: &Store,
+    http: &AcmeHttp,
+    wanted: &CertSettings,
+    agree_tos: bool,
+) -> anyhow::Result<instant_acme::Account> {
+    if let Some(credentials) = store.account(&wanted.server)? {
+        crate::log::verbose(format_args!(
+            "using the stored account for {}",
+            wanted.server
+        ));
+        return acme::restore_account(http, &wanted.server, credentials).await;
+    }
+    if !agree_tos {
+        if !std::io::stdin().is_terminal() {
+            return Err(BadInput::new(format!(
+                "no account yet for {}: creating one means agreeing to the CA's terms of service; \
+                 pass --agree-tos (no terminal to ask on)",
+                wanted.server
+            ))
+            .into());
+        }
+        let tos = acme::terms_of_service(http, &wanted.server).await?;
+        let question = match &tos {
+            Some(url) => format!("Do you agree to the terms of service at {url}?"),
+            None => format!("Do you agree to the terms of service of {}?", wanted.server),
+        };
+        let agreed = dialoguer::Confirm::new()
+            .with_prompt(question)
+            .default(false)
+            .interact()
+            .map_err(|e| anyhow!("reading the answer: {e}"))?;
+        if !agreed {
+            return Err(
+                BadInput::new("the terms of service were not agreed to; nothing was done").into(),
+            );
+        }
+    }
+    let (account, credentials) =
+        acme::create_account(http, &wanted.server, wanted.email.as_deref()).await?;
+    store.save_account(&wanted.server, credentials)?;
+    crate::log::info(format_args!("created an ACME account at {}", wanted.server));
+    Ok(account)
+}
+
+/// Environment for deploy hooks: paths and names, never spliced into the command.
+pub fn hook_env(store: &Store, lineage: &Lineage) -> Vec<(&'static str, String)> {
+    let paths = store.live_paths(&lineage.name);
+    let domains = join(&lineage.settings.domains);
+    let live_dir = paths
+        .cert
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    vec![
+        ("CERTCTL_NAME", lineage.name.to_string()),
+        ("CERTCTL_DOMAINS", domains.clone()),
+        ("CERTCTL_BUNDLE", paths.bundle.display().to_string()),
+        ("CERTCTL_CERT", paths.cert.display().to_string()),
+        ("CERTCTL_KEY", paths.key.display().to_string()),
+        ("CERTCTL_CHAIN", paths.chain.display().to_string()),
+        ("CERTCTL_FULLCHAIN", paths.fullchain.display().to_string()),
+        ("CERTCTL_SERIAL", lineage.info.serial.clone()),
+        ("RENEWED_LINEAGE", live_dir),
+        ("RENEWED_DOMAINS", domains),
+    ]
+}
+
+pub fn merge_hooks(args: &HookArgs, config: &ConfigFile) -> Hooks {
+    Hooks {
+        pre: args.pre_hook.clone().or_else(|| config.pre_hook.clone()),
+        deploy: args
+            .deploy_hook
+            .clone()
+            .or_else(|| config.deploy_hook.clone()),
+        post: args.post_hook.clone().or_else(|| config.post_hook.clone()),
+    }
+}
+
+pub fn hook_timeout(args: &HookArgs, config: &ConfigFile) -> Duration {
+    args.hook_timeout
+        .or(config.hook_timeout)
+        .map(Duration::from_secs)
+        .unwrap_or(settings::DEFAULT_HOOK_TIMEOUT)
+}
+
+fn print_json(store: &Store, lineage: &Lineage, status: &str) -> anyhow::Result<()> {
+    let outcome = Outcome {
+        name: lineage.name.as_str(),
+        status,
+        domains: lineage
+            .settings
+            .domains
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        serial: &lineage.info.serial,
+        not_after: rfc3339(lineage.info.not_after),
+        bundle: store.bundle_path(&lineage.name).display().to_string(),
+    };
+    println!("{}", serde_json::to_string(&outcome)?);
+    Ok(())
+}
+
+fn same_set(a: &[settings::DomainName], b: &[settings::DomainName]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+pub fn join(domains: &[settings::DomainName]) -> String {
+    domains
+        .iter()
+        .map(|d| d.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub fn date(ts: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+                t.year(),
+                t.month() as u8,
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        })
+        .unwrap_or_else(|_| ts.to_string())
+}
+
+pub fn rfc3339(ts: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ts.to_string())
+}

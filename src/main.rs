@@ -1,0 +1,45 @@
+//! certctl's switchboard: parse the command line, resolve settings, build the runtime,
+//! run the subcommand, print `certctl: {err:#}` and exit 0, 1 (failure) or 2 (bad input).
+
+mod acme;
+mod cli;
+mod cmd;
+mod error;
+mod hooks;
+mod http01;
+mod keys;
+mod log;
+mod pem;
+mod settings;
+mod store;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::settings::{ConfigFile, Global};
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("certctl: {err:#}");
+            error::exit_code(&err)
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = ConfigFile::load(cli.global.config.as_deref())?;
+    let global = Global::resolve(&cli.global, &config)?;
+    log::set(global.verbosity);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Request(args) => cmd::request::run(&global, &config, args).await,
+        }
+    })
+}

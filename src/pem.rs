@@ -1,0 +1,222 @@
+//! Pure functions over certificate and key bytes: parse, split a chain, build a bundle,
+//! check that a key matches a certificate, and decide when a certificate is due.
+//! No I/O and no clock here: callers pass `now` in.
+
+use anyhow::{Context, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+
+/// What certctl needs to know about an issued leaf, kept in meta.json so that deciding
+/// whether to renew never parses a PEM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertInfo {
+    /// Serial number, lowercase hex without separators.
+    pub serial: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    /// DNS names and IP addresses from subjectAltName.
+    pub names: Vec<String>,
+    /// Issuer distinguished name, as text.
+    pub issuer: String,
+}
+
+/// Splits PEM text into its DER certificates, in order; other blocks are skipped.
+pub fn certificates(pem_bytes: &[u8]) -> anyhow::Result<Vec<Vec<u8>>> {
+    let blocks = pem::parse_many(pem_bytes).map_err(|e| anyhow!("not valid PEM: {e}"))?;
+    Ok(blocks
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| b.into_contents())
+        .collect())
+}
+
+/// PEM text of one DER certificate, LF line endings, ending with a newline.
+pub fn certificate_pem(der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
+/// The leaf and the rest of a chain as the CA sent it (leaf first).
+pub struct Chain {
+    pub leaf: Vec<u8>,
+    pub intermediates: Vec<Vec<u8>>,
+}
+
+impl Chain {
+    pub fn parse(pem_text: &str) -> anyhow::Result<Self> {
+        let mut certs = certificates(pem_text.as_bytes())?.into_iter();
+        let leaf = certs.next().context("the CA sent no certificate")?;
+        Ok(Self {
+            leaf,
+            intermediates: certs.collect(),
+        })
+    }
+
+    pub fn leaf_pem(&self) -> String {
+        certificate_pem(&self.leaf)
+    }
+
+    pub fn chain_pem(&self) -> String {
+        self.intermediates
+            .iter()
+            .map(|c| certificate_pem(c))
+            .collect()
+    }
+
+    pub fn fullchain_pem(&self) -> String {
+        self.leaf_pem() + &self.chain_pem()
+    }
+}
+
+/// Parses a leaf certificate into the facts certctl keeps.
+pub fn cert_info(der: &[u8]) -> anyhow::Result<CertInfo> {
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|e| anyhow!("not a valid X.509 certificate: {e}"))?;
+    let mut names = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
+            for name in &san.general_names {
+                match name {
+                    GeneralName::DNSName(d) => names.push(d.to_string()),
+                    GeneralName::IPAddress(ip) => names.push(ip_text(ip)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(CertInfo {
+        serial: cert
+            .tbs_certificate
+            .raw_serial()
+            .iter()
+            .skip_while(|b| **b == 0)
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        names,
+        issuer: cert.issuer().to_string(),
+    })
+}
+
+fn ip_text(bytes: &[u8]) -> String {
+    match bytes.len() {
+        4 => std::net::Ipv4Addr::from(<[u8; 4]>::try_from(bytes).unwrap_or_default()).to_string(),
+        16 => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).unwrap_or_default()).to_string(),
+        _ => String::from("?"),
+    }
+}
+
+/// The SubjectPublicKeyInfo DER of a certificate.
+fn cert_spki(der: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|e| anyhow!("not a valid X.509 certificate: {e}"))?;
+    Ok(cert.public_key().raw.to_vec())
+}
+
+/// Checks that the private key (PEM) belongs to the certificate (DER).
+pub fn check_key_matches(cert_der: &[u8], key_pem: &str) -> anyhow::Result<()> {
+    use rcgen::PublicKeyData;
+    let key = rcgen::KeyPair::from_pem(key_pem)
+        .map_err(|e| anyhow!("the private key is not usable: {e}"))?;
+    if key.subject_public_key_info() != cert_spki(cert_der)? {
+        bail!("the private key does not match the certificate");
+    }
+    Ok(())
+}
+
+/// A bundle as HAProxy loads it: leaf, intermediates, private key; no blank lines, since
+/// HAProxy's runtime API stops reading a payload at the first blank line.
+pub fn bundle(chain: &Chain, key_pem: &str) -> String {
+    let mut out = chain.fullchain_pem();
+    for line in key_pem.lines().filter(|l| !l.trim().is_empty()) {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// When a certificate becomes due: a third of its lifetime before expiry, or half of it
+/// when the lifetime is under ten days (short-lived certificates need more slack).
+pub fn renewal_time(not_before: i64, not_after: i64) -> i64 {
+    let lifetime = (not_after - not_before).max(0);
+    let margin = if lifetime < 10 * 86_400 {
+        lifetime / 2
+    } else {
+        lifetime / 3
+    };
+    not_after - margin
+}
+
+/// True when a certificate valid from `not_before` to `not_after` is due at `now`.
+pub fn renewal_due(now: i64, not_before: i64, not_after: i64) -> bool {
+    now >= renewal_time(not_before, not_after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+    // 2026-01-01T00:00:00Z
+    const T0: i64 = 1_767_225_600;
+
+    #[test]
+    fn ninety_day_certificate_is_due_with_thirty_days_left() {
+        let (nb, na) = (T0, T0 + 90 * DAY);
+        assert!(!renewal_due(T0 + 59 * DAY, nb, na));
+        assert!(renewal_due(T0 + 60 * DAY, nb, na));
+        assert!(renewal_due(na + DAY, nb, na));
+    }
+
+    #[test]
+    fn six_day_certificate_is_due_at_half_its_life() {
+        let (nb, na) = (T0, T0 + 6 * DAY);
+        assert!(!renewal_due(T0 + 2 * DAY, nb, na));
+        assert!(renewal_due(T0 + 3 * DAY, nb, na));
+    }
+
+    #[test]
+    fn renewal_never_uses_a_fixed_number_of_days() {
+        // a one-year certificate is due four months before expiry, not thirty days
+        let (nb, na) = (T0, T0 + 360 * DAY);
+        assert_eq!(renewal_time(nb, na), T0 + 240 * DAY);
+    }
+
+    fn self_signed(names: &[&str]) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn bundle_has_leaf_chain_key_and_no_blank_lines() {
+        let (leaf, key) = self_signed(&["a.fr"]);
+        let (inter, _) = self_signed(&["ca.test"]);
+        let text = format!("{leaf}\n\n{inter}\n");
+        let chain = Chain::parse(&text).unwrap();
+        assert_eq!(chain.intermediates.len(), 1);
+        let b = bundle(&chain, &format!("{key}\n\n"));
+        assert!(!b.lines().any(|l| l.trim().is_empty()), "{b}");
+        assert_eq!(certificates(b.as_bytes()).unwrap().len(), 2);
+        assert!(b.trim_end().ends_with("-----END PRIVATE KEY-----"));
+        assert!(b.starts_with("-----BEGIN CERTIFICATE-----"));
+    }
+
+    #[test]
+    fn key_match_is_checked() {
+        let (leaf, key) = self_signed(&["a.fr", "www.a.fr"]);
+        let (_, other_key) = self_signed(&["b.fr"]);
+        let der = certificates(leaf.as_bytes()).unwrap().remove(0);
+        check_key_matches(&der, &key).unwrap();
+        assert!(check_key_matches(&der, &other_key).is_err());
+        let info = cert_info(&der).unwrap();
+        assert_eq!(info.names, vec!["a.fr", "www.a.fr"]);
+        assert!(info.not_after > info.not_before);
+    }
+}

@@ -1,0 +1,569 @@
+//! Turns flags, environment and the config file into validated values, once, at the edge.
+//! Inner code receives `DomainName`, `CertName`, `Server` and `Settings`, never raw strings.
+//! Precedence: flags > environment (clap reads both) > config file > built-in defaults.
+//! Nothing here touches the network or writes to disk.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{ChallengeKind, GlobalArgs, KeyType};
+use crate::error::BadInput;
+
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/certctl";
+pub const DEFAULT_SSL_DIR: &str = "/etc/haproxy/ssl";
+pub const DEFAULT_CONFIG: &str = "/etc/certctl/config.toml";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:2031";
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(300);
+/// Let's Encrypt and most CAs refuse orders with more names than this.
+pub const MAX_NAMES: usize = 100;
+
+/// A DNS name as it goes into an order: lowercase ASCII (punycode), RFC 1123 labels.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DomainName(String);
+
+impl DomainName {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() {
+            return Err("empty name".into());
+        }
+        if let Some(c) = raw.chars().find(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "{:?} contains {}; a name is one word like mon-app.fr",
+                raw,
+                if c.is_whitespace() {
+                    "a space"
+                } else {
+                    "a control character"
+                }
+            ));
+        }
+        if raw.contains(['/', '\\']) {
+            return Err(format!(
+                "{raw:?} contains a path separator; give the bare host name, without scheme or path"
+            ));
+        }
+        if raw.contains(':') {
+            return Err(format!(
+                "{raw:?} contains ':'; give the bare host name, without scheme or port"
+            ));
+        }
+        if raw.ends_with('.') {
+            return Err(format!("{raw:?} ends with a dot; drop the trailing dot"));
+        }
+        let (wildcard, rest) = match raw.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, raw),
+        };
+        let ascii = idna::domain_to_ascii_strict(rest).map_err(|_| {
+            format!("{raw:?} is not a valid domain name (bad characters or punycode)")
+        })?;
+        if ascii.len() > 253 {
+            return Err(format!("{raw:?} is longer than 253 characters"));
+        }
+        let labels: Vec<&str> = ascii.split('.').collect();
+        if labels.len() < 2 {
+            return Err(format!(
+                "{raw:?} has a single label; certificates name fully qualified hosts like mon-app.fr"
+            ));
+        }
+        for label in &labels {
+            check_label(raw, label)?;
+        }
+        if labels
+            .last()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!(
+                "{raw:?} looks like an IP address; ACME HTTP-01 here issues for DNS names"
+            ));
+        }
+        Ok(Self(if wildcard {
+            format!("*.{ascii}")
+        } else {
+            ascii
+        }))
+    }
+
+    pub fn is_wildcard(&self) -> bool {
+        self.0.starts_with("*.")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn check_label(raw: &str, label: &str) -> Result<(), String> {
+    if label.is_empty() {
+        return Err(format!(
+            "{raw:?} has an empty label (two dots in a row, or a leading dot)"
+        ));
+    }
+    if label.len() > 63 {
+        return Err(format!(
+            "{raw:?} has a label longer than 63 bytes: {label:?}"
+        ));
+    }
+    if !label
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(format!(
+            "{raw:?} has characters other than letters, digits and '-' in {label:?}"
+        ));
+    }
+    if label.starts_with('-') || label.ends_with('-') {
+        return Err(format!(
+            "{raw:?} has a label that starts or ends with '-': {label:?}"
+        ));
+    }
+    Ok(())
+}
+
+impl TryFrom<String> for DomainName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<DomainName> for String {
+    fn from(d: DomainName) -> String {
+        d.0
+    }
+}
+
+impl fmt::Display for DomainName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The name of a managed certificate: its state directory and its bundle `<name>.pem`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CertName(String);
+
+impl CertName {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 200
+            && !raw.starts_with(['.', '-'])
+            && raw.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+            })
+            && !raw.contains("..");
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(format!(
+                "{raw:?} is not a usable certificate name; use lowercase letters, digits, '.', '-' and '_' (like mon-app.fr)"
+            ))
+        }
+    }
+
+    /// The default name: the first domain, with a wildcard's `*.` dropped.
+    pub fn from_domain(domain: &DomainName) -> Self {
+        Self(domain.as_str().trim_start_matches("*.").to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CertName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<CertName> for String {
+    fn from(n: CertName) -> String {
+        n.0
+    }
+}
+
+impl fmt::Display for CertName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where certificates come from: an ACME directory URL (https).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Server(String);
+
+pub const KNOWN_SERVERS: &[(&str, &str)] = &[
+    (
+        "letsencrypt",
+        "https://acme-v02.api.letsencrypt.org/directory",
+    ),
+    (
+        "letsencrypt-staging",
+        "https://acme-staging-v02.api.letsencrypt.org/directory",
+    ),
+    ("zerossl", "https://acme.zerossl.com/v2/DV90"),
+    ("google", "https://dv.acme-v02.api.pki.goog/directory"),
+    ("buypass", "https://api.buypass.com/acme/directory"),
+];
+
+impl Server {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if let Some((_, url)) = KNOWN_SERVERS.iter().find(|(name, _)| *name == raw) {
+            return Ok(Self((*url).to_owned()));
+        }
+        let names: Vec<&str> = KNOWN_SERVERS.iter().map(|(n, _)| *n).collect();
+        let names = names.join(", ");
+        if raw == "local" {
+            return Err(format!(
+                "--server local: the local CA is not part of this version; use an ACME directory URL or one of: {names}"
+            ));
+        }
+        let uri: http::Uri = raw
+            .parse()
+            .map_err(|_| format!("--server {raw:?} is neither an https URL nor one of: {names}"))?;
+        if uri.scheme_str() != Some("https") || uri.host().is_none() {
+            return Err(format!(
+                "--server {raw:?} is neither an https URL nor one of: {names} (ACME directories are served over https)"
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn url(&self) -> &str {
+        &self.0
+    }
+
+    /// Let's Encrypt production: `renew --dry-run` switches it to staging.
+    pub fn staging_counterpart(&self) -> Option<Server> {
+        (self.0 == KNOWN_SERVERS[0].1).then(|| Server(KNOWN_SERVERS[1].1.to_owned()))
+    }
+}
+
+impl TryFrom<String> for Server {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Server> for String {
+    fn from(s: Server) -> String {
+        s.0
+    }
+}
+
+impl fmt::Display for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The optional TOML config file; every key is optional, unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub state_dir: Option<PathBuf>,
+    pub ssl_dir: Option<PathBuf>,
+    pub server: Option<String>,
+    pub ca_bundle: Option<PathBuf>,
+    pub email: Option<String>,
+    pub key_type: Option<KeyType>,
+    pub challenge: Option<ChallengeKind>,
+    pub http_addr: Option<String>,
+    pub webroot: Option<PathBuf>,
+    pub pre_hook: Option<String>,
+    pub deploy_hook: Option<String>,
+    pub post_hook: Option<String>,
+    pub hook_timeout: Option<u64>,
+}
+
+impl ConfigFile {
+    /// Reads `--config` (must exist) or the default path (may be absent).
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<Self> {
+        let (path, required) = match explicit {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Self::default());
+            }
+            Err(e) => {
+                return Err(
+                    BadInput::new(format!("reading config file {}: {e}", path.display())).into(),
+                );
+            }
+        };
+        toml::from_str(&text).map_err(|e| {
+            BadInput::new(format!(
+                "config file {}: {}",
+                path.display(),
+                e.to_string().trim_end()
+            ))
+            .into()
+        })
+    }
+}
+
+/// The global settings every subcommand works with.
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub state_dir: PathBuf,
+    pub ssl_dir: PathBuf,
+    pub server: Server,
+    pub ca_bundle: Option<PathBuf>,
+    pub verbosity: Verbosity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+    Debug,
+}
+
+impl Global {
+    pub fn resolve(args: &GlobalArgs, config: &ConfigFile) -> anyhow::Result<Self> {
+        let server_raw = args.server.clone().or_else(|| config.server.clone());
+        let server = match server_raw {
+            Some(raw) => Server::parse(&raw).map_err(BadInput::new)?,
+            None => Server(KNOWN_SERVERS[0].1.to_owned()),
+        };
+        let ca_bundle = args.ca_bundle.clone().or_else(|| config.ca_bundle.clone());
+        if let Some(path) = &ca_bundle {
+            check_ca_bundle(path)?;
+        }
+        let verbosity = match (args.quiet, args.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, 1) => Verbosity::Verbose,
+            (false, _) => Verbosity::Debug,
+        };
+        Ok(Self {
+            state_dir: non_empty_path(
+                args.state_dir.clone().or_else(|| config.state_dir.clone()),
+                "--state-dir",
+            )?
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            ssl_dir: non_empty_path(
+                args.ssl_dir.clone().or_else(|| config.ssl_dir.clone()),
+                "--ssl-dir",
+            )?
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SSL_DIR)),
+            server,
+            ca_bundle: ca_bundle.map(|p| std::path::absolute(&p).unwrap_or(p)),
+            verbosity,
+        })
+    }
+}
+
+fn non_empty_path(path: Option<PathBuf>, flag: &str) -> anyhow::Result<Option<PathBuf>> {
+    match path {
+        Some(p) if p.as_os_str().is_empty() => {
+            Err(BadInput::new(format!("{flag} is empty; give a directory")).into())
+        }
+        Some(p) => Ok(Some(std::path::absolute(&p).unwrap_or(p))),
+        None => Ok(None),
+    }
+}
+
+/// A `--ca-bundle` must be a readable PEM file with at least one certificate.
+pub fn check_ca_bundle(path: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        BadInput::new(format!(
+            "--ca-bundle {}: {e}; give a PEM file of CA certificates",
+            path.display()
+        ))
+    })?;
+    let certs = crate::pem::certificates(&bytes)
+        .with_context(|| format!("--ca-bundle {}", path.display()))
+        .map_err(|e| BadInput::new(format!("{e:#}")))?;
+    if certs.is_empty() {
+        return Err(BadInput::new(format!(
+            "--ca-bundle {} holds no certificate; give a PEM file with -----BEGIN CERTIFICATE----- blocks",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// How HTTP-01 challenges get answered, with what each way needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Challenge {
+    Standalone { http_addr: SocketAddr },
+    Webroot { webroot: PathBuf },
+    Stateless,
+}
+
+impl Challenge {
+    pub fn resolve(
+        kind: Option<ChallengeKind>,
+        http_addr: Option<&str>,
+        webroot: Option<&Path>,
+    ) -> Result<Self, String> {
+        match kind.unwrap_or(ChallengeKind::Standalone) {
+            ChallengeKind::Standalone => {
+                let raw = http_addr.unwrap_or(DEFAULT_HTTP_ADDR);
+                let http_addr = raw.parse().map_err(|_| {
+                    format!("--http-addr {raw:?} is not an address:port like 127.0.0.1:2031")
+                })?;
+                Ok(Self::Standalone { http_addr })
+            }
+            ChallengeKind::Webroot => {
+                let webroot = webroot.ok_or(
+                    "--challenge webroot needs --webroot DIR (the web server's document root)",
+                )?;
+                if !webroot.is_dir() {
+                    return Err(format!(
+                        "--webroot {} is not a directory",
+                        webroot.display()
+                    ));
+                }
+                let webroot =
+                    std::path::absolute(webroot).unwrap_or_else(|_| webroot.to_path_buf());
+                Ok(Self::Webroot { webroot })
+            }
+            ChallengeKind::Stateless => Ok(Self::Stateless),
+        }
+    }
+}
+
+/// Hook commands and their time limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hooks {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<String>,
+}
+
+/// What `request` used for a certificate, stored so that `renew` repeats it with no flags.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertSettings {
+    pub domains: Vec<DomainName>,
+    pub key_type: KeyType,
+    pub server: Server,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<PathBuf>,
+    pub challenge: Challenge,
+    #[serde(default)]
+    pub hooks: Hooks,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// Parses the names of a request: each valid, no duplicates, at most `MAX_NAMES`.
+pub fn parse_domains(raw: &[String]) -> Result<Vec<DomainName>, String> {
+    if raw.is_empty() {
+        return Err("no domain given; name at least one, like: certctl request mon-app.fr".into());
+    }
+    if raw.len() > MAX_NAMES {
+        return Err(format!(
+            "{} names given; a certificate holds at most {MAX_NAMES}",
+            raw.len()
+        ));
+    }
+    let mut domains: Vec<DomainName> = Vec::with_capacity(raw.len());
+    for r in raw {
+        let d = DomainName::parse(r)?;
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    Ok(domains)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_names_are_lowercased_and_punycoded() {
+        assert_eq!(
+            DomainName::parse("Mon-App.FR").unwrap().as_str(),
+            "mon-app.fr"
+        );
+        assert_eq!(
+            DomainName::parse("café.fr").unwrap().as_str(),
+            "xn--caf-dma.fr"
+        );
+        assert_eq!(
+            DomainName::parse("*.mon-app.fr").unwrap().as_str(),
+            "*.mon-app.fr"
+        );
+        assert!(DomainName::parse("*.mon-app.fr").unwrap().is_wildcard());
+    }
+
+    #[test]
+    fn bad_domain_names_are_refused() {
+        let long_label = format!("{}.fr", "a".repeat(64));
+        for bad in [
+            "",
+            " ",
+            "a b.fr",
+            "a/b.fr",
+            "..",
+            "a..b",
+            ".a.fr",
+            "a.fr.",
+            "localhost",
+            "-a.fr",
+            "a-.fr",
+            "a_b.fr",
+            "xn--zz.fr",
+            "1.2.3.4",
+            "http://a.fr",
+            "a.fr:443",
+            "a\u{7}.fr",
+            long_label.as_str(),
+        ] {
+            assert!(DomainName::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        let long = format!("{}.fr", ["abcdefghij"; 25].join("."));
+        assert!(DomainName::parse(&long).is_err());
+    }
+
+    #[test]
+    fn cert_names_cannot_escape_their_directory() {
+        for bad in ["", "..", "a/b", "../x", ".hidden", "A", "a b"] {
+            assert!(CertName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(CertName::parse("mon-app.fr").is_ok());
+    }
+
+    #[test]
+    fn servers_resolve_short_names_and_require_https() {
+        assert_eq!(
+            Server::parse("letsencrypt").unwrap().url(),
+            KNOWN_SERVERS[0].1
+        );
+        assert!(Server::parse("https://127.0.0.1:14000/dir").is_ok());
+        for bad in ["http://x/dir", "nope", "ftp://x", "https://", "local"] {
+            assert!(Server::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn too_many_names_and_duplicates() {
+        let many: Vec<String> = (0..101).map(|i| format!("n{i}.mon-app.fr")).collect();
+        assert!(parse_domains(&many).is_err());
+        let dup = vec!["a.fr".to_owned(), "A.fr".to_owned()];
+        assert_eq!(parse_domains(&dup).unwrap().len(), 1);
+    }
+}
