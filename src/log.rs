@@ -35,8 +35,3 @@ pub fn debug(args: std::fmt::Arguments<'_>) {
         eprintln!("{args}");
     }
 }
-
-/// A problem that does not stop the command; always shown.
-pub fn warn(args: std::fmt::Arguments<'_>) {
-    eprintln!("certctl: warning: {args}");
-}

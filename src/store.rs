@@ -4,7 +4,7 @@
 //! holding key.pem, cert.pem, chain.pem, fullchain.pem and meta.json; bundles <ssl>/<name>.pem.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -58,10 +58,6 @@ impl Store {
         }
     }
 
-    pub fn ssl_dir(&self) -> &Path {
-        &self.ssl_dir
-    }
-
     /// Creates both directories when missing and proves they can be written, so that no
     /// order is placed for a certificate that could not be saved.
     pub fn check_writable(&self) -> anyhow::Result<()> {
@@ -86,14 +82,15 @@ impl Store {
         Ok(())
     }
 
-    /// Takes the state lock, waiting at most `wait`; released when the guard drops or the
-    /// process dies (flock), so a killed run never leaves a stale lock behind.
+    /// Takes the state lock, waiting at most `wait`. It is a POSIX record lock: the kernel
+    /// drops it when the process dies, so a killed run never leaves a stale lock, and it
+    /// names its holder's pid without certctl writing anything into the file.
     pub fn lock(&self, wait: Duration) -> anyhow::Result<LockGuard> {
         create_dir(&self.state_dir).with_context(|| {
             format!("creating the state directory {}", self.state_dir.display())
         })?;
         let path = self.state_dir.join("lock");
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
@@ -102,32 +99,19 @@ impl Store {
             .open(&path)
             .with_context(|| format!("opening the lock file {}", path.display()))?;
         let deadline = Instant::now() + wait;
-        loop {
-            // SAFETY: flock on an open descriptor we own; no memory is shared.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            if rc == 0 {
-                break;
-            }
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(err).with_context(|| format!("locking {}", path.display()));
-            }
+        while !try_lock(&file).with_context(|| format!("locking {}", path.display()))? {
             if Instant::now() >= deadline {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = holder.trim();
+                let holder =
+                    lock_holder(&file).map_or_else(|| "unknown".to_owned(), |pid| pid.to_string());
                 bail!(
-                    "another certctl holds the lock {} (pid {}) and did not finish within {}s; wait for it, or stop it if it hangs",
+                    "another certctl holds the lock {} (pid {holder}) and did not finish within {}s; \
+                     wait for it, or stop it if it hangs",
                     path.display(),
-                    if holder.is_empty() { "unknown" } else { holder },
                     wait.as_secs()
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        file.set_len(0)?;
-        file.rewind()?;
-        writeln!(file, "{}", std::process::id())?;
         self.remove_stale_temp_files();
         Ok(LockGuard { _file: file })
     }
@@ -244,12 +228,6 @@ impl Store {
         }))
     }
 
-    /// The private key PEM of the current certificate.
-    pub fn key_pem(&self, name: &CertName) -> anyhow::Result<String> {
-        let path = self.live_paths(name).key;
-        fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
-    }
-
     pub fn save_settings(&self, name: &CertName, settings: &CertSettings) -> anyhow::Result<()> {
         let dir = self.cert_dir(name);
         create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -340,6 +318,36 @@ impl Store {
             .with_context(|| format!("writing the bundle {}", path.display()))?;
         Ok(true)
     }
+}
+
+fn lock_request(kind: libc::c_int) -> libc::flock {
+    // SAFETY: flock is a plain C struct; all-zero is a valid value for every field.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl
+}
+
+/// Tries to take a write lock on the whole file; false when another process holds it.
+fn try_lock(file: &File) -> io::Result<bool> {
+    let fl = lock_request(libc::F_WRLCK);
+    // SAFETY: fcntl(F_SETLK) with a valid descriptor and a pointer to a live struct.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) } == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EAGAIN) => Ok(false),
+        _ => Err(err),
+    }
+}
+
+/// The pid of the process holding the lock, if any.
+fn lock_holder(file: &File) -> Option<i32> {
+    let mut fl = lock_request(libc::F_WRLCK);
+    // SAFETY: fcntl(F_GETLK) with a valid descriptor and a pointer to a live struct.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut fl) };
+    (rc == 0 && fl.l_type != libc::F_UNLCK as libc::c_short).then_some(fl.l_pid)
 }
 
 /// Holds the state lock until dropped.
@@ -436,18 +444,26 @@ mod tests {
     }
 
     #[test]
-    fn lock_is_exclusive_and_names_the_holder() {
+    fn lock_names_the_process_holding_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(&dir.path().join("state"), &dir.path().join("ssl"));
-        let guard = store.lock(Duration::from_millis(10)).unwrap();
-        // flock locks are per open file description: a second open in this process conflicts
-        let err = store
-            .lock(Duration::from_millis(100))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains(&std::process::id().to_string()), "{err}");
-        drop(guard);
-        store.lock(Duration::from_millis(10)).unwrap();
+        let _guard = store.lock(Duration::from_millis(10)).unwrap();
+        // POSIX locks belong to the process: another process sees this one as the holder
+        let lock = dir.path().join("state/lock");
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg("import fcntl,struct,sys\nf=open(sys.argv[1],'r+')\nr=fcntl.fcntl(f,fcntl.F_GETLK,struct.pack('hhqqi',fcntl.F_WRLCK,0,0,0,0))\nprint(struct.unpack('hhqqi',r)[4])")
+            .arg(&lock)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            std::process::id().to_string()
+        );
+        assert_eq!(
+            fs::read(&lock).unwrap(),
+            b"",
+            "nothing is written into the lock file"
+        );
     }
 }

@@ -94,21 +94,27 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         }
     }
 
-    // 4. the account: stored, or created once the terms are agreed to
-    let http = AcmeHttp::new(wanted.ca_bundle.as_deref())?;
-    let account = open_account(&store, &http, &wanted, args.agree_tos).await?;
-
-    // 5. pre-hook, responder, order
+    // 4. pre-hook (it may free the responder's port, as with certbot); the responder's
+    //    address must be free before anything is sent to the CA; then the account: stored,
+    //    or created once the terms are agreed to
     if let Some(cmd) = &wanted.hooks.pre {
-        Hook {
+        let hook = Hook {
             kind: "pre",
             command: cmd,
             env: vec![],
-        }
-        .run(hook_timeout)
-        .await?;
+        };
+        hook.run(hook_timeout).await?;
     }
-    let issued = obtain(&store, &account, &name, &wanted).await?;
+    let responder = match &wanted.challenge {
+        Challenge::Standalone { http_addr } => Some(Responder::bind(*http_addr).await?),
+        _ => None,
+    };
+    let http = AcmeHttp::new(wanted.ca_bundle.as_deref())?;
+    let account = open_account(&store, &http, &wanted, args.agree_tos).await?;
+
+    // 5. the order
+    let issued = obtain(&store, &account, responder.as_ref(), &name, &wanted).await?;
+    drop(responder);
 
     // 6. hooks; a failing hook leaves the new certificate in place and makes the exit code 1
     let lineage = Lineage {
@@ -166,19 +172,18 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
 }
 
 /// Orders, stores and installs one certificate; returns the facts of the new leaf.
+/// The responder, when the challenge needs one, is bound by the caller and serves the tokens
+/// of every order of the run.
 pub async fn obtain(
     store: &Store,
     account: &instant_acme::Account,
+    responder: Option<&Responder>,
     name: &CertName,
     wanted: &CertSettings,
 ) -> anyhow::Result<CertInfo> {
-    let responder = match &wanted.challenge {
-        Challenge::Standalone { http_addr } => Some(Responder::bind(*http_addr).await?),
-        _ => None,
-    };
-    let answer = match (&wanted.challenge, &responder) {
-        (_, Some(r)) => Answer::Responder(&r.tokens),
+    let answer = match (&wanted.challenge, responder) {
         (Challenge::Webroot { webroot }, _) => Answer::Webroot(webroot),
+        (_, Some(r)) => Answer::Responder(&r.tokens),
         _ => Answer::Stateless,
     };
     let key = crate::keys::generate(wanted.key_type)?;
@@ -193,7 +198,6 @@ pub async fn obtain(
         .with_context(|| {
             format!("{name}: no certificate issued; the current one, if any, is unchanged")
         })?;
-    drop(responder);
 
     let key_pem = key.serialize_pem();
     let chain = Chain::parse(&chain_pem).context("reading the certificate the CA sent")?;
