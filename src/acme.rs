@@ -282,13 +282,17 @@ async fn run_order(
         }
     }
 
-    // 3. wait for validation
-    let status = retry(server, "waiting for validation", async || {
-        order.poll_ready(&POLL).await
-    })
-    .await?;
-    if status != OrderStatus::Ready {
-        return Err(validation_failure(&mut order, server).await);
+    // 3. wait for validation; an invalid order is explained by its challenges' errors
+    let mut tries = 0;
+    loop {
+        match order.poll_ready(&POLL).await {
+            Ok(OrderStatus::Ready) => break,
+            Err(e) if is_bad_nonce(&e) && tries < BAD_NONCE_TRIES => tries += 1,
+            Ok(_) | Err(instant_acme::Error::Api(_)) => {
+                return Err(validation_failure(&mut order, server).await);
+            }
+            Err(e) => return Err(explain(e, server)).context("waiting for validation"),
+        }
     }
 
     // 4. finalize and download
@@ -318,6 +322,7 @@ fn write_webroot_token(webroot: &Path, token: &str, key_authorization: &str) -> 
 
 /// Why an order went invalid: the challenge errors the CA recorded, unchanged.
 async fn validation_failure(order: &mut instant_acme::Order, server: &Server) -> anyhow::Error {
+    let order_problem = order.state().error.as_ref().map(problem_text);
     let mut reasons = Vec::new();
     let mut authorizations = order.authorizations();
     while let Some(Ok(mut authz)) = authorizations.next().await {
@@ -333,7 +338,10 @@ async fn validation_failure(order: &mut instant_acme::Order, server: &Server) ->
         }
     }
     if reasons.is_empty() {
-        anyhow!("the CA ({server}) marked the order invalid without saying why")
+        match order_problem {
+            Some(problem) => anyhow!("the CA could not validate the order: {problem}"),
+            None => anyhow!("the CA ({server}) marked the order invalid without saying why"),
+        }
     } else {
         anyhow!(
             "the CA could not validate the challenge:\n  {}\nhint: the CA must reach http://<name>/.well-known/acme-challenge/ \

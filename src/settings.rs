@@ -56,11 +56,16 @@ impl DomainName {
         if raw.ends_with('.') {
             return Err(format!("{raw:?} ends with a dot; drop the trailing dot"));
         }
+        if raw.starts_with('.') || raw.contains("..") {
+            return Err(format!(
+                "{raw:?} has an empty label (a leading dot or two dots in a row)"
+            ));
+        }
         let (wildcard, rest) = match raw.strip_prefix("*.") {
             Some(rest) => (true, rest),
             None => (false, raw),
         };
-        let ascii = idna::domain_to_ascii_strict(rest).map_err(|_| {
+        let ascii = idna::domain_to_ascii(rest).map_err(|_| {
             format!("{raw:?} is not a valid domain name (bad characters or punycode)")
         })?;
         if ascii.len() > 253 {

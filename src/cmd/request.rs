@@ -65,8 +65,20 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
     };
     let hook_timeout = hook_timeout(&args.hooks, config);
 
-    // 2. the directories must take the result, and nobody else may write meanwhile
+    // 2. a new account needs the terms agreed to: without a terminal to ask on, that is
+    //    --agree-tos; then the directories must take the result, and nobody else may write
     let store = Store::new(&global.state_dir, &global.ssl_dir);
+    if !args.agree_tos
+        && !std::io::stdin().is_terminal()
+        && store.account(&wanted.server)?.is_none()
+    {
+        return Err(BadInput::new(format!(
+            "no account yet for {}: creating one means agreeing to the CA's terms of service; \
+             pass --agree-tos (there is no terminal to ask on)",
+            wanted.server
+        ))
+        .into());
+    }
     store.check_writable()?;
     let _lock = store.lock(LOCK_WAIT)?;
 
@@ -224,14 +236,6 @@ async fn open_account(
         return acme::restore_account(http, &wanted.server, credentials).await;
     }
     if !agree_tos {
-        if !std::io::stdin().is_terminal() {
-            return Err(BadInput::new(format!(
-                "no account yet for {}: creating one means agreeing to the CA's terms of service; \
-                 pass --agree-tos (no terminal to ask on)",
-                wanted.server
-            ))
-            .into());
-        }
         let tos = acme::terms_of_service(http, &wanted.server).await?;
         let question = match &tos {
             Some(url) => format!("Do you agree to the terms of service at {url}?"),

@@ -1,0 +1,631 @@
+//! The integration-test lab: Pebble (ACME CA), pebble-challtestsrv (DNS answering 127.0.0.1)
+//! and HAProxy (HTTP-01 forwarding, TLS with a crt directory), each on fresh loopback ports
+//! in its own temp dir, plus helpers to drive the `certctl` binary against them.
+//! Every process lives in a guard that stops it on drop; labs share nothing, so tests may
+//! run in parallel. Set CERTCTL_LAB_KEEP=1 to keep a lab's directory (kept anyway on panic).
+#![allow(dead_code)]
+
+pub mod haproxy;
+pub mod pki;
+pub mod process;
+pub mod tls;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tempfile::TempDir;
+
+#[allow(unused_imports)]
+pub use process::process_alive;
+use process::{ProcessGuard, accepts, descendants_of, free_port, log_tail};
+pub use tls::HttpReply;
+
+/// Bound on every startup wait and on a reload becoming effective.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Bound on one `certctl` run through `Lab::run`.
+const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+/// Variables the spawned programs must not inherit from whoever runs the tests.
+const PROXY_VARS: [&str; 6] = [
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+];
+
+/// What to vary between labs. `Default` gives the common lab.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// Pebble's `certificateValidityPeriod` in seconds; None keeps Pebble's 5 years.
+    pub validity_secs: Option<u64>,
+    /// PEBBLE_WFE_NONCEREJECT; None leaves Pebble's default (5 %).
+    pub nonce_reject_percent: Option<u32>,
+    /// PEBBLE_AUTHZREUSE; None sets 0 so every order needs fresh validation.
+    pub authz_reuse_percent: Option<u32>,
+    /// Start HAProxy in front of certctl's responder (default true). Without it Pebble
+    /// validates HTTP-01 directly against `http_addr`.
+    pub haproxy: bool,
+    /// More environment for Pebble, e.g. ("PEBBLE_CHAIN_LENGTH", "3").
+    pub pebble_env: Vec<(String, String)>,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions {
+            validity_secs: None,
+            nonce_reject_percent: None,
+            authz_reuse_percent: None,
+            haproxy: true,
+            pebble_env: Vec::new(),
+        }
+    }
+}
+
+/// The result of one `certctl` run, with output decoded lossily as UTF-8.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Panics (showing both streams) unless the run exited 0.
+    #[track_caller]
+    pub fn assert_success(&self) -> &Self {
+        assert!(
+            self.success(),
+            "certctl failed with {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Loopback ports of one lab.
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    dns: u16,
+    challtestsrv_management: u16,
+    acme: u16,
+    management: u16,
+    /// Pebble's tlsPort for TLS-ALPN-01; nothing listens there.
+    tls_alpn: u16,
+    /// Where Pebble sends HTTP-01 requests: HAProxy's HTTP frontend, or the responder itself.
+    http_validation: u16,
+    /// HAProxy's HTTPS frontend, when there is HAProxy.
+    https: Option<u16>,
+    /// certctl's HTTP-01 responder.
+    responder: u16,
+}
+
+/// One running lab. Dropping it stops every process and removes the directory.
+pub struct Lab {
+    haproxy: Mutex<Option<ProcessGuard>>,
+    pebble: Mutex<Option<ProcessGuard>>,
+    challtestsrv: Mutex<Option<ProcessGuard>>,
+    ports: Ports,
+    ca_der: Vec<u8>,
+    root: PathBuf,
+    dir: Option<TempDir>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A test that panicked while holding the lock leaves the guard usable for cleanup.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn write(path: &Path, contents: impl AsRef<[u8]>) {
+    fs::write(path, contents).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
+impl Lab {
+    pub fn start() -> Lab {
+        Lab::start_with(LabOptions::default())
+    }
+
+    pub fn start_with(opts: LabOptions) -> Lab {
+        let dir = tempfile::Builder::new()
+            .prefix("certctl-lab-")
+            .tempdir()
+            .expect("creating lab temp dir");
+        let root = dir.path().to_path_buf();
+        for sub in ["state", "ssl"] {
+            fs::create_dir(root.join(sub)).expect("creating lab subdirectory");
+        }
+
+        let responder = free_port();
+        let ports = Ports {
+            dns: free_port(),
+            challtestsrv_management: free_port(),
+            acme: free_port(),
+            management: free_port(),
+            tls_alpn: free_port(),
+            http_validation: if opts.haproxy { free_port() } else { responder },
+            https: opts.haproxy.then(free_port),
+            responder,
+        };
+
+        let pki = pki::listener_pki();
+        write(&root.join("ca.pem"), &pki.ca_pem);
+        write(&root.join("pebble-listener.pem"), &pki.leaf.cert_pem);
+        write(&root.join("pebble-listener.key"), &pki.leaf.key_pem);
+
+        let challtestsrv = start_challtestsrv(&root, &ports);
+        let pebble = start_pebble(&root, &ports, &opts, &pki.ca_der);
+        let haproxy = opts.haproxy.then(|| start_haproxy(&root, &ports));
+
+        Lab {
+            haproxy: Mutex::new(haproxy),
+            pebble: Mutex::new(Some(pebble)),
+            challtestsrv: Mutex::new(Some(challtestsrv)),
+            ports,
+            ca_der: pki.ca_der,
+            root,
+            dir: Some(dir),
+        }
+    }
+
+    /// The lab's temp dir: configs, logs (`*.log`), sockets, state/ and ssl/.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join("state")
+    }
+
+    /// Where certctl writes bundles and HAProxy loads them from; empty at start.
+    pub fn ssl_dir(&self) -> PathBuf {
+        self.root.join("ssl")
+    }
+
+    pub fn directory_url(&self) -> String {
+        format!("https://127.0.0.1:{}/dir", self.ports.acme)
+    }
+
+    /// PEM of the CA that signed Pebble's HTTPS listener (ACME and management).
+    pub fn ca_bundle(&self) -> PathBuf {
+        self.root.join("ca.pem")
+    }
+
+    /// Where certctl's HTTP-01 responder must listen ("127.0.0.1:<port>").
+    pub fn http_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.responder)
+    }
+
+    /// Where Pebble sends HTTP-01 requests: HAProxy's HTTP frontend (or `http_addr`
+    /// without HAProxy).
+    pub fn http_validation_addr(&self) -> SocketAddr {
+        loopback(self.ports.http_validation)
+    }
+
+    /// HAProxy's HTTPS frontend.
+    pub fn https_addr(&self) -> SocketAddr {
+        loopback(
+            self.ports
+                .https
+                .expect("this lab was started without HAProxy"),
+        )
+    }
+
+    /// HAProxy's admin socket (`stats socket ... level admin`).
+    pub fn admin_socket(&self) -> PathBuf {
+        self.root.join("haproxy.sock")
+    }
+
+    /// pebble-challtestsrv's DNS server (answers every A query with 127.0.0.1).
+    pub fn dns_addr(&self) -> SocketAddr {
+        loopback(self.ports.dns)
+    }
+
+    /// pebble-challtestsrv's management API, e.g. for `/add-a`.
+    pub fn challtestsrv_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.challtestsrv_management)
+    }
+
+    /// `certctl` with the lab's global flags, stdin closed and no CERTCTL_* or proxy
+    /// variables inherited.
+    pub fn certctl(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_certctl"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("CERTCTL_") {
+                command.env_remove(key);
+            }
+        }
+        for var in PROXY_VARS {
+            command.env_remove(var);
+        }
+        command
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .arg("--ssl-dir")
+            .arg(self.ssl_dir())
+            .arg("--server")
+            .arg(self.directory_url())
+            .arg("--ca-bundle")
+            .arg(self.ca_bundle())
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `certctl <lab flags> <args>` and echoes command and output to stderr.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut command = self.certctl();
+        command.args(args);
+        run_command(command)
+    }
+
+    /// GET on Pebble's ACME listener, trusting `ca_bundle`.
+    pub fn acme_get(&self, path: &str) -> HttpReply {
+        let config = tls::config_trusting(std::slice::from_ref(&self.ca_der));
+        tls::https_get(loopback(self.ports.acme), "127.0.0.1", path, config)
+            .unwrap_or_else(|e| panic!("GET {path} on Pebble: {e}"))
+    }
+
+    /// GET on Pebble's management API, trusting `ca_bundle`.
+    pub fn management_get(&self, path: &str) -> HttpReply {
+        let config = tls::config_trusting(std::slice::from_ref(&self.ca_der));
+        tls::https_get(loopback(self.ports.management), "127.0.0.1", path, config)
+            .unwrap_or_else(|e| panic!("GET {path} on Pebble's management API: {e}"))
+    }
+
+    /// DER of Pebble's issuing root(s) from `/roots/0`; new at every Pebble start.
+    pub fn pebble_roots(&self) -> Vec<Vec<u8>> {
+        let reply = self.management_get("/roots/0");
+        assert_eq!(reply.status, 200, "GET /roots/0: {reply:?}");
+        let roots: Vec<Vec<u8>> = pem::parse_many(reply.body.as_bytes())
+            .expect("parsing /roots/0 as PEM")
+            .into_iter()
+            .filter(|p| p.tag() == "CERTIFICATE")
+            .map(|p| p.into_contents())
+            .collect();
+        assert!(!roots.is_empty(), "no certificate in /roots/0: {reply:?}");
+        roots
+    }
+
+    /// Body of `/cert-status-by-serial/<serial_hex>` (JSON with "Status": "Valid"/"Revoked").
+    /// Panics unless Pebble answers 200 (it answers 404 for serials it never issued).
+    pub fn cert_status(&self, serial_hex: &str) -> String {
+        let path = format!("/cert-status-by-serial/{serial_hex}");
+        let reply = self.management_get(&path);
+        assert_eq!(reply.status, 200, "GET {path}: {reply:?}");
+        reply.body
+    }
+
+    fn haproxy_master_pid(&self) -> u32 {
+        lock(&self.haproxy)
+            .as_ref()
+            .expect("this lab has no HAProxy running")
+            .pid()
+    }
+
+    /// A /bin/sh command that reloads HAProxy gracefully and returns once the outcome is
+    /// known: exit 0 when the new worker serves and the old ones are gone, exit 1 (log tail
+    /// on stderr) when HAProxy refuses the new configuration. It runs <root>/haproxy-reload.sh,
+    /// which sends SIGUSR2 to the master (-W mode) only once the master catches it again:
+    /// a SIGUSR2 sent while the master re-executes for the previous reload is lost.
+    pub fn reload_command(&self) -> String {
+        assert!(
+            lock(&self.haproxy).is_some(),
+            "this lab has no HAProxy running"
+        );
+        format!(
+            "/bin/sh '{}'",
+            self.root.join("haproxy-reload.sh").display()
+        )
+    }
+
+    /// The pid of the HAProxy worker answering on the admin socket.
+    pub fn haproxy_worker_pid(&self) -> u32 {
+        haproxy::worker_pid(&self.admin_socket())
+            .unwrap_or_else(|e| panic!("{e}\n{}", log_tail(&self.haproxy_log(), 40)))
+    }
+
+    pub fn haproxy_log(&self) -> PathBuf {
+        self.root.join("haproxy.log")
+    }
+
+    pub fn pebble_log(&self) -> PathBuf {
+        self.root.join("pebble.log")
+    }
+
+    /// Runs `reload_command` and checks that a new worker answers on the admin socket;
+    /// Err (with the log tail) when HAProxy rejects the new configuration.
+    pub fn try_reload_haproxy(&self) -> Result<(), String> {
+        let socket = self.admin_socket();
+        let old_worker = haproxy::worker_pid(&socket)?;
+        let command = self.reload_command();
+        let output = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&command)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running {command:?}: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "{command:?} exited with {}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            match haproxy::worker_pid(&socket) {
+                Ok(pid) if pid != old_worker => return Ok(()),
+                _ if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "reload succeeded but worker {old_worker} still answers\n{}",
+                        log_tail(&self.haproxy_log(), 20)
+                    ));
+                }
+                _ => thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// Reloads HAProxy and waits until the new worker serves; panics when it does not.
+    pub fn reload_haproxy(&self) {
+        if let Err(err) = self.try_reload_haproxy() {
+            panic!("{err}");
+        }
+    }
+
+    /// The chain HAProxy serves for `sni`, leaf first, without any verification.
+    pub fn served_chain(&self, sni: &str) -> Vec<Vec<u8>> {
+        let stream = tls::handshake(self.https_addr(), sni, tls::config_accepting_anything())
+            .unwrap_or_else(|e| panic!("{e}"));
+        tls::peer_chain(&stream)
+    }
+
+    /// The chain HAProxy serves for `sni`, verified against Pebble's current root for
+    /// the DNS name `sni` (intermediates must come from the served chain).
+    pub fn verify_served(&self, sni: &str) -> Result<Vec<Vec<u8>>, String> {
+        let config = tls::config_trusting(&self.pebble_roots());
+        let stream = tls::handshake(self.https_addr(), sni, config)?;
+        Ok(tls::peer_chain(&stream))
+    }
+
+    /// GET `path` on HAProxy's HTTP frontend (or the responder without HAProxy).
+    pub fn http_get(&self, host: &str, path: &str) -> HttpReply {
+        tls::http_get(self.http_validation_addr(), host, path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Stops Pebble for good (to prove a command needs no CA).
+    pub fn stop_pebble(&self) {
+        drop(lock(&self.pebble).take());
+    }
+
+    /// Pids of every lab process still running: Pebble, challtestsrv, HAProxy's master and
+    /// its workers.
+    pub fn process_ids(&self) -> Vec<u32> {
+        let mut pids = Vec::new();
+        for guard in [&self.haproxy, &self.pebble, &self.challtestsrv] {
+            if let Some(process) = lock(guard).as_ref() {
+                pids.push(process.pid());
+                pids.extend(descendants_of(process.pid()));
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        drop(lock(&self.haproxy).take());
+        drop(lock(&self.pebble).take());
+        drop(lock(&self.challtestsrv).take());
+        let keep = thread::panicking() || std::env::var_os("CERTCTL_LAB_KEEP").is_some();
+        if let Some(dir) = self.dir.take() {
+            if keep {
+                eprintln!("certctl lab: keeping {}", dir.keep().display());
+            }
+        }
+    }
+}
+
+fn log_contains(path: &Path, needle: &str) -> bool {
+    fs::read(path).is_ok_and(|bytes| String::from_utf8_lossy(&bytes).contains(needle))
+}
+
+fn start_challtestsrv(root: &Path, ports: &Ports) -> ProcessGuard {
+    let mut command = Command::new("pebble-challtestsrv");
+    // Every listener is either on a lab port or disabled: the defaults are fixed ports.
+    command
+        .arg("-dns01")
+        .arg(format!("127.0.0.1:{}", ports.dns))
+        .arg("-management")
+        .arg(format!("127.0.0.1:{}", ports.challtestsrv_management))
+        .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+        .args(["-http01", "", "-https01", "", "-tlsalpn01", ""]);
+    let mut guard = ProcessGuard::spawn(
+        "pebble-challtestsrv",
+        command,
+        root.join("challtestsrv.log"),
+    );
+    let dns = loopback(ports.dns);
+    let management = loopback(ports.challtestsrv_management);
+    guard.wait_until("DNS and management ports", STARTUP_TIMEOUT, || {
+        accepts(dns) && accepts(management)
+    });
+    guard
+}
+
+fn start_pebble(root: &Path, ports: &Ports, opts: &LabOptions, ca_der: &[u8]) -> ProcessGuard {
+    let mut settings = json!({
+        "listenAddress": format!("127.0.0.1:{}", ports.acme),
+        "managementListenAddress": format!("127.0.0.1:{}", ports.management),
+        "certificate": root.join("pebble-listener.pem"),
+        "privateKey": root.join("pebble-listener.key"),
+        "httpPort": ports.http_validation,
+        "tlsPort": ports.tls_alpn,
+        "ocspResponderURL": "",
+        "externalAccountBindingRequired": false,
+    });
+    if let Some(secs) = opts.validity_secs {
+        settings["certificateValidityPeriod"] = json!(secs);
+    }
+    let config_path = root.join("pebble.json");
+    let config = serde_json::to_string_pretty(&json!({ "pebble": settings })).expect("json");
+    write(&config_path, config);
+
+    let mut command = Command::new("pebble");
+    command
+        .arg("-config")
+        .arg(&config_path)
+        .arg("-dnsserver")
+        .arg(format!("127.0.0.1:{}", ports.dns));
+    // Pebble reads PEBBLE_* from the environment: start from none, then set the lab's.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PEBBLE_") {
+            command.env_remove(key);
+        }
+    }
+    for var in PROXY_VARS {
+        command.env_remove(var);
+    }
+    command.env("PEBBLE_VA_NOSLEEP", "1");
+    command.env(
+        "PEBBLE_AUTHZREUSE",
+        opts.authz_reuse_percent.unwrap_or(0).to_string(),
+    );
+    if let Some(percent) = opts.nonce_reject_percent {
+        command.env("PEBBLE_WFE_NONCEREJECT", percent.to_string());
+    }
+    for (key, value) in &opts.pebble_env {
+        command.env(key, value);
+    }
+
+    let mut guard = ProcessGuard::spawn("pebble", command, root.join("pebble.log"));
+    let acme = loopback(ports.acme);
+    let management = loopback(ports.management);
+    let trust = tls::config_trusting(&[ca_der.to_vec()]);
+    guard.wait_until(
+        "ACME and management ports, GET /dir",
+        STARTUP_TIMEOUT,
+        || {
+            accepts(acme)
+                && accepts(management)
+                && tls::https_get(acme, "127.0.0.1", "/dir", trust.clone())
+                    .is_ok_and(|reply| reply.status == 200 && reply.body.contains("newOrder"))
+        },
+    );
+    guard
+}
+
+fn start_haproxy(root: &Path, ports: &Ports) -> ProcessGuard {
+    let https = ports.https.expect("HTTPS port for HAProxy");
+    let placeholder = root.join("placeholder.pem");
+    write(
+        &placeholder,
+        pki::self_signed(&["placeholder.invalid"]).haproxy_pem(),
+    );
+    let admin_socket = root.join("haproxy.sock");
+    let ssl_dir = root.join("ssl");
+    let responder = format!("127.0.0.1:{}", ports.responder);
+    let config = haproxy::config(&haproxy::Layout {
+        admin_socket: &admin_socket,
+        http_port: ports.http_validation,
+        https_port: https,
+        responder_addr: &responder,
+        placeholder: &placeholder,
+        ssl_dir: &ssl_dir,
+    });
+    let config_path = root.join("haproxy.cfg");
+    write(&config_path, config);
+
+    // -W: master-worker, so SIGUSR2 to the master reloads gracefully; -db: foreground.
+    let mut command = Command::new("haproxy");
+    command.args(["-W", "-db", "-f"]).arg(&config_path);
+    let log = root.join("haproxy.log");
+    let mut guard = ProcessGuard::spawn("haproxy", command, log.clone());
+    let script = haproxy::reload_script(guard.pid(), &log, &root.join("haproxy-reload.lock"));
+    write(&root.join("haproxy-reload.sh"), script);
+    let http = loopback(ports.http_validation);
+    let https = loopback(https);
+    guard.wait_until(
+        "admin socket, HTTP and HTTPS ports",
+        STARTUP_TIMEOUT,
+        || {
+            log_contains(&log, "Loading success.")
+                && haproxy::worker_pid(&admin_socket).is_ok()
+                && accepts(http)
+                && accepts(https)
+        },
+    );
+    guard
+}
+
+/// Spawns `command` with piped output, waits at most RUN_TIMEOUT (then kills it), and
+/// echoes the command line and both streams to stderr.
+pub fn run_command(mut command: Command) -> Output {
+    let line = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(OsStr::to_string_lossy)
+        .collect::<Vec<_>>()
+        .join(" ");
+    eprintln!("$ {line}");
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {line}: {e}"));
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for certctl") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{line} still running after {RUN_TIMEOUT:?}; killed\n--- stdout\n{}\n--- stderr\n{}",
+                stdout.join().unwrap_or_default(),
+                stderr.join().unwrap_or_default()
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let output = Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
+    eprintln!(
+        "--- stdout\n{}--- stderr\n{}--- {}",
+        output.stdout, output.stderr, output.status
+    );
+    output
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
