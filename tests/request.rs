@@ -76,12 +76,7 @@ fn snapshot(dir: &Path) -> Snapshot {
     out
 }
 
-fn both_snapshots(
-    lab: &Lab,
-) -> (
-    BTreeMap<PathBuf, (Vec<u8>, u32)>,
-    BTreeMap<PathBuf, (Vec<u8>, u32)>,
-) {
+fn both_snapshots(lab: &Lab) -> (Snapshot, Snapshot) {
     (snapshot(&lab.state_dir()), snapshot(&lab.ssl_dir()))
 }
 
