@@ -16,8 +16,9 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse, ChallengeType,
-    HttpClient, Identifier, NewAccount, NewOrder, OrderStatus, Problem, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse,
+    CertificateIdentifier, ChallengeType, HttpClient, Identifier, NewAccount, NewOrder,
+    OrderStatus, Problem, RetryPolicy,
 };
 
 use crate::http01::{Tokens, valid_token};
@@ -96,16 +97,86 @@ impl HttpClient for AcmeHttp {
         req: Request<BodyWrapper<Bytes>>,
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
         crate::log::debug(format_args!("acme: {} {}", req.method(), req.uri()));
-        let fut = self.client.request(req);
+        let client = self.client.clone();
         Box::pin(async move {
-            match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
-                Ok(Ok(rsp)) => Ok(BytesResponse::from(rsp)),
-                Ok(Err(e)) => Err(instant_acme::Error::Other(Box::new(e))),
-                Err(_) => Err(instant_acme::Error::Other(
-                    format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()).into(),
-                )),
+            // GET and HEAD carry no nonce and can be sent again; a POST cannot (its nonce is
+            // spent), so the step that sent it decides (see `retry`).
+            let replayable =
+                req.method() == http::Method::GET || req.method() == http::Method::HEAD;
+            let (method, uri, headers) = (
+                req.method().clone(),
+                req.uri().clone(),
+                req.headers().clone(),
+            );
+            let mut next = Some(req);
+            let mut attempt = 0;
+            loop {
+                let req = match next.take() {
+                    Some(req) => req,
+                    None => {
+                        let mut req = Request::new(BodyWrapper::default());
+                        *req.method_mut() = method.clone();
+                        *req.uri_mut() = uri.clone();
+                        *req.headers_mut() = headers.clone();
+                        req
+                    }
+                };
+                let rsp = match tokio::time::timeout(REQUEST_TIMEOUT, client.request(req)).await {
+                    Ok(Ok(rsp)) => rsp,
+                    Ok(Err(e)) => return Err(instant_acme::Error::Other(Box::new(e))),
+                    Err(_) => {
+                        return Err(instant_acme::Error::Other(
+                            format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()).into(),
+                        ));
+                    }
+                };
+                let status = rsp.status();
+                let overloaded =
+                    status == http::StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                let retry_after = rsp
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok());
+                if overloaded {
+                    note_retry_after(retry_after);
+                }
+                match retry_delay(overloaded && replayable, retry_after, attempt) {
+                    Some(delay) => {
+                        crate::log::verbose(format_args!(
+                            "{uri}: HTTP {status}; trying again in {delay:?}"
+                        ));
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                    }
+                    None => return Ok(BytesResponse::from(rsp)),
+                }
             }
         })
+    }
+}
+
+/// The last Retry-After the CA sent with a 429 or 5xx answer, for the error message.
+static LAST_RETRY_AFTER: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+fn note_retry_after(value: Option<&str>) {
+    if let Some(v) = value {
+        *LAST_RETRY_AFTER.lock().unwrap_or_else(|e| e.into_inner()) = Some(v.trim().to_owned());
+    }
+}
+
+/// How long to wait before sending a GET again after a 429 or 5xx: the CA's Retry-After
+/// when it is short, otherwise 1 s, 2 s; never more than three tries and never more than
+/// 10 s, so an overloaded CA is not hammered and cron never hangs.
+fn retry_delay(retryable: bool, retry_after: Option<&str>, attempt: u32) -> Option<Duration> {
+    const MAX_ATTEMPTS: u32 = 2;
+    const MAX_WAIT: Duration = Duration::from_secs(10);
+    if !retryable || attempt >= MAX_ATTEMPTS {
+        return None;
+    }
+    match retry_after.map(str::trim).map(str::parse::<u64>) {
+        Some(Ok(secs)) if Duration::from_secs(secs) <= MAX_WAIT => Some(Duration::from_secs(secs)),
+        Some(_) => None, // a long wait, or a date: give up now and say when to come back
+        None => Some(Duration::from_secs(1 << attempt)),
     }
 }
 
@@ -159,6 +230,29 @@ pub async fn terms_of_service(http: &AcmeHttp, server: &Server) -> anyhow::Resul
     Ok(dir["meta"]["termsOfService"].as_str().map(str::to_owned))
 }
 
+/// The CA's renewal window for a certificate (RFC 9773) and how long to wait before asking
+/// again; None when the CA offers no renewalInfo (then no request is sent at all).
+pub async fn renewal_info(
+    account: &Account,
+    server: &Server,
+    leaf_der: &[u8],
+) -> anyhow::Result<Option<(instant_acme::SuggestedWindow, Duration)>> {
+    let id = cert_id(leaf_der)?;
+    match account.renewal_info(&id).await {
+        Ok((info, retry_after)) => Ok(Some((info.suggested_window, retry_after))),
+        Err(instant_acme::Error::Unsupported(_)) => Ok(None),
+        Err(e) => Err(explain(e, server)).context("asking the CA for its renewal window (ARI)"),
+    }
+}
+
+/// The ARI identifier of a certificate: authority key identifier and serial.
+pub fn cert_id(leaf_der: &[u8]) -> anyhow::Result<CertificateIdentifier<'static>> {
+    let der = rustls_pki_types::CertificateDer::from(leaf_der.to_vec());
+    CertificateIdentifier::try_from(&der)
+        .map(CertificateIdentifier::into_owned)
+        .map_err(|e| anyhow!("cannot name the certificate for ARI: {e}"))
+}
+
 /// How the order's challenges get answered.
 pub enum Answer<'a> {
     /// Tokens served by certctl's responder.
@@ -176,13 +270,23 @@ pub async fn issue(
     domains: &[DomainName],
     csr_der: &[u8],
     answer: &Answer<'_>,
+    replaces: Option<&CertificateIdentifier<'static>>,
 ) -> anyhow::Result<String> {
     let identifiers: Vec<Identifier> = domains
         .iter()
         .map(|d| Identifier::Dns(d.as_str().to_owned()))
         .collect();
     let mut placed = Vec::new();
-    let result = run_order(account, server, &identifiers, csr_der, answer, &mut placed).await;
+    let result = run_order(
+        account,
+        server,
+        &identifiers,
+        csr_der,
+        answer,
+        replaces,
+        &mut placed,
+    )
+    .await;
     for token in placed {
         match answer {
             Answer::Responder(tokens) => tokens.remove(&token),
@@ -201,10 +305,14 @@ async fn run_order(
     identifiers: &[Identifier],
     csr_der: &[u8],
     answer: &Answer<'_>,
+    replaces: Option<&CertificateIdentifier<'static>>,
     placed: &mut Vec<String>,
 ) -> anyhow::Result<String> {
-    // 1. new order
-    let new_order = NewOrder::new(identifiers);
+    // 1. new order; `replaces` (RFC 9773) tells an ARI CA which certificate this renews
+    let mut new_order = NewOrder::new(identifiers);
+    if let Some(id) = replaces {
+        new_order = new_order.replaces(id.clone());
+    }
     let mut order = retry(server, "placing the order", async || {
         account.new_order(&new_order).await
     })
@@ -358,11 +466,23 @@ async fn retry<T>(
     mut step: impl AsyncFnMut() -> Result<T, instant_acme::Error>,
 ) -> anyhow::Result<T> {
     let mut tries = 0;
+    let mut server_errors = 0;
     loop {
         match step().await {
             Err(e) if is_bad_nonce(&e) && tries < BAD_NONCE_TRIES => {
                 tries += 1;
                 crate::log::debug(format_args!("{what}: bad nonce, trying again ({tries})"));
+            }
+            // a CA error (5xx) on a step: the step is sent again with a fresh nonce, twice at most
+            Err(instant_acme::Error::Api(p))
+                if p.status.is_some_and(|s| s >= 500) && server_errors < 2 =>
+            {
+                server_errors += 1;
+                crate::log::verbose(format_args!(
+                    "{what}: the CA answered {:?}; trying again",
+                    p.status
+                ));
+                tokio::time::sleep(Duration::from_secs(1 << server_errors)).await;
             }
             other => {
                 return other
@@ -373,6 +493,53 @@ async fn retry<T>(
     }
 }
 
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    #[test]
+    fn gets_are_retried_briefly_and_never_forever() {
+        assert_eq!(retry_delay(true, None, 0), Some(Duration::from_secs(1)));
+        assert_eq!(retry_delay(true, None, 1), Some(Duration::from_secs(2)));
+        assert_eq!(retry_delay(true, None, 2), None);
+        assert_eq!(
+            retry_delay(true, Some("3"), 0),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            retry_delay(true, Some("3600"), 0),
+            None,
+            "a long Retry-After is reported, not slept"
+        );
+        assert_eq!(
+            retry_delay(true, Some("Wed, 21 Oct 2026 07:28:00 GMT"), 0),
+            None
+        );
+        assert_eq!(
+            retry_delay(false, None, 0),
+            None,
+            "a POST is never resent with a spent nonce"
+        );
+    }
+
+    #[test]
+    fn rate_limit_message_carries_retry_after() {
+        note_retry_after(Some("3600"));
+        let problem: Problem = serde_json::from_str(
+            r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many certificates","status":429}"#,
+        )
+        .unwrap();
+        let server = Server::parse("letsencrypt").unwrap();
+        let text = explain(instant_acme::Error::Api(problem), &server).to_string();
+        assert!(
+            text.contains("too many certificates")
+                && text.contains("urn:ietf:params:acme:error:rateLimited"),
+            "{text}"
+        );
+        assert!(text.contains("retry after 3600"), "{text}");
+    }
+}
+
 fn is_bad_nonce(err: &instant_acme::Error) -> bool {
     matches!(err, instant_acme::Error::Api(p) if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:badNonce"))
 }
@@ -380,10 +547,7 @@ fn is_bad_nonce(err: &instant_acme::Error) -> bool {
 fn problem_text(p: &Problem) -> String {
     let mut text = p.detail.clone().unwrap_or_else(|| "no detail given".into());
     if let Some(t) = &p.r#type {
-        text.push_str(&format!(
-            " ({})",
-            t.trim_start_matches("urn:ietf:params:acme:error:")
-        ));
+        text.push_str(&format!(" ({t})"));
     }
     for sub in &p.subproblems {
         text.push_str(&format!("; {sub}"));
@@ -394,7 +558,21 @@ fn problem_text(p: &Problem) -> String {
 /// Turns an instant-acme error into one a person can act on.
 pub fn explain(err: instant_acme::Error, server: &Server) -> anyhow::Error {
     match err {
-        instant_acme::Error::Api(problem) => anyhow!("the CA refused: {}", problem_text(&problem)),
+        instant_acme::Error::Api(problem) => {
+            let overloaded = problem.status.is_some_and(|s| s == 429 || s >= 500)
+                || problem.r#type.as_deref() == Some("urn:ietf:params:acme:error:rateLimited");
+            let wait = LAST_RETRY_AFTER
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            match (overloaded, wait) {
+                (true, Some(wait)) => anyhow!(
+                    "the CA refused: {}; it asks to retry after {wait} (seconds or date); certctl does not loop, run it again then",
+                    problem_text(&problem)
+                ),
+                _ => anyhow!("the CA refused: {}", problem_text(&problem)),
+            }
+        }
         instant_acme::Error::Timeout(_) => {
             anyhow!("the CA ({server}) did not finish in time; try again later")
         }
@@ -428,4 +606,67 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     parts.join(": ")
+}
+
+// --- revocation ---
+
+const ALREADY_REVOKED: &str = "urn:ietf:params:acme:error:alreadyRevoked";
+
+/// Revokes the certificate `leaf_der` at `server` (RFC 8555 §7.6), signed by the account that
+/// issued it. Ok(true) when the CA revoked it now, Ok(false) when the CA answers that it was
+/// revoked already, so that a run interrupted after revoking can still finish.
+pub async fn revoke(
+    account: &Account,
+    server: &Server,
+    leaf_der: &[u8],
+    reason: crate::cli::RevocationReason,
+) -> anyhow::Result<bool> {
+    let certificate = rustls_pki_types::CertificateDer::from(leaf_der);
+    let request = instant_acme::RevocationRequest {
+        certificate: &certificate,
+        reason: Some(revocation_reason(reason)),
+    };
+    retry(server, "revoking the certificate", async || {
+        match account.revoke(&request).await {
+            Ok(()) => Ok(true),
+            Err(instant_acme::Error::Api(p)) if p.r#type.as_deref() == Some(ALREADY_REVOKED) => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .await
+}
+
+/// The RFC 5280 reason code for a `--reason`.
+fn revocation_reason(reason: crate::cli::RevocationReason) -> instant_acme::RevocationReason {
+    use crate::cli::RevocationReason as Cli;
+    use instant_acme::RevocationReason as Acme;
+    match reason {
+        Cli::Unspecified => Acme::Unspecified,
+        Cli::Keycompromise => Acme::KeyCompromise,
+        Cli::Superseded => Acme::Superseded,
+        Cli::Cessationofoperation => Acme::CessationOfOperation,
+        Cli::Affiliationchanged => Acme::AffiliationChanged,
+    }
+}
+
+#[cfg(test)]
+mod revocation_tests {
+    use super::*;
+    use crate::cli::RevocationReason as Cli;
+
+    #[test]
+    fn revocation_reasons_carry_their_rfc_5280_codes() {
+        for (reason, code) in [
+            (Cli::Unspecified, "0"),
+            (Cli::Keycompromise, "1"),
+            (Cli::Affiliationchanged, "3"),
+            (Cli::Superseded, "4"),
+            (Cli::Cessationofoperation, "5"),
+        ] {
+            let json = serde_json::to_string(&revocation_reason(reason)).unwrap();
+            assert_eq!(json, code, "{reason:?}");
+        }
+    }
 }

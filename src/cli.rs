@@ -70,6 +70,128 @@ pub enum Command {
     /// Example: certctl request mon-app.fr www.mon-app.fr --email ops@mon-app.fr --agree-tos
     ///          --post-hook "systemctl reload haproxy"
     Request(RequestArgs),
+
+    /// Renew the certificates that are due, with the settings stored when they were requested.
+    ///
+    /// A certificate is due inside the CA's ARI window (RFC 9773) when the CA offers one,
+    /// otherwise when less than a third of its lifetime is left (half, under ten days).
+    /// Silent when nothing is due; one failure does not stop the others (exit 1 at the end).
+    ///
+    /// Example (cron): 17 */12 * * * root certctl renew -q --post-hook "systemctl reload haproxy"
+    Renew(RenewArgs),
+
+    /// Revoke a certificate at its CA, stop managing it and remove its bundle.
+    ///
+    /// Asks for confirmation on a terminal; --yes skips the question. The certificate's files
+    /// are moved to <state-dir>/archive/, not destroyed.
+    ///
+    /// Example: certctl revoke mon-app.fr --reason superseded
+    Revoke(RevokeArgs),
+
+    /// Stop managing a certificate and remove its bundle, without revoking it.
+    ///
+    /// Same confirmation rules and archive as revoke.
+    ///
+    /// Example: certctl delete old.mon-app.fr --yes
+    Delete(DeleteArgs),
+
+    /// Rebuild bundles in the ssl directory from the stored files, only where they differ.
+    ///
+    /// Example: certctl concat && systemctl reload haproxy
+    Concat(ConcatArgs),
+
+    /// List the managed certificates: names, key type, expiry, next renewal, CA, bundle.
+    ///
+    /// Example: certctl list --json
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// Certificates to consider (default: all)
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+
+    /// Renew even when not due
+    #[arg(long)]
+    pub force: bool,
+
+    /// How many orders run at once [default: 4]
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Run the whole flow against the CA (Let's Encrypt staging instead of production) but
+    /// write nothing and run no hook
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub hooks: HookArgs,
+
+    /// Print the results as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The certificate to revoke (as `certctl list` names it)
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Reason given to the CA
+    #[arg(long, value_enum, default_value = "unspecified")]
+    pub reason: RevocationReason,
+
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Leave the bundle in the ssl directory (for a proxy that cannot start without it)
+    #[arg(long)]
+    pub keep_bundle: bool,
+
+    /// Command run after the certificate was revoked, e.g. "systemctl reload haproxy"
+    #[arg(long, value_name = "CMD")]
+    pub post_hook: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RevocationReason {
+    Unspecified,
+    Keycompromise,
+    Superseded,
+    Cessationofoperation,
+    Affiliationchanged,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The certificate to stop managing
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConcatArgs {
+    /// Certificates whose bundles to rebuild (default: all)
+    #[arg(value_name = "NAME", conflicts_with = "stdout")]
+    pub names: Vec<String>,
+
+    /// Print the bundle of NAME on stdout instead of writing files
+    #[arg(long, value_name = "NAME")]
+    pub stdout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print a JSON array instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Hook commands, run with /bin/sh -c; values reach them as CERTCTL_* environment variables.

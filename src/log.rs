@@ -35,3 +35,10 @@ pub fn debug(args: std::fmt::Arguments<'_>) {
         eprintln!("{args}");
     }
 }
+
+/// A problem that does not stop the command; shown unless -q.
+pub fn warn(args: std::fmt::Arguments<'_>) {
+    if enabled(Verbosity::Normal) {
+        eprintln!("certctl: warning: {args}");
+    }
+}

@@ -40,6 +40,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Request(args) => cmd::request::run(&global, &config, args).await,
+            Command::Renew(args) => cmd::renew::run(&global, &config, args).await,
+            Command::Revoke(args) => cmd::revoke::run(&global, args).await,
+            Command::Delete(args) => cmd::delete::run(&global, args),
+            Command::Concat(args) => cmd::concat::run(&global, args),
+            Command::List(args) => cmd::list::run(&global, args),
         }
     })
 }

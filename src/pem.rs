@@ -155,6 +155,79 @@ pub fn renewal_due(now: i64, not_before: i64, not_after: i64) -> bool {
     now >= renewal_time(not_before, not_after)
 }
 
+/// What the CA's ARI answer (RFC 9773) said, kept beside the certificate so that a cron
+/// run decides without asking again before `next_check` (the CA's Retry-After).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AriState {
+    pub window_start: i64,
+    pub window_end: i64,
+    /// The random point of the window chosen when it was fetched.
+    pub renew_at: i64,
+    pub next_check: i64,
+}
+
+impl AriState {
+    /// `fraction` in [0, 1) picks the point of the window, so that many clients spread out.
+    pub fn new(
+        window_start: i64,
+        window_end: i64,
+        fraction: f64,
+        now: i64,
+        retry_after_secs: u64,
+    ) -> Self {
+        let span = (window_end - window_start).max(0) as f64;
+        let retry = i64::try_from(retry_after_secs)
+            .unwrap_or(i64::MAX)
+            .clamp(60, 7 * 86_400);
+        Self {
+            window_start,
+            window_end,
+            renew_at: window_start + (span * fraction.clamp(0.0, 1.0)) as i64,
+            next_check: now.saturating_add(retry),
+        }
+    }
+}
+
+/// What `renew` does with one certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Due,
+    NotDue,
+    /// The CA's renewal window must be fetched again before deciding.
+    AskCa,
+}
+
+/// Whether a certificate is due: inside the CA's ARI window when the CA offers one (asking
+/// again once its Retry-After has passed), otherwise by lifetime (`renewal_due`). Even with
+/// ARI, a certificate with under a tenth of its lifetime left is renewed: a CA whose
+/// window never arrives must not let a site expire.
+pub fn decide(
+    now: i64,
+    not_before: i64,
+    not_after: i64,
+    ari: Option<&AriState>,
+    force: bool,
+) -> Decision {
+    if force {
+        return Decision::Due;
+    }
+    let Some(ari) = ari else {
+        return if renewal_due(now, not_before, not_after) {
+            Decision::Due
+        } else {
+            Decision::NotDue
+        };
+    };
+    let last_tenth = not_after - (not_after - not_before).max(0) / 10;
+    if now >= ari.renew_at || now >= last_tenth {
+        Decision::Due
+    } else if now >= ari.next_check {
+        Decision::AskCa
+    } else {
+        Decision::NotDue
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +256,42 @@ mod tests {
         // a one-year certificate is due four months before expiry, not thirty days
         let (nb, na) = (T0, T0 + 360 * DAY);
         assert_eq!(renewal_time(nb, na), T0 + 240 * DAY);
+    }
+
+    #[test]
+    fn ari_window_decides_and_retry_after_is_honoured() {
+        let (nb, na) = (T0, T0 + 90 * DAY);
+        let ari = AriState::new(T0 + 10 * DAY, T0 + 12 * DAY, 0.5, T0, 6 * 3600);
+        assert_eq!(ari.renew_at, T0 + 11 * DAY);
+        assert_eq!(ari.next_check, T0 + 6 * 3600);
+        // before Retry-After: no request, not due (even though ARI is far from the 1/3 rule)
+        assert_eq!(
+            decide(T0 + 3600, nb, na, Some(&ari), false),
+            Decision::NotDue
+        );
+        // Retry-After passed, window not reached: ask again
+        assert_eq!(
+            decide(T0 + 7 * 3600, nb, na, Some(&ari), false),
+            Decision::AskCa
+        );
+        // inside the window, at the chosen point: due
+        assert_eq!(
+            decide(T0 + 11 * DAY, nb, na, Some(&ari), false),
+            Decision::Due
+        );
+        // without ARI the lifetime rule applies; --force always renews
+        assert_eq!(decide(T0 + 11 * DAY, nb, na, None, false), Decision::NotDue);
+        assert_eq!(decide(T0, nb, na, None, true), Decision::Due);
+    }
+
+    #[test]
+    fn ari_never_lets_a_certificate_expire() {
+        let (nb, na) = (T0, T0 + 90 * DAY);
+        let far = AriState::new(na + DAY, na + 2 * DAY, 0.0, T0, 86_400 * 30);
+        assert_eq!(
+            decide(T0 + 82 * DAY, nb, na, Some(&far), false),
+            Decision::Due
+        );
     }
 
     fn self_signed(names: &[&str]) -> (String, String) {

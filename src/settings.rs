@@ -203,7 +203,7 @@ impl fmt::Display for CertName {
 }
 
 /// Where certificates come from: an ACME directory URL (https).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Server(String);
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::pem::{CertInfo, Chain};
+use crate::pem::{AriState, CertInfo, Chain};
 use crate::settings::{CertName, CertSettings, Server};
 
 const TMP_MARK: &str = ".certctl-tmp";
@@ -211,6 +211,23 @@ impl Store {
         self.ssl_dir.join(format!("{name}.pem"))
     }
 
+    /// The names of every managed certificate, sorted (empty when the state dir is new).
+    pub fn names(&self) -> anyhow::Result<Vec<CertName>> {
+        let dir = self.state_dir.join("certs");
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+        };
+        let mut names: Vec<CertName> = entries
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| CertName::parse(&e.file_name().to_string_lossy()).ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// The stored certificate `name`, or None when certctl does not manage it.
     pub fn lineage(&self, name: &CertName) -> anyhow::Result<Option<Lineage>> {
         let dir = self.cert_dir(name);
@@ -226,6 +243,38 @@ impl Store {
             settings,
             info,
         }))
+    }
+
+    /// The CA's last ARI answer for `name`, if the CA offers ARI (a damaged file counts as
+    /// none: the lifetime rule then decides, which is always safe).
+    pub fn ari(&self, name: &CertName) -> Option<AriState> {
+        let bytes = fs::read(self.cert_dir(name).join("ari.json")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Records the CA's ARI answer, or removes it when the CA offers none.
+    pub fn save_ari(&self, name: &CertName, ari: Option<&AriState>) -> anyhow::Result<()> {
+        let path = self.cert_dir(name).join("ari.json");
+        match ari {
+            Some(ari) => write_atomic(&path, &serde_json::to_vec_pretty(ari)?, PUBLIC_MODE)
+                .with_context(|| format!("writing {}", path.display())),
+            None => match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    Err(e).with_context(|| format!("removing {}", path.display()))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// The DER of the current leaf certificate of `name`.
+    pub fn leaf_der(&self, name: &CertName) -> anyhow::Result<Vec<u8>> {
+        let path = self.live_paths(name).cert;
+        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        crate::pem::certificates(&bytes)?
+            .into_iter()
+            .next()
+            .with_context(|| format!("{} holds no certificate", path.display()))
     }
 
     pub fn save_settings(&self, name: &CertName, settings: &CertSettings) -> anyhow::Result<()> {
@@ -407,6 +456,237 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+// --- lifecycle: list, concat, archive ---
+
+/// What `list` and the confirmation prompts know of one stored certificate: whatever could
+/// be read, and every problem found on the way (a damaged entry is reported, never fatal).
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    pub name: CertName,
+    pub settings: Option<CertSettings>,
+    /// The facts of the live leaf (meta.json, checked against cert.pem).
+    pub info: Option<CertInfo>,
+    /// Why the entry is damaged; empty when it is whole.
+    pub problems: Vec<String>,
+    pub bundle: PathBuf,
+    pub bundle_exists: bool,
+}
+
+/// Key and chain of a certificate's live generation, all read from one generation directory.
+pub struct LiveFiles {
+    pub key_pem: String,
+    pub chain: Chain,
+    pub key_path: PathBuf,
+    pub cert_path: PathBuf,
+}
+
+impl Store {
+    /// True when certctl manages a certificate called `name` (whole or damaged).
+    pub fn manages(&self, name: &CertName) -> bool {
+        self.cert_dir(name).is_dir()
+    }
+
+    /// The directory `live` points to, resolved once, so that every file read from it comes
+    /// from the same generation even when a renewal switches `live` meanwhile.
+    fn generation_dir(&self, name: &CertName) -> PathBuf {
+        let dir = self.cert_dir(name);
+        let live = dir.join("live");
+        match fs::read_link(&live) {
+            Ok(target) => dir.join(target),
+            Err(_) => live,
+        }
+    }
+
+    /// Reads what `list` shows of `name` and notes every missing or unreadable file, and a
+    /// meta.json that does not describe cert.pem.
+    pub fn inspect(&self, name: &CertName) -> Inspection {
+        let dir = self.cert_dir(name);
+        let generation = self.generation_dir(name);
+        let mut problems = Vec::new();
+        let settings = read_json::<CertSettings>(&dir.join("settings.json"))
+            .map_err(|e| problems.push(format!("{e:#}")))
+            .ok();
+        let info = read_json::<CertInfo>(&generation.join("meta.json"))
+            .map_err(|e| problems.push(format!("{e:#}")))
+            .ok();
+        let cert_path = generation.join("cert.pem");
+        match read_leaf(&cert_path).and_then(|leaf| crate::pem::cert_info(&leaf)) {
+            Ok(actual) => {
+                if let Some(meta) = info.as_ref().filter(|m| m.serial != actual.serial) {
+                    problems.push(format!(
+                        "{} names serial {} but {} holds serial {}",
+                        generation.join("meta.json").display(),
+                        meta.serial,
+                        cert_path.display(),
+                        actual.serial
+                    ));
+                }
+            }
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+        let key_path = generation.join("key.pem");
+        if fs::symlink_metadata(&key_path).is_err() {
+            problems.push(format!("{} is missing", key_path.display()));
+        }
+        let bundle = self.bundle_path(name);
+        Inspection {
+            name: name.clone(),
+            settings,
+            info,
+            problems,
+            bundle_exists: bundle.is_file(),
+            bundle,
+        }
+    }
+
+    /// The DER of `name`'s live leaf (cert.pem).
+    pub fn live_leaf(&self, name: &CertName) -> anyhow::Result<Vec<u8>> {
+        read_leaf(&self.generation_dir(name).join("cert.pem"))
+    }
+
+    /// Key, leaf and intermediates of `name`'s live generation: what a bundle is built from.
+    pub fn live_files(&self, name: &CertName) -> anyhow::Result<LiveFiles> {
+        let generation = self.generation_dir(name);
+        let cert_path = generation.join("cert.pem");
+        let leaf = read_leaf(&cert_path)?;
+        let chain_path = generation.join("chain.pem");
+        let chain_text =
+            fs::read(&chain_path).with_context(|| format!("reading {}", chain_path.display()))?;
+        let intermediates = crate::pem::certificates(&chain_text)
+            .with_context(|| format!("{} is damaged", chain_path.display()))?;
+        let key_path = generation.join("key.pem");
+        let key_pem = fs::read_to_string(&key_path)
+            .with_context(|| format!("reading {}", key_path.display()))?;
+        Ok(LiveFiles {
+            key_pem,
+            chain: Chain {
+                leaf,
+                intermediates,
+            },
+            key_path,
+            cert_path,
+        })
+    }
+
+    /// Stops managing `name` without destroying anything: moves its bundle (when
+    /// `include_bundle` and it exists) and then its state directory into a new folder
+    /// `<state>/archive/<name>-<UTC time>/`, as `<name>.pem` and `<name>/`; returns the folder.
+    /// The bundle goes first, so an interruption leaves the certificate managed and
+    /// `certctl concat` can rebuild the bundle. Undo by moving both back.
+    pub fn archive(
+        &self,
+        name: &CertName,
+        include_bundle: bool,
+        now: i64,
+    ) -> anyhow::Result<PathBuf> {
+        let root = self.state_dir.join("archive");
+        create_dir(&root).with_context(|| format!("creating {}", root.display()))?;
+        let base = archive_folder_name(name, now);
+        let mut folder = root.join(&base);
+        let mut n = 1;
+        loop {
+            match fs::create_dir(&folder) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => {
+                    n += 1;
+                    folder = root.join(format!("{base}-{n}"));
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("creating {}", folder.display()));
+                }
+            }
+        }
+        fs::set_permissions(&folder, fs::Permissions::from_mode(DIR_MODE))
+            .and_then(|()| sync_dir(&root))
+            .with_context(|| format!("creating {}", folder.display()))?;
+
+        let bundle = self.bundle_path(name);
+        let archived_bundle = folder.join(format!("{name}.pem"));
+        let bundle_moved = include_bundle && fs::symlink_metadata(&bundle).is_ok();
+        if bundle_moved {
+            move_file(&bundle, &archived_bundle).with_context(|| {
+                format!(
+                    "moving the bundle {} to {}",
+                    bundle.display(),
+                    archived_bundle.display()
+                )
+            })?;
+        }
+
+        let cert_dir = self.cert_dir(name);
+        let archived_dir = folder.join(name.as_str());
+        let moved = fs::rename(&cert_dir, &archived_dir)
+            .and_then(|()| sync_dir(&folder))
+            .and_then(|()| sync_dir(&self.state_dir.join("certs")));
+        if let Err(e) = moved {
+            let undone = bundle_moved && move_file(&archived_bundle, &bundle).is_ok();
+            let bundle_note = match (bundle_moved, undone) {
+                (true, false) => format!(
+                    "; its bundle is at {} (`certctl concat {name}` rebuilds it)",
+                    archived_bundle.display()
+                ),
+                _ => String::new(),
+            };
+            return Err(e).with_context(|| {
+                format!(
+                    "moving {} to {}{bundle_note}",
+                    cert_dir.display(),
+                    archived_dir.display()
+                )
+            });
+        }
+        Ok(folder)
+    }
+}
+
+/// The archive folder's name: `<name>-<YYYYMMDD>T<HHMMSS>Z` (UTC).
+fn archive_folder_name(name: &CertName, now: i64) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{name}-{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Reads a cert.pem that must hold exactly one certificate (the leaf), as DER.
+fn read_leaf(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let text = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut certs = crate::pem::certificates(&text)
+        .with_context(|| format!("{} is damaged", path.display()))?;
+    match certs.len() {
+        1 => Ok(certs.remove(0)),
+        0 => bail!("{} holds no certificate", path.display()),
+        n => bail!(
+            "{} holds {n} certificates; it should hold the leaf only (intermediates go in chain.pem)",
+            path.display()
+        ),
+    }
+}
+
+/// Moves a file by rename, or (across file systems, e.g. /etc and /var) by a synced copy
+/// into place then removal of the original; fsyncs both directories.
+fn move_file(from: &Path, to: &Path) -> io::Result<()> {
+    let from_dir = from.parent().unwrap_or(Path::new("."));
+    let to_dir = to.parent().unwrap_or(Path::new("."));
+    match fs::rename(from, to) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            let data = fs::read(from)?;
+            write_new(to, &data, SECRET_MODE)?;
+            fs::remove_file(from)?;
+        }
+        Err(e) => return Err(e),
+    }
+    sync_dir(to_dir)?;
+    sync_dir(from_dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,5 +745,141 @@ mod tests {
             b"",
             "nothing is written into the lock file"
         );
+    }
+}
+
+#[cfg(test)]
+mod lifecycle_tests {
+    use super::*;
+
+    fn stored(store: &Store, name: &CertName) {
+        store.check_writable().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        let leaf = params.self_signed(&key).unwrap();
+        let chain = Chain::parse(&leaf.pem()).unwrap();
+        let info = crate::pem::cert_info(&chain.leaf).unwrap();
+        store
+            .save_generation(name, &key.serialize_pem(), &chain, &info)
+            .unwrap();
+        let settings = CertSettings {
+            domains: vec![crate::settings::DomainName::parse(name.as_str()).unwrap()],
+            key_type: crate::cli::KeyType::Ec256,
+            server: Server::parse("letsencrypt").unwrap(),
+            ca_bundle: None,
+            challenge: crate::settings::Challenge::Stateless,
+            hooks: Default::default(),
+            email: None,
+        };
+        store.save_settings(name, &settings).unwrap();
+        let files = store.live_files(name).unwrap();
+        store
+            .write_bundle(name, &crate::pem::bundle(&files.chain, &files.key_pem))
+            .unwrap();
+    }
+
+    #[test]
+    fn archive_moves_state_and_bundle_into_one_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(&dir.path().join("state"), &dir.path().join("ssl"));
+        let name = CertName::parse("a.fr").unwrap();
+        stored(&store, &name);
+        let bundle = fs::read(store.bundle_path(&name)).unwrap();
+        // 2026-01-01T00:00:00Z
+        let folder = store.archive(&name, true, 1_767_225_600).unwrap();
+        assert_eq!(
+            folder,
+            dir.path().join("state/archive/a.fr-20260101T000000Z")
+        );
+        assert!(!store.manages(&name));
+        assert!(!store.bundle_path(&name).exists());
+        assert_eq!(fs::read(folder.join("a.fr.pem")).unwrap(), bundle);
+        assert!(folder.join("a.fr/settings.json").is_file());
+        assert!(
+            folder.join("a.fr/live/key.pem").is_file(),
+            "live link still resolves"
+        );
+        assert_eq!(
+            fs::metadata(&folder).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+
+        // the same name archived again within the same second gets its own folder
+        stored(&store, &name);
+        let again = store.archive(&name, false, 1_767_225_600).unwrap();
+        assert_eq!(
+            again,
+            dir.path().join("state/archive/a.fr-20260101T000000Z-2")
+        );
+        assert!(store.bundle_path(&name).is_file(), "bundle kept");
+        assert!(!again.join("a.fr.pem").exists());
+    }
+
+    #[test]
+    fn archive_moves_a_bundle_across_file_systems() {
+        use std::os::unix::fs::MetadataExt;
+        // /etc and /var are often different file systems; /dev/shm (tmpfs) stands in here
+        let state = tempfile::tempdir().unwrap();
+        let Ok(ssl) = tempfile::tempdir_in("/dev/shm") else {
+            return;
+        };
+        let device = |p: &Path| fs::metadata(p).unwrap().dev();
+        if device(state.path()) == device(ssl.path()) {
+            return;
+        }
+        let store = Store::new(state.path(), ssl.path());
+        let name = CertName::parse("a.fr").unwrap();
+        stored(&store, &name);
+        let bundle = fs::read(store.bundle_path(&name)).unwrap();
+        let folder = store.archive(&name, true, 0).unwrap();
+        assert_eq!(fs::read(folder.join("a.fr.pem")).unwrap(), bundle);
+        assert_eq!(
+            fs::metadata(folder.join("a.fr.pem"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        assert!(!store.bundle_path(&name).exists());
+        assert!(!store.manages(&name));
+    }
+
+    #[test]
+    fn inspection_reports_each_damaged_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(&dir.path().join("state"), &dir.path().join("ssl"));
+        let name = CertName::parse("a.fr").unwrap();
+        stored(&store, &name);
+        let whole = store.inspect(&name);
+        assert!(whole.problems.is_empty(), "{:?}", whole.problems);
+        assert!(whole.settings.is_some() && whole.info.is_some() && whole.bundle_exists);
+
+        let live = dir.path().join("state/certs/a.fr/live");
+        fs::write(live.join("meta.json"), b"{").unwrap();
+        fs::remove_file(live.join("key.pem")).unwrap();
+        let damaged = store.inspect(&name);
+        assert!(damaged.info.is_none());
+        assert!(damaged.settings.is_some());
+        let text = damaged.problems.join("\n");
+        assert!(text.contains("meta.json is damaged"), "{text}");
+        assert!(text.contains("key.pem is missing"), "{text}");
+        assert!(store.live_files(&name).is_err());
+    }
+
+    #[test]
+    fn cert_pem_must_hold_the_leaf_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(&dir.path().join("state"), &dir.path().join("ssl"));
+        let name = CertName::parse("a.fr").unwrap();
+        stored(&store, &name);
+        let cert = dir.path().join("state/certs/a.fr/live/cert.pem");
+        let leaf = fs::read_to_string(&cert).unwrap();
+        fs::write(&cert, format!("{leaf}{leaf}")).unwrap();
+        let err = format!("{:#}", store.live_leaf(&name).unwrap_err());
+        assert!(err.contains("holds 2 certificates"), "{err}");
+        fs::write(&cert, "").unwrap();
+        let err = format!("{:#}", store.live_leaf(&name).unwrap_err());
+        assert!(err.contains("holds no certificate"), "{err}");
     }
 }

@@ -4,23 +4,15 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{Lab, Output, run_command};
+use common::fixtures::{both_snapshots, request, serial_hex as serial};
+use common::{Lab, run_command};
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
-
-/// `certctl request` with the lab's responder address and the terms agreed to.
-fn request(lab: &Lab, args: &[&str]) -> Output {
-    let http_addr = lab.http_addr();
-    let mut all = vec!["request", "--http-addr", http_addr.as_str(), "--agree-tos"];
-    all.extend_from_slice(args);
-    lab.run(&all)
-}
 
 /// `certctl` with the lab's global flags, except that each flag in `overrides` takes the
 /// given value instead (an empty value drops the flag).
@@ -48,38 +40,6 @@ fn certctl_with(lab: &Lab, overrides: &[(&str, &OsStr)]) -> Command {
     cmd
 }
 
-/// Every file under `dir` with its bytes (or link target) and mode.
-type Snapshot = BTreeMap<PathBuf, (Vec<u8>, u32)>;
-
-fn snapshot(dir: &Path) -> Snapshot {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            let mode = meta.permissions().mode();
-            if meta.file_type().is_symlink() {
-                let target = fs::read_link(&path).unwrap();
-                out.insert(path, (target.as_os_str().as_encoded_bytes().to_vec(), mode));
-            } else if meta.is_dir() {
-                out.insert(path.clone(), (Vec::new(), mode));
-                stack.push(path);
-            } else {
-                out.insert(path.clone(), (fs::read(&path).unwrap(), mode));
-            }
-        }
-    }
-    out
-}
-
-fn both_snapshots(lab: &Lab) -> (Snapshot, Snapshot) {
-    (snapshot(&lab.state_dir()), snapshot(&lab.ssl_dir()))
-}
-
 fn sans(der: &[u8]) -> Vec<String> {
     let (_, cert) = X509Certificate::from_der(der).unwrap();
     let mut names = Vec::new();
@@ -94,16 +54,6 @@ fn sans(der: &[u8]) -> Vec<String> {
     }
     names.sort();
     names
-}
-
-fn serial(der: &[u8]) -> String {
-    let (_, cert) = X509Certificate::from_der(der).unwrap();
-    cert.tbs_certificate
-        .raw_serial()
-        .iter()
-        .skip_while(|b| **b == 0)
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn bundle_certs(path: &Path) -> (Vec<Vec<u8>>, usize) {

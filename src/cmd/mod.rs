@@ -1,3 +1,8 @@
 //! One module per subcommand; each reads top to bottom as the steps it takes.
 
+pub mod concat;
+pub mod delete;
+pub mod list;
+pub mod renew;
 pub mod request;
+pub mod revoke;

@@ -17,7 +17,17 @@ use crate::pem::{self, CertInfo, Chain};
 use crate::settings::{self, CertName, CertSettings, Challenge, ConfigFile, Global, Hooks};
 use crate::store::{Lineage, Store};
 
+/// Default wait for the state lock.
 pub const LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// How long a command waits for another certctl to release the state lock; the
+/// environment variable CERTCTL_LOCK_TIMEOUT (seconds) overrides it.
+pub fn lock_wait() -> Duration {
+    std::env::var("CERTCTL_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(LOCK_WAIT, Duration::from_secs)
+}
 
 #[derive(Serialize)]
 struct Outcome<'a> {
@@ -80,7 +90,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         .into());
     }
     store.check_writable()?;
-    let _lock = store.lock(LOCK_WAIT)?;
+    let _lock = store.lock(lock_wait())?;
 
     // 3. a valid certificate for the same names is left alone unless --force
     let existing = store.lineage(&name)?;
@@ -124,9 +134,16 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
     let http = AcmeHttp::new(wanted.ca_bundle.as_deref())?;
     let account = open_account(&store, &http, &wanted, args.agree_tos).await?;
 
-    // 5. the order
-    let issued = obtain(&store, &account, responder.as_ref(), &name, &wanted).await?;
+    // 5. the order, then store and install
+    let issued = order(&account, responder.as_ref(), &name, &wanted, None)
+        .await
+        .with_context(|| {
+            format!("{name}: no certificate issued; the current one, if any, is unchanged")
+        })?;
     drop(responder);
+    install(&store, &name, &wanted, &issued)?;
+    refresh_ari(&store, &account, &name, &wanted.server, &issued.chain.leaf).await;
+    let issued = issued.info;
 
     // 6. hooks; a failing hook leaves the new certificate in place and makes the exit code 1
     let lineage = Lineage {
@@ -183,16 +200,22 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
     }
 }
 
-/// Orders, stores and installs one certificate; returns the facts of the new leaf.
-/// The responder, when the challenge needs one, is bound by the caller and serves the tokens
-/// of every order of the run.
-pub async fn obtain(
-    store: &Store,
+/// A certificate the CA issued, with its key, not yet stored.
+pub struct Issued {
+    pub key_pem: String,
+    pub chain: Chain,
+    pub info: CertInfo,
+}
+
+/// Orders one certificate and checks what came back; writes nothing. The responder, when
+/// the challenge needs one, is bound by the caller and serves the tokens of every order.
+pub async fn order(
     account: &instant_acme::Account,
     responder: Option<&Responder>,
     name: &CertName,
     wanted: &CertSettings,
-) -> anyhow::Result<CertInfo> {
+    replaces: Option<&instant_acme::CertificateIdentifier<'static>>,
+) -> anyhow::Result<Issued> {
     let answer = match (&wanted.challenge, responder) {
         (Challenge::Webroot { webroot }, _) => Answer::Webroot(webroot),
         (_, Some(r)) => Answer::Responder(&r.tokens),
@@ -200,29 +223,92 @@ pub async fn obtain(
     };
     let key = crate::keys::generate(wanted.key_type)?;
     let csr = crate::keys::csr(&wanted.domains, &key)?;
-    crate::log::info(format_args!(
+    crate::log::verbose(format_args!(
         "{name}: ordering a certificate for {} from {}",
         join(&wanted.domains),
         wanted.server
     ));
-    let chain_pem = acme::issue(account, &wanted.server, &wanted.domains, &csr, &answer)
-        .await
-        .with_context(|| {
-            format!("{name}: no certificate issued; the current one, if any, is unchanged")
-        })?;
-
+    let chain_pem = acme::issue(
+        account,
+        &wanted.server,
+        &wanted.domains,
+        &csr,
+        &answer,
+        replaces,
+    )
+    .await?;
     let key_pem = key.serialize_pem();
     let chain = Chain::parse(&chain_pem).context("reading the certificate the CA sent")?;
     pem::check_key_matches(&chain.leaf, &key_pem)
         .context("the CA's certificate does not match the key certctl sent")?;
     let info = pem::cert_info(&chain.leaf).context("reading the certificate the CA sent")?;
-    store.save_generation(name, &key_pem, &chain, &info)?;
-    store.save_settings(name, wanted)?;
-    store.write_bundle(name, &pem::bundle(&chain, &key_pem))?;
-    Ok(info)
+    Ok(Issued {
+        key_pem,
+        chain,
+        info,
+    })
 }
 
-async fn open_account(
+/// Asks an ARI CA (RFC 9773) for the new certificate's renewal window and records it, so
+/// `renew` follows the CA's schedule; with a CA without ARI this sends nothing. A failure
+/// only costs the window: the lifetime rule then decides, so it is a warning.
+pub async fn refresh_ari(
+    store: &Store,
+    account: &instant_acme::Account,
+    name: &CertName,
+    server: &settings::Server,
+    leaf_der: &[u8],
+) {
+    let result = async {
+        let ari =
+            acme::renewal_info(account, server, leaf_der)
+                .await?
+                .map(|(window, retry_after)| {
+                    pem::AriState::new(
+                        window.start.unix_timestamp(),
+                        window.end.unix_timestamp(),
+                        random_fraction(),
+                        now(),
+                        retry_after.as_secs(),
+                    )
+                });
+        store.save_ari(name, ari.as_ref())
+    }
+    .await;
+    if let Err(e) = result {
+        crate::log::warn(format_args!(
+            "{name}: {e:#}; renewal falls back to the certificate's lifetime"
+        ));
+    }
+}
+
+/// A number in [0, 1) that differs between runs and hosts (to spread renewals in a window).
+fn random_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Stores a new certificate and its settings, then writes its bundle.
+pub fn install(
+    store: &Store,
+    name: &CertName,
+    wanted: &CertSettings,
+    issued: &Issued,
+) -> anyhow::Result<()> {
+    store.save_generation(name, &issued.key_pem, &issued.chain, &issued.info)?;
+    store.save_settings(name, wanted)?;
+    store.write_bundle(name, &pem::bundle(&issued.chain, &issued.key_pem))?;
+    Ok(())
+}
+
+pub async fn open_account(
     store: &Store,
     http: &AcmeHttp,
     wanted: &CertSettings,

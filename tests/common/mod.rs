@@ -5,6 +5,7 @@
 //! run in parallel. Set CERTCTL_LAB_KEEP=1 to keep a lab's directory (kept anyway on panic).
 #![allow(dead_code)]
 
+pub mod fixtures;
 pub mod haproxy;
 pub mod pki;
 pub mod process;

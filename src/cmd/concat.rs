@@ -1,0 +1,79 @@
+//! `certctl concat [NAME...]`: rebuild bundles (leaf, intermediates, key) in the ssl
+//! directory from the stored files, atomically and only where the content differs, so an
+//! unchanged bundle keeps its modification time. A key that does not match its certificate
+//! is an error for that name and never a bundle; the others still get theirs (exit 1 at the end).
+
+use anyhow::{Context, anyhow};
+
+use crate::cli::ConcatArgs;
+use crate::cmd::list::{not_managed, print_stdout};
+use crate::cmd::request::lock_wait;
+use crate::error::BadInput;
+use crate::pem;
+use crate::settings::{CertName, Global};
+use crate::store::Store;
+
+pub fn run(global: &Global, args: ConcatArgs) -> anyhow::Result<()> {
+    let store = Store::new(&global.state_dir, &global.ssl_dir);
+
+    // --stdout NAME: one bundle on stdout, nothing written; no lock needed, since every file
+    // is read from one generation directory
+    if let Some(raw) = &args.stdout {
+        let name = CertName::parse(raw).map_err(BadInput::new)?;
+        if !store.manages(&name) {
+            return Err(not_managed(global, &name));
+        }
+        let bundle = build(&store, &name).with_context(|| format!("{name}"))?;
+        return print_stdout(&bundle);
+    }
+
+    // 1. the names: those given, each managed (checked before anything is written), or all
+    let names = super::list::selected_names(global, &store, &args.names)?;
+    if names.is_empty() {
+        return Ok(());
+    }
+
+    // 2. nobody else writes meanwhile
+    store.check_writable()?;
+    let _lock = store.lock(lock_wait())?;
+
+    // 3. every bundle; one failure does not stop the others
+    let mut failed = Vec::new();
+    for name in &names {
+        let path = store.bundle_path(name);
+        match build(&store, name).and_then(|bundle| store.write_bundle(name, &bundle)) {
+            Ok(true) => {
+                crate::log::info(format_args!("{name}: bundle written: {}", path.display()))
+            }
+            Ok(false) => crate::log::verbose(format_args!("{name}: bundle unchanged")),
+            Err(e) => {
+                eprintln!("certctl: {name}: {e:#}");
+                failed.push(name.as_str());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "{} of {} bundles not rebuilt ({}); their bundles, if any, are unchanged",
+            failed.len(),
+            names.len(),
+            failed.join(", ")
+        ))
+    }
+}
+
+/// The bundle of `name` from its stored files, once its key is proven to fit its certificate.
+fn build(store: &Store, name: &CertName) -> anyhow::Result<String> {
+    let files = store.live_files(name)?;
+    pem::check_key_matches(&files.chain.leaf, &files.key_pem).map_err(|e| {
+        anyhow!(
+            "{e:#}: {} cannot go with {}; no bundle written (put the matching key back, or get \
+             a new certificate with `certctl request --name {name} DOMAIN... --force`)",
+            files.key_path.display(),
+            files.cert_path.display()
+        )
+    })?;
+    Ok(pem::bundle(&files.chain, &files.key_pem))
+}

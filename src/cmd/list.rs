@@ -1,0 +1,386 @@
+//! `certctl list`: one row per managed certificate on stdout, as a table or (`--json`) as a
+//! JSON array whose field names are a stable interface. Reads only and takes no lock.
+//! A damaged entry shows with its reason and never stops the listing; once everything is
+//! printed, the exit code is 1 when any entry is damaged (so monitoring notices).
+
+use std::io::Write;
+
+use anyhow::anyhow;
+use serde::Serialize;
+
+use crate::cli::{KeyType, ListArgs};
+use crate::cmd::request::{now, rfc3339};
+use crate::error::BadInput;
+use crate::pem;
+use crate::settings::{CertName, Global, KNOWN_SERVERS};
+use crate::store::{Inspection, Store};
+
+const DAY: i64 = 86_400;
+/// Domains shown in a table cell before the rest is summed up as `+N`.
+const TABLE_DOMAINS: usize = 3;
+const HEADER: [&str; 9] = [
+    "NAME",
+    "DOMAINS",
+    "KEY",
+    "NOT-AFTER",
+    "DAYS",
+    "RENEW",
+    "CA",
+    "BUNDLE",
+    "STATUS",
+];
+
+/// One element of `certctl list --json`. The field names are documented in the README and
+/// must not change; a field that could not be read is null.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Row {
+    pub name: String,
+    /// "ok" or "damaged".
+    pub status: &'static str,
+    /// Why the entry is damaged (null when ok).
+    pub error: Option<String>,
+    /// The names certctl requests for it (settings.json), else the certificate's own names.
+    pub domains: Option<Vec<String>>,
+    pub key_type: Option<KeyType>,
+    /// Serial number of the live certificate, lowercase hex.
+    pub serial: Option<String>,
+    /// RFC 3339, UTC.
+    pub not_before: Option<String>,
+    pub not_after: Option<String>,
+    /// Whole days until not_after, rounded down; negative once expired.
+    pub days_left: Option<i64>,
+    /// When the certificate becomes due for renewal (a third of its lifetime before expiry).
+    pub renew_after: Option<String>,
+    pub renewal_due: Option<bool>,
+    /// The ACME directory URL of the CA that issued it.
+    pub server: Option<String>,
+    /// Path of the bundle in the ssl directory, and whether that file exists.
+    pub bundle: String,
+    pub bundle_exists: bool,
+}
+
+pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
+    // 1. every entry, damaged or not; no state directory means no certificate
+    let store = Store::new(&global.state_dir, &global.ssl_dir);
+    let inspections: Vec<Inspection> = store
+        .names()?
+        .iter()
+        .map(|name| store.inspect(name))
+        .collect();
+
+    // 2. print it all
+    let now = now();
+    let text = if args.json {
+        let rows: Vec<Row> = inspections.iter().map(|i| row(i, now)).collect();
+        serde_json::to_string_pretty(&rows)? + "\n"
+    } else {
+        let cells: Vec<[String; 9]> = inspections.iter().map(|i| cells(i, now)).collect();
+        table(&cells)
+    };
+    print_stdout(&text)?;
+
+    // 3. then say what is damaged, on stderr and in the exit code
+    let damaged: Vec<&str> = inspections
+        .iter()
+        .filter(|i| !i.problems.is_empty())
+        .map(|i| i.name.as_str())
+        .collect();
+    if damaged.is_empty() {
+        return Ok(());
+    }
+    Err(anyhow!(
+        "damaged: {}; `certctl delete NAME` moves a damaged entry to the archive, then \
+         `certctl request` can issue it again",
+        damaged.join(", ")
+    ))
+}
+
+/// The error for a name certctl does not manage (bad input: exit 2).
+/// The certificates a command works on: those named (each valid and managed, duplicates
+/// dropped; checked before anything is written), or every managed one.
+pub fn selected_names(
+    global: &Global,
+    store: &Store,
+    raw: &[String],
+) -> anyhow::Result<Vec<CertName>> {
+    if raw.is_empty() {
+        return store.names();
+    }
+    let mut names = Vec::new();
+    for raw in raw {
+        let name = CertName::parse(raw).map_err(BadInput::new)?;
+        if !store.manages(&name) {
+            return Err(not_managed(global, &name));
+        }
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+pub fn not_managed(global: &Global, name: &CertName) -> anyhow::Error {
+    BadInput::new(format!(
+        "no certificate named {name} is managed in {}; `certctl list` shows the names \
+         (pass --state-dir if it is kept elsewhere)",
+        global.state_dir.display()
+    ))
+    .into()
+}
+
+/// Writes the whole listing at once; a reader that went away (`| head`) is not an error.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| anyhow!("writing to stdout: {e}")),
+    }
+}
+
+fn domains(i: &Inspection) -> Option<Vec<String>> {
+    match (&i.settings, &i.info) {
+        (Some(s), _) => Some(s.domains.iter().map(ToString::to_string).collect()),
+        (None, Some(info)) => Some(info.names.clone()),
+        (None, None) => None,
+    }
+}
+
+fn days_left(now: i64, not_after: i64) -> i64 {
+    (not_after - now).div_euclid(DAY)
+}
+
+/// The JSON row for one entry at `now`.
+fn row(i: &Inspection, now: i64) -> Row {
+    let info = i.info.as_ref();
+    let renew_at = info.map(|c| pem::renewal_time(c.not_before, c.not_after));
+    Row {
+        name: i.name.to_string(),
+        status: if i.problems.is_empty() {
+            "ok"
+        } else {
+            "damaged"
+        },
+        error: (!i.problems.is_empty()).then(|| i.problems.join("; ")),
+        domains: domains(i),
+        key_type: i.settings.as_ref().map(|s| s.key_type),
+        serial: info.map(|c| c.serial.clone()),
+        not_before: info.map(|c| rfc3339(c.not_before)),
+        not_after: info.map(|c| rfc3339(c.not_after)),
+        days_left: info.map(|c| days_left(now, c.not_after)),
+        renew_after: renew_at.map(rfc3339),
+        renewal_due: renew_at.map(|at| now >= at),
+        server: i.settings.as_ref().map(|s| s.server.to_string()),
+        bundle: i.bundle.display().to_string(),
+        bundle_exists: i.bundle_exists,
+    }
+}
+
+/// The table cells for one entry at `now`: short, without spaces (except in STATUS, the
+/// last column), "-" for what could not be read.
+fn cells(i: &Inspection, now: i64) -> [String; 9] {
+    let dash = || "-".to_owned();
+    let info = i.info.as_ref();
+    let domains = domains(i).map_or_else(dash, |d| {
+        let mut shown = d
+            .iter()
+            .take(TABLE_DOMAINS)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(",");
+        if d.len() > TABLE_DOMAINS {
+            shown.push_str(&format!(",+{}", d.len() - TABLE_DOMAINS));
+        }
+        shown
+    });
+    let key_type = i.settings.as_ref().map_or_else(dash, |s| {
+        serde_json::to_value(s.key_type)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(dash)
+    });
+    let days = info.map_or_else(dash, |c| {
+        if c.not_after <= now {
+            "expired".to_owned()
+        } else {
+            days_left(now, c.not_after).to_string()
+        }
+    });
+    let renew = info.map_or_else(dash, |c| {
+        let at = pem::renewal_time(c.not_before, c.not_after);
+        if now >= at {
+            "due".to_owned()
+        } else {
+            short_time(at)
+        }
+    });
+    let ca = i.settings.as_ref().map_or_else(dash, |s| {
+        KNOWN_SERVERS
+            .iter()
+            .find(|(_, url)| *url == s.server.url())
+            .map_or_else(|| s.server.to_string(), |(short, _)| (*short).to_owned())
+    });
+    let bundle = if i.bundle_exists {
+        i.bundle.display().to_string()
+    } else {
+        format!("{}(missing)", i.bundle.display())
+    };
+    let status = if i.problems.is_empty() {
+        "ok".to_owned()
+    } else {
+        format!("damaged: {}", i.problems.join("; "))
+    };
+    [
+        i.name.to_string(),
+        domains,
+        key_type,
+        info.map_or_else(dash, |c| short_time(c.not_after)),
+        days,
+        renew,
+        ca,
+        bundle,
+        status,
+    ]
+}
+
+/// `2026-03-01T12:00Z`: minutes are enough in a table, and there is no space to split on.
+fn short_time(ts: i64) -> String {
+    let full = rfc3339(ts);
+    match full.strip_suffix('Z') {
+        Some(rest) if rest.len() == 19 => format!("{}Z", &rest[..16]),
+        _ => full,
+    }
+}
+
+/// Left-aligned columns separated by two spaces; nothing at all when there is no row.
+fn table(rows: &[[String; 9]]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let header = HEADER.map(str::to_owned);
+    let all: Vec<&[String; 9]> = std::iter::once(&header).chain(rows).collect();
+    let mut widths = [0usize; 9];
+    for row in &all {
+        for (w, cell) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in all {
+        let mut line = String::new();
+        for (n, cell) in row.iter().enumerate() {
+            if n + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let pad = widths[n] - cell.chars().count();
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::pem::CertInfo;
+    use crate::settings::{CertSettings, Challenge, DomainName, Hooks, Server};
+
+    // 2026-01-01T00:00:00Z
+    const T0: i64 = 1_767_225_600;
+
+    fn inspection(problems: Vec<String>) -> Inspection {
+        Inspection {
+            name: CertName::parse("mon-app.fr").unwrap(),
+            settings: Some(CertSettings {
+                domains: [
+                    "mon-app.fr",
+                    "www.mon-app.fr",
+                    "api.mon-app.fr",
+                    "x.mon-app.fr",
+                ]
+                .iter()
+                .map(|d| DomainName::parse(d).unwrap())
+                .collect(),
+                key_type: KeyType::Rsa2048,
+                server: Server::parse("letsencrypt").unwrap(),
+                ca_bundle: None,
+                challenge: Challenge::Stateless,
+                hooks: Hooks::default(),
+                email: None,
+            }),
+            info: Some(CertInfo {
+                serial: "0a1b".into(),
+                not_before: T0,
+                not_after: T0 + 90 * DAY,
+                names: vec!["mon-app.fr".into()],
+                issuer: "CN=test".into(),
+            }),
+            problems,
+            bundle: PathBuf::from("/etc/haproxy/ssl/mon-app.fr.pem"),
+            bundle_exists: true,
+        }
+    }
+
+    #[test]
+    fn json_row_has_dates_days_and_renewal() {
+        let r = row(&inspection(vec![]), T0 + 10 * DAY + 5);
+        assert_eq!(r.status, "ok");
+        assert_eq!(r.error, None);
+        assert_eq!(r.not_after.as_deref(), Some("2026-04-01T00:00:00Z"));
+        assert_eq!(r.days_left, Some(79), "rounded down");
+        assert_eq!(r.renew_after.as_deref(), Some("2026-03-02T00:00:00Z"));
+        assert_eq!(r.renewal_due, Some(false));
+        assert_eq!(r.key_type, Some(KeyType::Rsa2048));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["key_type"], "rsa2048");
+        assert_eq!(json["server"], KNOWN_SERVERS[0].1);
+        assert_eq!(json["domains"].as_array().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn expired_certificate_has_negative_days_and_is_due() {
+        let r = row(&inspection(vec![]), T0 + 91 * DAY - 1);
+        assert_eq!(r.days_left, Some(-1));
+        assert_eq!(r.renewal_due, Some(true));
+        let c = cells(&inspection(vec![]), T0 + 91 * DAY - 1);
+        assert_eq!(c[4], "expired");
+        assert_eq!(c[5], "due");
+    }
+
+    #[test]
+    fn damaged_entry_keeps_what_could_be_read() {
+        let mut i = inspection(vec!["/s/meta.json is damaged: EOF".into()]);
+        i.info = None;
+        let r = row(&i, T0);
+        assert_eq!(r.status, "damaged");
+        assert_eq!(r.error.as_deref(), Some("/s/meta.json is damaged: EOF"));
+        assert_eq!(r.not_after, None);
+        assert_eq!(r.days_left, None);
+        assert!(r.domains.is_some(), "settings were readable");
+        let c = cells(&i, T0);
+        assert_eq!(c[3], "-");
+        assert_eq!(c[8], "damaged: /s/meta.json is damaged: EOF");
+    }
+
+    #[test]
+    fn table_cells_are_short_and_aligned() {
+        let c = cells(&inspection(vec![]), T0);
+        assert_eq!(c[1], "mon-app.fr,www.mon-app.fr,api.mon-app.fr,+1");
+        assert_eq!(c[2], "rsa2048");
+        assert_eq!(c[3], "2026-04-01T00:00Z");
+        assert_eq!(c[4], "90");
+        assert_eq!(c[6], "letsencrypt");
+        let text = table(&[c.clone(), c]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("NAME        DOMAINS"), "{text}");
+        let col = lines[0].find("BUNDLE").unwrap();
+        assert_eq!(&lines[1][col..col + 5], "/etc/");
+        assert_eq!(table(&[]), "", "no header without rows");
+    }
+}

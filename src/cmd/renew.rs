@@ -1,0 +1,446 @@
+//! `certctl renew [NAME...]`: decide from stored metadata alone which certificates are due
+//! (no network when none is), then renew those with their stored settings, several orders
+//! at once over one account per CA and one responder per address. One failure never stops
+//! the others, and a failed renewal leaves the old key, certificate and bundle untouched.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::net::SocketAddr;
+
+use anyhow::{Context, anyhow};
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::acme::AcmeHttp;
+use crate::cli::RenewArgs;
+use crate::cmd::request::{self, Issued, date, hook_env, now, rfc3339};
+use crate::error::BadInput;
+use crate::hooks::Hook;
+use crate::http01::Responder;
+use crate::pem::{self, Decision};
+use crate::settings::{CertName, CertSettings, Challenge, ConfigFile, Global, Server};
+use crate::store::{Lineage, Store};
+
+const DEFAULT_JOBS: usize = 4;
+
+#[derive(Serialize)]
+struct Outcome {
+    name: String,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_after: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow::Result<()> {
+    // 1. which certificates; every named one must exist
+    let store = Store::new(&global.state_dir, &global.ssl_dir);
+    let names = super::list::selected_names(global, &store, &args.names)?;
+    let jobs = args.jobs.unwrap_or(DEFAULT_JOBS);
+    if jobs == 0 {
+        return Err(BadInput::new("--jobs 0: give at least 1").into());
+    }
+    // hooks from the command line (or the config file) run in addition to the stored ones
+    let cli_hooks = request::merge_hooks(&args.hooks, config);
+    let hook_timeout = request::hook_timeout(&args.hooks, config);
+
+    // 2. what is due, from the small metadata files alone: no request unless a certificate
+    //    is due or its CA's ARI Retry-After has passed
+    let mut failures: Vec<(String, anyhow::Error)> = Vec::new();
+    let first = select(&store, &names, args.force, &mut failures);
+    if first.due.is_empty() && (first.ask.is_empty() || args.dry_run) {
+        return summarize(failures, Vec::new(), args.json);
+    }
+
+    // 3. under the lock, read again: a run that held it may have renewed them already
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(store.lock(request::lock_wait())?)
+    };
+    let again: Vec<CertName> = first
+        .due
+        .iter()
+        .chain(&first.ask)
+        .map(|l| l.name.clone())
+        .collect();
+    let Selection { mut due, ask } = select(&store, &again, args.force, &mut failures);
+    let ask = if args.dry_run { Vec::new() } else { ask };
+
+    // 4. one account per CA, shared by every request of the run; then the renewal windows
+    //    of the ARI certificates whose Retry-After has passed
+    let mut accounts: HashMap<
+        (Server, Option<std::path::PathBuf>),
+        Result<instant_acme::Account, String>,
+    > = HashMap::new();
+    for lineage in due.iter().chain(&ask) {
+        let server = effective_server(&lineage.settings.server, args.dry_run);
+        if let Entry::Vacant(slot) =
+            accounts.entry((server.clone(), lineage.settings.ca_bundle.clone()))
+        {
+            let account = account_for(&store, &server, &lineage.settings, args.dry_run).await;
+            slot.insert(account.map_err(|e| format!("{e:#}")));
+        }
+    }
+    for lineage in ask {
+        let key = (
+            lineage.settings.server.clone(),
+            lineage.settings.ca_bundle.clone(),
+        );
+        let Some(Ok(account)) = accounts.get(&key) else {
+            continue;
+        };
+        match ask_ca(&store, account, &lineage).await {
+            Ok(true) => due.push(lineage),
+            Ok(false) => {}
+            Err(e) => failures.push((lineage.name.to_string(), e)),
+        }
+    }
+    if due.is_empty() {
+        return summarize(failures, Vec::new(), args.json);
+    }
+
+    // 4. pre-hooks: each distinct command once, before the first order
+    if !args.dry_run {
+        let mut pre: Vec<&str> = Vec::new();
+        for cmd in due
+            .iter()
+            .filter_map(|l| l.settings.hooks.pre.as_deref())
+            .chain(cli_hooks.pre.as_deref())
+        {
+            if !pre.contains(&cmd) {
+                pre.push(cmd);
+            }
+        }
+        for cmd in pre {
+            Hook {
+                kind: "pre",
+                command: cmd,
+                env: vec![],
+            }
+            .run(hook_timeout)
+            .await?;
+        }
+    }
+
+    // 5. one responder per address, shared by all orders
+    let mut responders: HashMap<SocketAddr, anyhow::Result<Responder>> = HashMap::new();
+    for lineage in &due {
+        if let Challenge::Standalone { http_addr } = lineage.settings.challenge {
+            if let Entry::Vacant(slot) = responders.entry(http_addr) {
+                slot.insert(Responder::bind(http_addr).await);
+            }
+        }
+    }
+
+    // 6. the orders, `jobs` at a time
+    let results: Vec<(Lineage, anyhow::Result<Issued>)> =
+        futures_util::stream::iter(due.into_iter().map(|lineage| {
+            let server = effective_server(&lineage.settings.server, args.dry_run);
+            let account = accounts.get(&(server.clone(), lineage.settings.ca_bundle.clone()));
+            let responder = match lineage.settings.challenge {
+                Challenge::Standalone { http_addr } => responders.get(&http_addr),
+                _ => None,
+            };
+            // an ARI CA is told which certificate this one replaces (RFC 9773)
+            let replaces = store
+                .ari(&lineage.name)
+                .and_then(|_| store.leaf_der(&lineage.name).ok())
+                .and_then(|der| crate::acme::cert_id(&der).ok());
+            async move {
+                let result = async {
+                    let account = account
+                        .ok_or_else(|| anyhow!("no account"))?
+                        .as_ref()
+                        .map_err(|e| anyhow!("{e}"))?;
+                    let responder = match responder {
+                        Some(Ok(r)) => Some(r),
+                        Some(Err(e)) => return Err(anyhow!("{e:#}")),
+                        None => None,
+                    };
+                    let wanted = CertSettings {
+                        server,
+                        ..lineage.settings.clone()
+                    };
+                    request::order(
+                        account,
+                        responder,
+                        &lineage.name,
+                        &wanted,
+                        replaces.as_ref(),
+                    )
+                    .await
+                }
+                .await;
+                (lineage, result)
+            }
+        }))
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    drop(responders);
+
+    // 7. install each new certificate, then its deploy hooks
+    let mut renewed: Vec<(Lineage, Issued)> = Vec::new();
+    for (lineage, result) in results {
+        let name = lineage.name.clone();
+        let installed = result.and_then(|issued| {
+            if !args.dry_run {
+                request::install(&store, &name, &lineage.settings, &issued)?;
+            }
+            Ok(issued)
+        });
+        match installed {
+            Ok(issued) => renewed.push((lineage, issued)),
+            Err(e) => failures.push((
+                name.to_string(),
+                e.context("not renewed; the current certificate is unchanged"),
+            )),
+        }
+    }
+    renewed.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    for (lineage, issued) in &renewed {
+        if args.dry_run {
+            crate::log::info(format_args!(
+                "{}: dry run: the CA would issue a certificate; nothing written",
+                lineage.name
+            ));
+            continue;
+        }
+        crate::log::info(format_args!(
+            "{}: renewed, valid until {}; bundle {}",
+            lineage.name,
+            date(issued.info.not_after),
+            store.bundle_path(&lineage.name).display()
+        ));
+        // an ARI CA gives the new certificate its own window (no request to other CAs)
+        let key = (
+            lineage.settings.server.clone(),
+            lineage.settings.ca_bundle.clone(),
+        );
+        if let Some(Ok(account)) = accounts.get(&key) {
+            request::refresh_ari(
+                &store,
+                account,
+                &lineage.name,
+                &lineage.settings.server,
+                &issued.chain.leaf,
+            )
+            .await;
+        }
+        let current = Lineage {
+            info: issued.info.clone(),
+            ..lineage.clone()
+        };
+        for cmd in dedup([
+            lineage.settings.hooks.deploy.as_deref(),
+            cli_hooks.deploy.as_deref(),
+        ]) {
+            let hook = Hook {
+                kind: "deploy",
+                command: cmd,
+                env: hook_env(&store, &current),
+            };
+            if let Err(e) = hook.run(hook_timeout).await {
+                failures.push((lineage.name.to_string(), e));
+            }
+        }
+    }
+
+    // 8. post-hooks once, when anything was renewed
+    if !args.dry_run && !renewed.is_empty() {
+        let names: Vec<String> = renewed.iter().map(|(l, _)| l.name.to_string()).collect();
+        let bundles: Vec<String> = renewed
+            .iter()
+            .map(|(l, _)| store.bundle_path(&l.name).display().to_string())
+            .collect();
+        let stored = renewed
+            .iter()
+            .map(|(l, _)| l.settings.hooks.post.as_deref());
+        let post: Vec<&str> = dedup(stored.chain([cli_hooks.post.as_deref()]));
+        for cmd in post {
+            let env = vec![
+                ("CERTCTL_RENEWED_NAMES", names.join(" ")),
+                ("CERTCTL_RENEWED_BUNDLES", bundles.join(" ")),
+            ];
+            if let Err(e) = (Hook {
+                kind: "post",
+                command: cmd,
+                env,
+            })
+            .run(hook_timeout)
+            .await
+            {
+                failures.push(("post-hook".into(), e));
+            }
+        }
+    }
+    summarize(
+        failures,
+        renewed
+            .iter()
+            .map(|(l, i)| (l.name.to_string(), i.info.clone()))
+            .collect(),
+        args.json,
+    )
+}
+
+/// Certificates to renew now, and ARI certificates whose window must be fetched again.
+struct Selection {
+    due: Vec<Lineage>,
+    ask: Vec<Lineage>,
+}
+
+/// Sorts `names` by `pem::decide` (all due with `force`); damaged entries are recorded as
+/// failures and skipped.
+fn select(
+    store: &Store,
+    names: &[CertName],
+    force: bool,
+    failures: &mut Vec<(String, anyhow::Error)>,
+) -> Selection {
+    let now = now();
+    let mut selection = Selection {
+        due: Vec::new(),
+        ask: Vec::new(),
+    };
+    for name in names {
+        match store.lineage(name) {
+            Ok(Some(lineage)) => {
+                let info = &lineage.info;
+                let ari = store.ari(name);
+                match pem::decide(now, info.not_before, info.not_after, ari.as_ref(), force) {
+                    Decision::Due => selection.due.push(lineage),
+                    Decision::AskCa => selection.ask.push(lineage),
+                    Decision::NotDue => crate::log::verbose(format_args!(
+                        "{name}: not due; valid until {}, renewal from {}",
+                        date(info.not_after),
+                        date(ari.map_or_else(
+                            || pem::renewal_time(info.not_before, info.not_after),
+                            |a| a.renew_at
+                        ))
+                    )),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => failures.push((
+                name.to_string(),
+                e.context("cannot read the stored certificate"),
+            )),
+        }
+    }
+    selection
+}
+
+/// Fetches the CA's renewal window for `lineage`, records it, and says whether it is due now.
+async fn ask_ca(
+    store: &Store,
+    account: &instant_acme::Account,
+    lineage: &Lineage,
+) -> anyhow::Result<bool> {
+    let leaf = store.leaf_der(&lineage.name)?;
+    request::refresh_ari(
+        store,
+        account,
+        &lineage.name,
+        &lineage.settings.server,
+        &leaf,
+    )
+    .await;
+    let info = &lineage.info;
+    let ari = store.ari(&lineage.name);
+    let decision = pem::decide(now(), info.not_before, info.not_after, ari.as_ref(), false);
+    if decision != Decision::Due {
+        crate::log::verbose(format_args!(
+            "{}: not due; the CA's renewal window starts {}",
+            lineage.name,
+            ari.map_or_else(|| "nowhere (no ARI)".to_owned(), |a| date(a.window_start))
+        ));
+    }
+    Ok(decision == Decision::Due)
+}
+
+/// `--dry-run` against Let's Encrypt production goes to staging instead.
+fn effective_server(server: &Server, dry_run: bool) -> Server {
+    if dry_run {
+        server
+            .staging_counterpart()
+            .unwrap_or_else(|| server.clone())
+    } else {
+        server.clone()
+    }
+}
+
+/// The stored account for `server`; when there is none (a deleted account file, or a dry
+/// run against staging), a new one: the terms were agreed to when the certificate was
+/// requested. A dry run keeps it in memory only.
+async fn account_for(
+    store: &Store,
+    server: &Server,
+    settings: &CertSettings,
+    dry_run: bool,
+) -> anyhow::Result<instant_acme::Account> {
+    let http = AcmeHttp::new(settings.ca_bundle.as_deref())?;
+    if let Some(credentials) = store.account(server)? {
+        return crate::acme::restore_account(&http, server, credentials).await;
+    }
+    let (account, credentials) =
+        crate::acme::create_account(&http, server, settings.email.as_deref()).await?;
+    if !dry_run {
+        store.save_account(server, credentials)?;
+    }
+    Ok(account)
+}
+
+fn dedup<'a>(commands: impl IntoIterator<Item = Option<&'a str>>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for cmd in commands.into_iter().flatten() {
+        if !out.contains(&cmd) {
+            out.push(cmd);
+        }
+    }
+    out
+}
+
+/// Prints the results; exit 1 (an error) naming every failure, silent when nothing happened.
+fn summarize(
+    failures: Vec<(String, anyhow::Error)>,
+    renewed: Vec<(String, pem::CertInfo)>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        let mut outcomes: Vec<Outcome> = renewed
+            .iter()
+            .map(|(name, info)| Outcome {
+                name: name.clone(),
+                status: "renewed",
+                serial: Some(info.serial.clone()),
+                not_after: Some(rfc3339(info.not_after)),
+                error: None,
+            })
+            .collect();
+        outcomes.extend(failures.iter().map(|(name, e)| Outcome {
+            name: name.clone(),
+            status: "failed",
+            serial: None,
+            not_after: None,
+            error: Some(format!("{e:#}")),
+        }));
+        println!("{}", serde_json::to_string(&outcomes)?);
+    }
+    if failures.is_empty() {
+        return Ok(());
+    }
+    for (name, e) in &failures {
+        eprintln!("certctl: {name}: {e:#}");
+    }
+    let names: Vec<&str> = failures.iter().map(|(n, _)| n.as_str()).collect();
+    Err(anyhow!("renewal failed for: {}", names.join(", "))).context(format!(
+        "{} renewed, {} failed",
+        renewed.len(),
+        failures.len()
+    ))
+}

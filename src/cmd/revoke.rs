@@ -1,0 +1,135 @@
+//! `certctl revoke NAME`: revoke the certificate at the CA that issued it (RFC 8555 §7.6),
+//! then stop managing it (state directory and bundle move to <state-dir>/archive/), then run
+//! `--post-hook` so the proxy drops it. Same confirmation rules as `delete`; nothing is
+//! changed before the CA has revoked it, and "already revoked" lets an interrupted run finish.
+
+use anyhow::{Context, anyhow, bail};
+use clap::ValueEnum;
+
+use crate::acme::{self, AcmeHttp};
+use crate::cli::RevokeArgs;
+use crate::cmd::delete::{confirm, describe};
+use crate::cmd::list::not_managed;
+use crate::cmd::request::{join, lock_wait, now};
+use crate::error::BadInput;
+use crate::hooks::Hook;
+use crate::settings::{self, CertName, Global};
+use crate::store::Store;
+
+pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
+    // 1. the certificate, and what revoking it needs: its settings (the CA) and its leaf
+    let name = CertName::parse(&args.name).map_err(BadInput::new)?;
+    let store = Store::new(&global.state_dir, &global.ssl_dir);
+    let lineage = store
+        .lineage(&name)
+        .with_context(|| {
+            format!(
+                "{name} cannot be revoked: its stored files are damaged; \
+                 `certctl delete {name}` archives it without revoking"
+            )
+        })?
+        .ok_or_else(|| not_managed(global, &name))?;
+    let leaf = store.live_leaf(&name).with_context(|| {
+        format!("{name} cannot be revoked; `certctl delete {name}` archives it without revoking")
+    })?;
+    let reason = args
+        .reason
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_owned());
+
+    // 2. confirmation; answering no changes nothing
+    let bundle_fate = if args.keep_bundle {
+        "leave its bundle in place (--keep-bundle)"
+    } else {
+        "move its bundle there too"
+    };
+    let intro = format!(
+        "certctl will revoke this certificate at its CA (reason: {reason}), stop managing it, \
+         move its files to {} and {bundle_fate}:",
+        global.state_dir.join("archive").display()
+    );
+    let summary = describe(&store.inspect(&name), now());
+    if !confirm(args.yes, "revoke", &name, &format!("{intro}\n{summary}"))? {
+        crate::log::info(format_args!("revoke cancelled; nothing changed"));
+        return Ok(());
+    }
+
+    // 3. under the lock, and still the same certificate (not renewed or deleted meanwhile)
+    let _lock = store.lock(lock_wait())?;
+    match store.live_leaf(&name) {
+        Ok(current) if current == leaf => {}
+        _ => bail!(
+            "{name} was renewed or removed by another certctl while this one waited; \
+             nothing was revoked; run `certctl revoke {name}` again"
+        ),
+    }
+
+    // 4. revoke at the CA that issued it, with the account that ordered it
+    let server = &lineage.settings.server;
+    let credentials = store.account(server)?.ok_or_else(|| {
+        anyhow!(
+            "no ACME account for {server} is stored in {}, and only the account that ordered \
+             {name} can revoke it here; nothing was changed (`certctl delete {name}` stops \
+             managing it without revoking)",
+            global.state_dir.display()
+        )
+    })?;
+    let ca_bundle = lineage
+        .settings
+        .ca_bundle
+        .as_deref()
+        .or(global.ca_bundle.as_deref());
+    let http = AcmeHttp::new(ca_bundle)?;
+    let revoked_now = async {
+        let account = acme::restore_account(&http, server, credentials).await?;
+        acme::revoke(&account, server, &leaf, args.reason).await
+    }
+    .await
+    .with_context(|| format!("{name}: not revoked; nothing was changed"))?;
+    crate::log::info(format_args!(
+        "{name}: {} at {server} (serial {})",
+        if revoked_now {
+            "revoked"
+        } else {
+            "already revoked"
+        },
+        lineage.info.serial
+    ));
+
+    // 5. stop managing it; the files go to the archive
+    let folder = store
+        .archive(&name, !args.keep_bundle, now())
+        .with_context(|| {
+            format!(
+                "{name} is revoked at the CA, but its files could not be archived; \
+                 run `certctl revoke {name} --yes` again to finish"
+            )
+        })?;
+    crate::log::info(format_args!(
+        "{name}: no longer managed; its files{} are in {}",
+        if args.keep_bundle { "" } else { " and bundle" },
+        folder.display()
+    ));
+
+    // 6. the post-hook, so the proxy drops it
+    if let Some(command) = &args.post_hook {
+        let hook = Hook {
+            kind: "post",
+            command,
+            env: vec![
+                ("CERTCTL_NAME", name.to_string()),
+                ("CERTCTL_DOMAINS", join(&lineage.settings.domains)),
+                ("CERTCTL_SERIAL", lineage.info.serial.clone()),
+                (
+                    "CERTCTL_BUNDLE",
+                    store.bundle_path(&name).display().to_string(),
+                ),
+                ("CERTCTL_ARCHIVE", folder.display().to_string()),
+            ],
+        };
+        hook.run(settings::DEFAULT_HOOK_TIMEOUT)
+            .await
+            .with_context(|| format!("{name} is revoked and archived"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! Helpers the integration tests share: `certctl request` with the lab's responder, byte-for-
+//! byte snapshots of the state and ssl directories, and certificate serials.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::{Lab, Output};
+
+/// `certctl request` with the lab's responder address and the terms agreed to.
+pub fn request(lab: &Lab, args: &[&str]) -> Output {
+    let http_addr = lab.http_addr();
+    let mut all = vec!["request", "--http-addr", http_addr.as_str(), "--agree-tos"];
+    all.extend_from_slice(args);
+    lab.run(&all)
+}
+
+/// Every file under a directory with its bytes (or link target) and mode.
+pub type Snapshot = BTreeMap<PathBuf, (Vec<u8>, u32)>;
+
+pub fn snapshot(dir: &Path) -> Snapshot {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode();
+            if meta.file_type().is_symlink() {
+                let target = fs::read_link(&path).unwrap();
+                out.insert(path, (target.as_os_str().as_encoded_bytes().to_vec(), mode));
+            } else if meta.is_dir() {
+                out.insert(path.clone(), (Vec::new(), mode));
+                stack.push(path);
+            } else {
+                out.insert(path.clone(), (fs::read(&path).unwrap(), mode));
+            }
+        }
+    }
+    out
+}
+
+/// Snapshots of the lab's state and ssl directories.
+pub fn both_snapshots(lab: &Lab) -> (Snapshot, Snapshot) {
+    (snapshot(&lab.state_dir()), snapshot(&lab.ssl_dir()))
+}
+
+/// A certificate's serial as lowercase hex, as certctl and Pebble's management API write it.
+pub fn serial_hex(der: &[u8]) -> String {
+    let (_, cert) = X509Certificate::from_der(der).unwrap();
+    cert.tbs_certificate
+        .raw_serial()
+        .iter()
+        .skip_while(|b| **b == 0)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
