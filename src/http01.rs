@@ -63,7 +63,6 @@ pub fn valid_token(token: &str) -> bool {
 /// A running responder; stops serving when dropped.
 pub struct Responder {
     pub tokens: Tokens,
-    #[cfg_attr(not(test), allow(dead_code))]
     pub addr: SocketAddr,
     task: JoinHandle<()>,
 }

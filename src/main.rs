@@ -1,22 +1,10 @@
 //! certctl's switchboard: parse the command line, resolve settings, build the runtime,
 //! run the subcommand, print `certctl: {err:#}` and exit 0, 1 (failure) or 2 (bad input).
 
-mod acme;
-mod cli;
-mod cmd;
-mod error;
-mod hooks;
-mod http01;
-mod keys;
-mod log;
-mod pem;
-mod settings;
-mod store;
-
+use certctl::cli::{Cli, Command};
+use certctl::settings::{ConfigFile, Global};
+use certctl::{cmd, error, log};
 use clap::Parser;
-
-use crate::cli::{Cli, Command};
-use crate::settings::{ConfigFile, Global};
 
 fn main() {
     let cli = Cli::parse();

@@ -1,0 +1,15 @@
+//! certctl as a library: the modules behind the `certctl` binary, public so that the
+//! benchmarks, fuzz targets and docs generator reach the same parsers and decisions the
+//! binary uses. The binary (main.rs) is only the switchboard.
+
+pub mod acme;
+pub mod cli;
+pub mod cmd;
+pub mod error;
+pub mod hooks;
+pub mod http01;
+pub mod keys;
+pub mod log;
+pub mod pem;
+pub mod settings;
+pub mod store;
