@@ -100,10 +100,37 @@ pub enum Command {
     /// Example: certctl concat && systemctl reload haproxy
     Concat(ConcatArgs),
 
+    /// The ACME account: its key's thumbprint, for stateless HTTP-01 in HAProxy.
+    #[command(subcommand)]
+    Account(AccountCommand),
+
     /// List the managed certificates: names, key type, expiry, next renewal, CA, bundle.
     ///
     /// Example: certctl list --json
     List(ListArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Print the account key's thumbprint and the HAProxy lines that answer every HTTP-01
+    /// challenge from it, so no responder is needed (`request --challenge stateless`).
+    ///
+    /// Creates the account first when there is none for --server (needs --agree-tos when
+    /// no terminal is attached). With -q only the thumbprint is printed.
+    ///
+    /// Example: certctl account thumbprint --agree-tos --email ops@mon-app.fr
+    Thumbprint(ThumbprintArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ThumbprintArgs {
+    /// Contact address, used when the account is created
+    #[arg(long, value_name = "EMAIL")]
+    pub email: Option<String>,
+
+    /// Agree to the CA's terms of service when the account is created
+    #[arg(long)]
+    pub agree_tos: bool,
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +154,11 @@ pub struct RenewArgs {
 
     #[command(flatten)]
     pub hooks: HookArgs,
+
+    /// HAProxy admin socket (PATH or IP:PORT, `level admin`) to hot-swap the certificate
+    /// into with no reload; repeat for several proxies; in addition to the stored ones
+    #[arg(long = "haproxy-socket", value_name = "SOCKET")]
+    pub haproxy_sockets: Vec<String>,
 
     /// Print the results as JSON on stdout
     #[arg(long)]
@@ -250,6 +282,11 @@ pub struct RequestArgs {
 
     #[command(flatten)]
     pub hooks: HookArgs,
+
+    /// HAProxy admin socket (PATH or IP:PORT, `level admin`) to hot-swap the certificate
+    /// into with no reload; repeat for several proxies; stored for renew
+    #[arg(long = "haproxy-socket", value_name = "SOCKET")]
+    pub haproxy_sockets: Vec<String>,
 
     /// Request a new certificate even when the current one is valid and not due
     #[arg(long)]

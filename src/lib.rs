@@ -6,6 +6,7 @@ pub mod acme;
 pub mod cli;
 pub mod cmd;
 pub mod error;
+pub mod haproxy;
 pub mod hooks;
 pub mod http01;
 pub mod keys;

@@ -28,6 +28,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Request(args) => cmd::request::run(&global, &config, args).await,
+            Command::Account(certctl::cli::AccountCommand::Thumbprint(args)) => {
+                cmd::account::thumbprint(&global, &config, args).await
+            }
             Command::Renew(args) => cmd::renew::run(&global, &config, args).await,
             Command::Revoke(args) => cmd::revoke::run(&global, args).await,
             Command::Delete(args) => cmd::delete::run(&global, args),

@@ -290,6 +290,8 @@ pub struct ConfigFile {
     pub deploy_hook: Option<String>,
     pub post_hook: Option<String>,
     pub hook_timeout: Option<u64>,
+    #[serde(default)]
+    pub haproxy_sockets: Vec<String>,
 }
 
 impl ConfigFile {
@@ -471,6 +473,21 @@ pub struct CertSettings {
     pub hooks: Hooks,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// HAProxy admin sockets that receive the certificate without a reload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub haproxy_sockets: Vec<crate::haproxy::Socket>,
+}
+
+/// Parses `--haproxy-socket` values (or the config file's), dropping duplicates.
+pub fn parse_sockets(raw: &[String]) -> Result<Vec<crate::haproxy::Socket>, String> {
+    let mut sockets = Vec::new();
+    for r in raw {
+        let socket = crate::haproxy::Socket::parse(r)?;
+        if !sockets.contains(&socket) {
+            sockets.push(socket);
+        }
+    }
+    Ok(sockets)
 }
 
 /// Parses the names of a request: each valid, no duplicates, at most `MAX_NAMES`.

@@ -770,6 +770,7 @@ mod lifecycle_tests {
             challenge: crate::settings::Challenge::Stateless,
             hooks: Default::default(),
             email: None,
+            haproxy_sockets: Vec::new(),
         };
         store.save_settings(name, &settings).unwrap();
         let files = store.live_files(name).unwrap();

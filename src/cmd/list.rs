@@ -312,6 +312,7 @@ mod tests {
                 challenge: Challenge::Stateless,
                 hooks: Hooks::default(),
                 email: None,
+                haproxy_sockets: Vec::new(),
             }),
             info: Some(CertInfo {
                 serial: "0a1b".into(),

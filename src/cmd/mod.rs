@@ -1,5 +1,6 @@
 //! One module per subcommand; each reads top to bottom as the steps it takes.
 
+pub mod account;
 pub mod concat;
 pub mod delete;
 pub mod list;

@@ -18,7 +18,7 @@ use crate::error::BadInput;
 use crate::hooks::Hook;
 use crate::http01::Responder;
 use crate::pem::{self, Decision};
-use crate::settings::{CertName, CertSettings, Challenge, ConfigFile, Global, Server};
+use crate::settings::{self, CertName, CertSettings, Challenge, ConfigFile, Global, Server};
 use crate::store::{Lineage, Store};
 
 const DEFAULT_JOBS: usize = 4;
@@ -46,6 +46,12 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
     // hooks from the command line (or the config file) run in addition to the stored ones
     let cli_hooks = request::merge_hooks(&args.hooks, config);
     let hook_timeout = request::hook_timeout(&args.hooks, config);
+    let cli_sockets = settings::parse_sockets(if args.haproxy_sockets.is_empty() {
+        &config.haproxy_sockets
+    } else {
+        &args.haproxy_sockets
+    })
+    .map_err(BadInput::new)?;
 
     // 2. what is due, from the small metadata files alone: no request unless a certificate
     //    is due or its CA's ARI Retry-After has passed
@@ -230,6 +236,17 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
                 &issued.chain.leaf,
             )
             .await;
+        }
+        // hot-swap into every HAProxy: the stored sockets and those given now
+        let mut sockets = lineage.settings.haproxy_sockets.clone();
+        sockets.extend(
+            cli_sockets
+                .iter()
+                .filter(|s| !lineage.settings.haproxy_sockets.contains(s))
+                .cloned(),
+        );
+        for e in request::push_to_haproxy(&store, &lineage.name, &sockets, issued) {
+            failures.push((lineage.name.to_string(), e));
         }
         let current = Lineage {
             info: issued.info.clone(),

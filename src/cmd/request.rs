@@ -72,6 +72,12 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         challenge,
         hooks: merge_hooks(&args.hooks, config),
         email,
+        haproxy_sockets: settings::parse_sockets(if args.haproxy_sockets.is_empty() {
+            &config.haproxy_sockets
+        } else {
+            &args.haproxy_sockets
+        })
+        .map_err(BadInput::new)?,
     };
     let hook_timeout = hook_timeout(&args.hooks, config);
 
@@ -143,6 +149,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
     drop(responder);
     install(&store, &name, &wanted, &issued)?;
     refresh_ari(&store, &account, &name, &wanted.server, &issued.chain.leaf).await;
+    let mut failures = push_to_haproxy(&store, &name, &wanted.haproxy_sockets, &issued);
     let issued = issued.info;
 
     // 6. hooks; a failing hook leaves the new certificate in place and makes the exit code 1
@@ -160,7 +167,6 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
     if args.json {
         print_json(&store, &lineage, "issued")?;
     }
-    let mut hook_errors = Vec::new();
     if let Some(cmd) = &wanted.hooks.deploy {
         if let Err(e) = (Hook {
             kind: "deploy",
@@ -170,7 +176,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         .run(hook_timeout)
         .await
         {
-            hook_errors.push(e);
+            failures.push(e);
         }
     }
     if let Some(cmd) = &wanted.hooks.post {
@@ -189,14 +195,22 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         .run(hook_timeout)
         .await
         {
-            hook_errors.push(e);
+            failures.push(e);
         }
     }
-    match hook_errors.into_iter().next() {
-        Some(e) => Err(e.context(format!(
-            "{name}: the new certificate is installed, but a hook failed"
-        ))),
+    // every proxy or hook that failed is reported; the exit code is 1
+    let count = failures.len();
+    let mut failures = failures.into_iter();
+    match failures.next() {
         None => Ok(()),
+        Some(first) => {
+            for e in failures {
+                eprintln!("certctl: {e:#}");
+            }
+            Err(first.context(format!(
+                "{name}: the new certificate is installed (bundle written), but {count} of its hooks or proxies failed"
+            )))
+        }
     }
 }
 
@@ -293,6 +307,34 @@ fn random_fraction() -> f64 {
             .as_nanos(),
     );
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Hot-swaps the new certificate into every HAProxy listed, each independently; returns
+/// one error per proxy that failed (the bundle on disk is right for its next reload).
+pub fn push_to_haproxy(
+    store: &Store,
+    name: &CertName,
+    sockets: &[crate::haproxy::Socket],
+    issued: &Issued,
+) -> Vec<anyhow::Error> {
+    let path = store.bundle_path(name);
+    let bundle = pem::bundle(&issued.chain, &issued.key_pem);
+    let mut failures = Vec::new();
+    for socket in sockets {
+        let haproxy = crate::haproxy::Haproxy::new(socket.clone());
+        match haproxy.deploy(&path, &bundle, &issued.info.serial) {
+            Ok(crate::haproxy::Deployed::Replaced(n)) => crate::log::info(format_args!(
+                "{name}: HAProxy at {socket} now serves it ({n} replaced, no reload)"
+            )),
+            Ok(crate::haproxy::Deployed::Added(n)) => crate::log::info(format_args!(
+                "{name}: HAProxy at {socket} now serves it ({n} added, no reload)"
+            )),
+            Err(e) => {
+                failures.push(anyhow::Error::new(e).context(format!("{name}: HAProxy at {socket}")))
+            }
+        }
+    }
+    failures
 }
 
 /// Stores a new certificate and its settings, then writes its bundle.
