@@ -3,6 +3,7 @@
 //! retries of a step after a badNonce, and problem documents turned into clear errors.
 //! It knows nothing of files: callers pass credentials in and store what comes out.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -28,19 +29,55 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many times one protocol step is tried again after the CA rejected its nonce.
 const BAD_NONCE_TRIES: u32 = 12;
 /// Polling: a short first delay (a CA that validates in milliseconds is not kept waiting),
-/// growing by half each time; Retry-After from the CA wins (instant-acme honours it).
+/// doubling each time, so a CA that takes seconds is asked about as often as with a longer
+/// first delay (10 ms to 2.5 s: 8 polls); Retry-After from the CA wins (instant-acme
+/// honours it).
 const POLL: RetryPolicy = RetryPolicy::new()
-    .initial_delay(Duration::from_millis(60))
-    .backoff(1.5)
+    .initial_delay(Duration::from_millis(10))
+    .backoff(2.0)
     .timeout(Duration::from_secs(180));
+/// Nonces kept per CA for later requests; the newest is used first.
+const NONCES_KEPT: usize = 16;
+const REPLAY_NONCE: &str = "replay-nonce";
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// The HTTPS client for the ACME server: the system's roots plus `--ca-bundle`, a timeout
-/// on every request.
+/// on every request, and the nonces of the CA's answers kept for the next request.
 #[derive(Clone)]
 pub struct AcmeHttp {
     client: HyperClient<Connector, BodyWrapper<Bytes>>,
+    nonces: Nonces,
+}
+
+/// Every answer of the CA carries a fresh nonce (RFC 8555 §7.2). instant-acme keeps one per
+/// order and asks newNonce for each new order; kept here instead, shared by every order of
+/// the run, a run asks newNonce once. Each nonce is taken out of the answer it came with
+/// and handed out once, so it is never used twice. Keyed by the CA's host and port.
+#[derive(Clone, Default)]
+struct Nonces(Arc<std::sync::Mutex<HashMap<String, Vec<http::HeaderValue>>>>);
+
+impl Nonces {
+    fn put(&self, authority: &str, nonce: http::HeaderValue) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = map.entry(authority.to_owned()).or_default();
+        if kept.len() >= NONCES_KEPT {
+            kept.remove(0);
+        }
+        kept.push(nonce);
+    }
+
+    fn take(&self, authority: &str) -> Option<http::HeaderValue> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get_mut(authority)?.pop()
+    }
+}
+
+/// What newNonce would answer, made from a nonce already received.
+fn nonce_answer(nonce: http::HeaderValue) -> BytesResponse {
+    let mut rsp = http::Response::new(http_body_util::Empty::<Bytes>::new());
+    rsp.headers_mut().insert(REPLAY_NONCE, nonce);
+    BytesResponse::from(rsp)
 }
 
 impl AcmeHttp {
@@ -66,14 +103,20 @@ impl AcmeHttp {
             .context("setting up TLS")?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        // TCP_NODELAY: a JWS POST leaves as two small TLS writes (headers, body); with
+        // Nagle on, the second waits for the CA's delayed ACK, 40 ms on every POST.
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only()
             .enable_http1()
             .enable_http2()
-            .build();
+            .wrap_connector(tcp);
         Ok(Self {
             client: HyperClient::builder(TokioExecutor::new()).build(connector),
+            nonces: Nonces::default(),
         })
     }
 
@@ -96,8 +139,19 @@ impl HttpClient for AcmeHttp {
         &self,
         req: Request<BodyWrapper<Bytes>>,
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
+        let authority = req
+            .uri()
+            .authority()
+            .map_or_else(String::new, |a| a.to_string());
+        // instant-acme sends HEAD only to newNonce: a nonce already received answers it
+        if req.method() == http::Method::HEAD {
+            if let Some(nonce) = self.nonces.take(&authority) {
+                return Box::pin(async move { Ok(nonce_answer(nonce)) });
+            }
+        }
         crate::log::debug(format_args!("acme: {} {}", req.method(), req.uri()));
         let client = self.client.clone();
+        let nonces = self.nonces.clone();
         Box::pin(async move {
             // GET and HEAD carry no nonce and can be sent again; a POST cannot (its nonce is
             // spent), so the step that sent it decides (see `retry`).
@@ -148,7 +202,16 @@ impl HttpClient for AcmeHttp {
                         tokio::time::sleep(delay).await;
                         attempt += 1;
                     }
-                    None => return Ok(BytesResponse::from(rsp)),
+                    None => {
+                        let mut rsp = BytesResponse::from(rsp);
+                        // a HEAD's nonce is what its caller asked for; any other is kept
+                        if method != http::Method::HEAD {
+                            if let Some(nonce) = rsp.parts.headers.remove(REPLAY_NONCE) {
+                                nonces.put(&authority, nonce);
+                            }
+                        }
+                        return Ok(rsp);
+                    }
                 }
             }
         })
@@ -308,13 +371,31 @@ async fn run_order(
     replaces: Option<&CertificateIdentifier<'static>>,
     placed: &mut Vec<String>,
 ) -> anyhow::Result<String> {
-    // 1. new order; `replaces` (RFC 9773) tells an ARI CA which certificate this renews
-    let mut new_order = NewOrder::new(identifiers);
-    if let Some(id) = replaces {
-        new_order = new_order.replaces(id.clone());
-    }
+    // 1. new order; `replaces` (RFC 9773) tells an ARI CA which certificate this renews.
+    //    It is a courtesy, never a condition: when the CA refuses it (the certificate was
+    //    replaced already, say by an order whose certificate was never installed) or no
+    //    longer offers ARI, the order goes again without it rather than fail at every run
+    //    until the certificate expires
+    let plain = NewOrder::new(identifiers);
+    let replacing = replaces.map(|id| NewOrder::new(identifiers).replaces(id.clone()));
+    let mut with_replaces = replacing.is_some();
     let mut order = retry(server, "placing the order", async || {
-        account.new_order(&new_order).await
+        if let (true, Some(new_order)) = (with_replaces, &replacing) {
+            match account.new_order(new_order).await {
+                Err(e) if replaces_refused(&e) => {
+                    let why = match &e {
+                        instant_acme::Error::Api(p) => problem_text(p),
+                        other => error_chain(other),
+                    };
+                    crate::log::verbose(format_args!(
+                        "the CA does not take `replaces` ({why}); ordering without `replaces`"
+                    ));
+                    with_replaces = false;
+                }
+                other => return other,
+            }
+        }
+        account.new_order(&plain).await
     })
     .await?;
     crate::log::verbose(format_args!("order {}", order.url()));
@@ -523,6 +604,26 @@ mod retry_tests {
     }
 
     #[test]
+    fn replaces_is_dropped_only_when_the_ca_objects_to_it() {
+        let problem = |json: &str| instant_acme::Error::Api(serde_json::from_str(json).unwrap());
+        assert!(replaces_refused(&instant_acme::Error::Unsupported(
+            "ACME renewal information (ARI)"
+        )));
+        assert!(replaces_refused(&problem(
+            r#"{"type":"urn:ietf:params:acme:error:alreadyReplaced","status":409}"#
+        )));
+        assert!(replaces_refused(&problem(
+            r#"{"type":"urn:ietf:params:acme:error:malformed","detail":"Could not validate ARI 'replaces' field"}"#
+        )));
+        assert!(!replaces_refused(&problem(
+            r#"{"type":"urn:ietf:params:acme:error:malformed","detail":"Error parsing JWS"}"#
+        )));
+        assert!(!replaces_refused(&problem(
+            r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many replaces"}"#
+        )));
+    }
+
+    #[test]
     fn rate_limit_message_carries_retry_after() {
         note_retry_after(Some("3600"));
         let problem: Problem = serde_json::from_str(
@@ -537,6 +638,24 @@ mod retry_tests {
             "{text}"
         );
         assert!(text.contains("retry after 3600"), "{text}");
+    }
+}
+
+/// Whether a new order failed only because of its `replaces` field: the directory has no
+/// renewalInfo (instant-acme then refuses to send it), the CA answers alreadyReplaced
+/// (RFC 9773 §7.4), or a malformed problem about `replaces` (Boulder before that type).
+fn replaces_refused(err: &instant_acme::Error) -> bool {
+    match err {
+        instant_acme::Error::Unsupported(_) => true,
+        instant_acme::Error::Api(p) => match p.r#type.as_deref() {
+            Some("urn:ietf:params:acme:error:alreadyReplaced") => true,
+            Some("urn:ietf:params:acme:error:malformed") => p
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.to_lowercase().contains("replaces")),
+            _ => false,
+        },
+        _ => false,
     }
 }
 
@@ -668,5 +787,62 @@ mod revocation_tests {
             let json = serde_json::to_string(&revocation_reason(reason)).unwrap();
             assert_eq!(json, code, "{reason:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod nonce_tests {
+    use super::*;
+
+    fn value(s: &str) -> http::HeaderValue {
+        http::HeaderValue::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn nonces_are_handed_out_once_newest_first_per_ca() {
+        let nonces = Nonces::default();
+        nonces.put("ca.test:443", value("a"));
+        nonces.put("ca.test:443", value("b"));
+        nonces.put("other.test:443", value("c"));
+        assert_eq!(nonces.take("ca.test:443"), Some(value("b")));
+        assert_eq!(nonces.take("ca.test:443"), Some(value("a")));
+        assert_eq!(nonces.take("ca.test:443"), None, "each nonce is used once");
+        assert_eq!(nonces.take("other.test:443"), Some(value("c")));
+    }
+
+    #[test]
+    fn only_the_newest_nonces_are_kept() {
+        let nonces = Nonces::default();
+        for i in 0..NONCES_KEPT + 3 {
+            nonces.put("ca.test:443", value(&i.to_string()));
+        }
+        let mut taken = Vec::new();
+        while let Some(n) = nonces.take("ca.test:443") {
+            taken.push(n.to_str().unwrap().to_owned());
+        }
+        assert_eq!(taken.len(), NONCES_KEPT);
+        assert_eq!(taken.first().map(String::as_str), Some("18"));
+        assert_eq!(taken.last().map(String::as_str), Some("3"));
+    }
+
+    #[tokio::test]
+    async fn a_kept_nonce_answers_new_nonce_without_a_request() {
+        let http = AcmeHttp::new(None).unwrap();
+        let url = "https://127.0.0.1:9/nonce-plz";
+        http.nonces.put("127.0.0.1:9", value("kept"));
+        let head = || {
+            let mut req = Request::new(BodyWrapper::default());
+            *req.method_mut() = http::Method::HEAD;
+            *req.uri_mut() = url.parse().unwrap();
+            req
+        };
+        // port 9 (discard) has no listener: only a kept nonce can answer
+        let rsp = http.request(head()).await.unwrap();
+        assert_eq!(rsp.parts.status, http::StatusCode::OK);
+        assert_eq!(rsp.parts.headers.get(REPLAY_NONCE), Some(&value("kept")));
+        assert!(
+            http.request(head()).await.is_err(),
+            "the nonce was used already"
+        );
     }
 }

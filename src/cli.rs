@@ -13,6 +13,10 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 /// into the proxy's ssl directory (/etc/haproxy/ssl by default).
 ///
 /// Exit codes: 0 success, 1 a failure (CA, network, disk, hook), 2 bad input.
+///
+/// Examples: certctl request mon-app.fr --email ops@mon-app.fr --agree-tos; certctl renew -q;
+/// certctl list; certctl import certbot. Each command's --help (or man certctl-COMMAND)
+/// says more.
 #[derive(Debug, Parser)]
 #[command(
     name = "certctl",
@@ -30,32 +34,39 @@ pub struct Cli {
 /// Options accepted before or after any subcommand.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Where certctl keeps accounts, certificates, settings and its lock [default: /var/lib/certctl]
+    /// The directory where certctl keeps accounts, certificates, settings and its lock
+    /// [default: /var/lib/certctl].
     #[arg(long, global = true, env = "CERTCTL_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
-    /// Where bundles (leaf, intermediates, key) are written for the proxy [default: /etc/haproxy/ssl]
+    /// The directory the proxy loads bundles from; certctl writes NAME.pem there (leaf,
+    /// intermediates, key) [default: /etc/haproxy/ssl].
     #[arg(long, global = true, env = "CERTCTL_SSL_DIR", value_name = "DIR")]
     pub ssl_dir: Option<PathBuf>,
 
-    /// ACME directory URL, or one of: letsencrypt, letsencrypt-staging, zerossl, google, buypass
-    /// [default: letsencrypt]
+    /// The CA: an ACME directory URL, or one of letsencrypt, letsencrypt-staging, zerossl,
+    /// google, buypass [default: letsencrypt].
     #[arg(long, global = true, env = "CERTCTL_SERVER", value_name = "URL|NAME")]
     pub server: Option<String>,
 
-    /// PEM file of extra CA certificates to trust for the ACME server's HTTPS (private ACME CAs, test CAs)
+    /// A PEM file of extra CA certificates to trust for the ACME server's HTTPS, for private
+    /// or test CAs; the system's roots are always trusted.
     #[arg(long, global = true, env = "CERTCTL_CA_BUNDLE", value_name = "PEM")]
     pub ca_bundle: Option<PathBuf>,
 
-    /// Configuration file [default: /etc/certctl/config.toml when it exists]
+    /// A TOML file of defaults for any option; flags and environment win over it
+    /// [default: /etc/certctl/config.toml when it exists].
     #[arg(long, global = true, env = "CERTCTL_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Say more on stderr (repeat for more detail)
+    /// Say more on stderr; -vv also lists every ACME request.
+    ///
+    /// Without -v or -q, the environment variable CERTCTL_LOG sets the level: quiet (or
+    /// error), info (the default), verbose (or debug), trace (like -vv).
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
 
-    /// Print errors only
+    /// Print errors only, on stderr; results still go to stdout.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 }
@@ -101,8 +112,23 @@ pub enum Command {
     Concat(ConcatArgs),
 
     /// The ACME account: its key's thumbprint, for stateless HTTP-01 in HAProxy.
+    ///
+    /// Example: certctl account thumbprint --agree-tos --email ops@mon-app.fr
     #[command(subcommand)]
     Account(AccountCommand),
+
+    /// Take over certificates issued by another ACME client, without issuing new ones.
+    ///
+    /// The other client's files are only read, never changed; `certctl renew` renews the
+    /// certificates from then on.
+    ///
+    /// Example: certctl import certbot --dry-run
+    #[command(subcommand)]
+    Import(ImportCommand),
+
+    /// The local CA (`--server local`): show its certificate, print its CRL, or trust it.
+    #[command(subcommand)]
+    Ca(CaCommand),
 
     /// List the managed certificates: names, key type, expiry, next renewal, CA, bundle.
     ///
@@ -120,6 +146,71 @@ pub enum AccountCommand {
     ///
     /// Example: certctl account thumbprint --agree-tos --email ops@mon-app.fr
     Thumbprint(ThumbprintArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Print the local CA's certificate (creating the CA when there is none yet), for
+    /// HAProxy's `ca-file` and for clients.
+    ///
+    /// Example: certctl ca show > /etc/haproxy/certctl-ca.pem
+    Show,
+
+    /// Print a fresh CRL of the certificates revoked by the local CA, for HAProxy's
+    /// `crl-file`; <state-dir>/ca/crl.pem is kept up to date too.
+    ///
+    /// Example: certctl ca crl > /etc/haproxy/certctl-crl.pem
+    Crl,
+
+    /// Add the local CA to the system's trust store (Debian: /usr/local/share/ca-certificates
+    /// and update-ca-certificates), after asking like revoke does.
+    ///
+    /// Example: certctl ca install --yes
+    Install {
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Take over certbot's certificates, without issuing new ones.
+    ///
+    /// For each renewal/NAME.conf in DIR, certctl takes the certificate, chain and key, the
+    /// domains, CA, key type, hooks and challenge settings, and the account when it can use
+    /// its key. Each certificate is stored under certbot's name and its bundle written to
+    /// the ssl directory; nothing is sent to any CA. certctl says per certificate what it took over
+    /// and what it could not, and why. The CA comes from each renewal file (--server is not
+    /// used); --ca-bundle is stored with each certificate for its renewals. A certificate
+    /// certctl already manages is skipped unless --force. Afterwards stop certbot's own
+    /// renewal (its cron job or systemd timer), or both clients renew the same names.
+    ///
+    /// Example: certctl import certbot --dry-run && certctl import certbot /etc/letsencrypt
+    Certbot(ImportCertbotArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportCertbotArgs {
+    /// certbot's configuration directory (its --config-dir).
+    #[arg(value_name = "DIR", default_value = "/etc/letsencrypt")]
+    pub dir: PathBuf,
+
+    /// Take over only this certificate (as `certbot certificates` names it); repeat for more.
+    #[arg(long = "cert-name", value_name = "NAME")]
+    pub names: Vec<String>,
+
+    /// Replace a certificate certctl already manages under the same name.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Say what would be taken over, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print a JSON array on stdout, one object per certificate.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -188,13 +279,14 @@ pub struct RevokeArgs {
     pub post_hook: Option<String>,
 }
 
+/// RFC 5280 reason codes (the discriminants are the codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RevocationReason {
-    Unspecified,
-    Keycompromise,
-    Superseded,
-    Cessationofoperation,
-    Affiliationchanged,
+    Unspecified = 0,
+    Keycompromise = 1,
+    Superseded = 4,
+    Cessationofoperation = 5,
+    Affiliationchanged = 3,
 }
 
 #[derive(Debug, Args)]
@@ -248,35 +340,44 @@ pub struct HookArgs {
 
 #[derive(Debug, Args)]
 pub struct RequestArgs {
-    /// Names the certificate covers (lowercased; IDNs become punycode)
+    /// The names the certificate covers; they are lowercased, and IDNs become punycode.
+    ///
+    /// Example: certctl request mon-app.fr www.mon-app.fr
     #[arg(value_name = "DOMAIN", required = true)]
     pub domains: Vec<String>,
 
-    /// Name of the certificate and of its bundle file (<ssl-dir>/<name>.pem) [default: the first domain]
+    /// The name of the certificate and of its bundle file, <ssl-dir>/<name>.pem [default: the
+    /// first domain].
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
-    /// Contact address for the ACME account (used when the account is created)
+    /// The contact address for the ACME account, used when the account is created.
     #[arg(long, value_name = "EMAIL")]
     pub email: Option<String>,
 
-    /// Agree to the CA's terms of service without asking (needed when no terminal is attached)
+    /// Agree to the CA's terms of service without asking; needed when no terminal is attached.
     #[arg(long)]
     pub agree_tos: bool,
 
-    /// Key type of the certificate [default: ec256]
+    /// The type of the certificate's key [default: ec256].
     #[arg(long, value_enum, value_name = "TYPE")]
     pub key_type: Option<KeyType>,
 
-    /// How HTTP-01 challenges are answered [default: standalone]
+    /// How HTTP-01 challenges are answered [default: standalone].
     #[arg(long, value_enum, value_name = "HOW")]
     pub challenge: Option<ChallengeKind>,
 
-    /// Address the standalone responder listens on while an order runs [default: 127.0.0.1:2031]
+    /// The address the standalone responder listens on while an order runs [default:
+    /// 127.0.0.1:2031].
+    ///
+    /// The proxy forwards /.well-known/acme-challenge/ there. Example: --http-addr 127.0.0.1:8402
     #[arg(long, value_name = "ADDR")]
     pub http_addr: Option<String>,
 
-    /// Web server document root for --challenge webroot
+    /// The web server's document root for --challenge webroot; token files go under
+    /// DIR/.well-known/acme-challenge/.
+    ///
+    /// Example: --challenge webroot --webroot /var/www/html
     #[arg(long, value_name = "DIR")]
     pub webroot: Option<PathBuf>,
 
@@ -288,11 +389,19 @@ pub struct RequestArgs {
     #[arg(long = "haproxy-socket", value_name = "SOCKET")]
     pub haproxy_sockets: Vec<String>,
 
-    /// Request a new certificate even when the current one is valid and not due
+    /// Local CA only (--server local): how many days the certificate is valid [default: 90]
+    #[arg(long, value_name = "DAYS")]
+    pub days: Option<u32>,
+
+    /// Local CA only: add the clientAuth usage, for mutual TLS
+    #[arg(long)]
+    pub client_auth: bool,
+
+    /// Request a new certificate even when the current one is valid and not due.
     #[arg(long)]
     pub force: bool,
 
-    /// Print the result as JSON on stdout
+    /// Print the result as a JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }

@@ -10,6 +10,7 @@ pub mod haproxy;
 pub mod hooks;
 pub mod http01;
 pub mod keys;
+pub mod local_ca;
 pub mod log;
 pub mod pem;
 pub mod settings;

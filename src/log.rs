@@ -1,4 +1,4 @@
-//! Messages to stderr at the user's chosen verbosity (-q, default, -v, -vv).
+//! Messages to stderr at the user's chosen verbosity (-q, default, -v, -vv, or CERTCTL_LOG).
 //! stdout is never written here: it carries results only.
 
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -13,6 +13,23 @@ pub fn set(verbosity: Verbosity) {
 
 fn enabled(v: Verbosity) -> bool {
     LEVEL.load(Ordering::Relaxed) >= v as u8
+}
+
+/// The level named by CERTCTL_LOG, which applies when neither -v nor -q is given: `quiet`
+/// or `error` (like -q), `info` (the default), `verbose` or `debug` (like -v), `trace`
+/// (like -vv). A tracing-style `certctl=LEVEL` directive is read the same way.
+pub fn parse_level(raw: &str) -> Result<Verbosity, String> {
+    let level = raw.trim();
+    let level = level.strip_prefix("certctl=").unwrap_or(level);
+    match level.to_ascii_lowercase().as_str() {
+        "quiet" | "error" => Ok(Verbosity::Quiet),
+        "info" => Ok(Verbosity::Normal),
+        "verbose" | "debug" => Ok(Verbosity::Verbose),
+        "trace" => Ok(Verbosity::Debug),
+        _ => Err(format!(
+            "CERTCTL_LOG={raw:?} is not a level; use quiet (or error), info, verbose (or debug) or trace"
+        )),
+    }
 }
 
 /// A line for a person watching: progress and outcomes. Hidden by -q.
@@ -40,5 +57,23 @@ pub fn debug(args: std::fmt::Arguments<'_>) {
 pub fn warn(args: std::fmt::Arguments<'_>) {
     if enabled(Verbosity::Normal) {
         eprintln!("certctl: warning: {args}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certctl_log_names_the_levels_of_q_and_v() {
+        assert_eq!(parse_level("quiet"), Ok(Verbosity::Quiet));
+        assert_eq!(parse_level("ERROR"), Ok(Verbosity::Quiet));
+        assert_eq!(parse_level("info"), Ok(Verbosity::Normal));
+        assert_eq!(parse_level(" debug "), Ok(Verbosity::Verbose));
+        assert_eq!(parse_level("certctl=trace"), Ok(Verbosity::Debug));
+        for bad in ["", "loud", "warn", "hyper=debug", "2"] {
+            let err = parse_level(bad).unwrap_err();
+            assert!(err.contains("CERTCTL_LOG"), "{err}");
+        }
     }
 }

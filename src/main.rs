@@ -31,6 +31,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Account(certctl::cli::AccountCommand::Thumbprint(args)) => {
                 cmd::account::thumbprint(&global, &config, args).await
             }
+            Command::Ca(command) => cmd::ca::run(&global, command),
+            Command::Import(certctl::cli::ImportCommand::Certbot(args)) => {
+                cmd::import::certbot(&global, &config, args)
+            }
             Command::Renew(args) => cmd::renew::run(&global, &config, args).await,
             Command::Revoke(args) => cmd::revoke::run(&global, args).await,
             Command::Delete(args) => cmd::delete::run(&global, args),

@@ -95,6 +95,25 @@ impl DomainName {
         }))
     }
 
+    /// A name for the local CA: also IP addresses and single-label hosts (closed networks
+    /// name backends that way); still no spaces, separators or control characters.
+    pub fn parse_local(raw: &str) -> Result<Self, String> {
+        if let Ok(ip) = raw.parse::<std::net::IpAddr>() {
+            return Ok(Self(ip.to_string()));
+        }
+        let single_label = !raw.trim_start_matches("*.").contains('.');
+        if single_label && !raw.is_empty() && raw.len() <= 63 {
+            let lower = raw.to_ascii_lowercase();
+            check_label(raw, &lower)?;
+            return Ok(Self(lower));
+        }
+        Self::parse(raw)
+    }
+
+    pub fn is_ip(&self) -> bool {
+        self.0.parse::<std::net::IpAddr>().is_ok()
+    }
+
     pub fn is_wildcard(&self) -> bool {
         self.0.starts_with("*.")
     }
@@ -131,10 +150,12 @@ fn check_label(raw: &str, label: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Stored names were checked when requested; reading accepts every form any CA takes
+/// (the local CA's IP addresses and single labels included).
 impl TryFrom<String> for DomainName {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
+        Self::parse_local(&s)
     }
 }
 
@@ -175,7 +196,7 @@ impl CertName {
 
     /// The default name: the first domain, with a wildcard's `*.` dropped.
     pub fn from_domain(domain: &DomainName) -> Self {
-        Self(domain.as_str().trim_start_matches("*.").to_owned())
+        Self(domain.as_str().trim_start_matches("*.").replace(':', "_"))
     }
 
     pub fn as_str(&self) -> &str {
@@ -229,9 +250,7 @@ impl Server {
         let names: Vec<&str> = KNOWN_SERVERS.iter().map(|(n, _)| *n).collect();
         let names = names.join(", ");
         if raw == "local" {
-            return Err(format!(
-                "--server local: the local CA is not part of this version; use an ACME directory URL or one of: {names}"
-            ));
+            return Ok(Self("local".to_owned()));
         }
         let uri: http::Uri = raw
             .parse()
@@ -246,6 +265,11 @@ impl Server {
 
     pub fn url(&self) -> &str {
         &self.0
+    }
+
+    /// The local CA (`--server local`): certctl signs, no network.
+    pub fn is_local(&self) -> bool {
+        self.0 == "local"
     }
 
     /// Let's Encrypt production: `renew --dry-run` switches it to staging.
@@ -312,15 +336,85 @@ impl ConfigFile {
                 );
             }
         };
-        toml::from_str(&text).map_err(|e| {
+        Self::parse(&path, &text)
+    }
+
+    /// Parses the file's text and checks each value by the rules of its flag; every error
+    /// names the file, the line and the key (bad input: exit 2).
+    fn parse(path: &Path, text: &str) -> anyhow::Result<Self> {
+        let error = |line: Option<usize>, key: Option<&str>, message: &str| -> anyhow::Error {
+            let line = line.map(|n| format!(", line {n}")).unwrap_or_default();
+            let key = key.map(|k| format!(", key `{k}`")).unwrap_or_default();
+            let message: Vec<&str> = message.lines().map(str::trim).collect();
             BadInput::new(format!(
-                "config file {}: {}",
+                "config file {}{line}{key}: {}",
                 path.display(),
-                e.to_string().trim_end()
+                message.join("; ")
             ))
             .into()
-        })
+        };
+        let config: Self = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|span| config_line_of_offset(text, span.start));
+            let key = line.and_then(|n| config_key_on_line(text, n));
+            error(line, key, e.message())
+        })?;
+        if let Err((key, message)) = config.check() {
+            return Err(error(config_line_of_key(text, key), Some(key), &message));
+        }
+        Ok(config)
     }
+
+    /// The checks TOML's types cannot make, as the flags get them.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        for (key, dir) in [("state_dir", &self.state_dir), ("ssl_dir", &self.ssl_dir)] {
+            if dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+                return Err((key, "an empty path; give a directory".into()));
+            }
+        }
+        if let Some(raw) = &self.server {
+            Server::parse(raw).map_err(|e| ("server", e))?;
+        }
+        if let Some(path) = &self.ca_bundle {
+            check_ca_bundle(path).map_err(|e| ("ca_bundle", format!("{e:#}")))?;
+        }
+        if let Some(raw) = &self.http_addr {
+            raw.parse::<SocketAddr>().map_err(|_| {
+                (
+                    "http_addr",
+                    format!("{raw:?} is not an address:port like 127.0.0.1:2031"),
+                )
+            })?;
+        }
+        if let Some(e) = &self.email {
+            if !e.contains('@') || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(("email", format!("{e:?} is not an e-mail address")));
+            }
+        }
+        parse_sockets(&self.haproxy_sockets).map_err(|e| ("haproxy_sockets", e))?;
+        Ok(())
+    }
+}
+
+/// The 1-based line of a byte offset in `text`.
+fn config_line_of_offset(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// The key set on line `n` (1-based) of a TOML text, if that line is `key = ...`.
+fn config_key_on_line(text: &str, n: usize) -> Option<&str> {
+    let line = text.lines().nth(n.checked_sub(1)?)?;
+    let key = line.split_once('=')?.0.trim().trim_matches(['"', '\'']);
+    (!key.is_empty() && !key.contains(char::is_whitespace)).then_some(key)
+}
+
+/// The 1-based line that sets `key` in a TOML text.
+fn config_line_of_key(text: &str, key: &str) -> Option<usize> {
+    (1..=text.lines().count()).find(|n| config_key_on_line(text, *n) == Some(key))
 }
 
 /// The global settings every subcommand works with.
@@ -354,7 +448,12 @@ impl Global {
         }
         let verbosity = match (args.quiet, args.verbose) {
             (true, _) => Verbosity::Quiet,
-            (false, 0) => Verbosity::Normal,
+            (false, 0) => match std::env::var("CERTCTL_LOG") {
+                Ok(raw) if !raw.trim().is_empty() => {
+                    crate::log::parse_level(&raw).map_err(BadInput::new)?
+                }
+                _ => Verbosity::Normal,
+            },
             (false, 1) => Verbosity::Verbose,
             (false, _) => Verbosity::Debug,
         };
@@ -476,6 +575,11 @@ pub struct CertSettings {
     /// HAProxy admin sockets that receive the certificate without a reload.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub haproxy_sockets: Vec<crate::haproxy::Socket>,
+    /// Local CA only: lifetime in days, and the clientAuth usage for mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client_auth: bool,
 }
 
 /// Parses `--haproxy-socket` values (or the config file's), dropping duplicates.
@@ -491,7 +595,7 @@ pub fn parse_sockets(raw: &[String]) -> Result<Vec<crate::haproxy::Socket>, Stri
 }
 
 /// Parses the names of a request: each valid, no duplicates, at most `MAX_NAMES`.
-pub fn parse_domains(raw: &[String]) -> Result<Vec<DomainName>, String> {
+pub fn parse_domains(raw: &[String], local: bool) -> Result<Vec<DomainName>, String> {
     if raw.is_empty() {
         return Err("no domain given; name at least one, like: certctl request mon-app.fr".into());
     }
@@ -503,7 +607,11 @@ pub fn parse_domains(raw: &[String]) -> Result<Vec<DomainName>, String> {
     }
     let mut domains: Vec<DomainName> = Vec::with_capacity(raw.len());
     for r in raw {
-        let d = DomainName::parse(r)?;
+        let d = if local {
+            DomainName::parse_local(r)?
+        } else {
+            DomainName::parse(r)?
+        };
         if !domains.contains(&d) {
             domains.push(d);
         }
@@ -576,16 +684,42 @@ mod tests {
             KNOWN_SERVERS[0].1
         );
         assert!(Server::parse("https://127.0.0.1:14000/dir").is_ok());
-        for bad in ["http://x/dir", "nope", "ftp://x", "https://", "local"] {
+        assert!(Server::parse("local").unwrap().is_local());
+        for bad in ["http://x/dir", "nope", "ftp://x", "https://"] {
             assert!(Server::parse(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
+    fn the_local_ca_also_takes_ip_addresses_and_single_labels() {
+        assert_eq!(
+            DomainName::parse_local("10.0.0.5").unwrap().as_str(),
+            "10.0.0.5"
+        );
+        assert!(DomainName::parse_local("10.0.0.5").unwrap().is_ip());
+        assert_eq!(DomainName::parse_local("::1").unwrap().as_str(), "::1");
+        assert_eq!(
+            DomainName::parse_local("Backend1").unwrap().as_str(),
+            "backend1"
+        );
+        assert_eq!(
+            DomainName::parse_local("api.lan").unwrap().as_str(),
+            "api.lan"
+        );
+        for bad in ["", "a b", "a/b", "-x", "a..b"] {
+            assert!(DomainName::parse_local(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            CertName::from_domain(&DomainName::parse_local("::1").unwrap()).as_str(),
+            "__1"
+        );
+    }
+
+    #[test]
     fn too_many_names_and_duplicates() {
         let many: Vec<String> = (0..101).map(|i| format!("n{i}.mon-app.fr")).collect();
-        assert!(parse_domains(&many).is_err());
+        assert!(parse_domains(&many, false).is_err());
         let dup = vec!["a.fr".to_owned(), "A.fr".to_owned()];
-        assert_eq!(parse_domains(&dup).unwrap().len(), 1);
+        assert_eq!(parse_domains(&dup, false).unwrap().len(), 1);
     }
 }

@@ -196,6 +196,10 @@ impl Store {
         self.state_dir.join("certs").join(name.as_str())
     }
 
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
     pub fn live_paths(&self, name: &CertName) -> LivePaths {
         let live = self.cert_dir(name).join("live");
         LivePaths {
@@ -771,6 +775,8 @@ mod lifecycle_tests {
             hooks: Default::default(),
             email: None,
             haproxy_sockets: Vec::new(),
+            days: None,
+            client_auth: false,
         };
         store.save_settings(name, &settings).unwrap();
         let files = store.live_files(name).unwrap();

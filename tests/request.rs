@@ -4,41 +4,14 @@
 
 mod common;
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
-use common::fixtures::{both_snapshots, request, serial_hex as serial};
+use common::fixtures::{both_snapshots, certctl_with, request, serial_hex as serial};
 use common::{Lab, run_command};
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
-
-/// `certctl` with the lab's global flags, except that each flag in `overrides` takes the
-/// given value instead (an empty value drops the flag).
-fn certctl_with(lab: &Lab, overrides: &[(&str, &OsStr)]) -> Command {
-    let defaults = [
-        ("--state-dir", lab.state_dir().into_os_string()),
-        ("--ssl-dir", lab.ssl_dir().into_os_string()),
-        ("--server", OsString::from(lab.directory_url())),
-        ("--ca-bundle", lab.ca_bundle().into_os_string()),
-    ];
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certctl"));
-    cmd.stdin(std::process::Stdio::null())
-        .env_remove("CERTCTL_STATE_DIR")
-        .env_remove("CERTCTL_SSL_DIR");
-    for (flag, value) in defaults {
-        let value = overrides
-            .iter()
-            .find(|(f, _)| *f == flag)
-            .map_or(value.as_os_str(), |(_, v)| *v)
-            .to_owned();
-        if !value.is_empty() {
-            cmd.arg(flag).arg(value);
-        }
-    }
-    cmd
-}
 
 fn sans(der: &[u8]) -> Vec<String> {
     let (_, cert) = X509Certificate::from_der(der).unwrap();

@@ -51,19 +51,38 @@ pub fn run(global: &Global, args: DeleteArgs) -> anyhow::Result<()> {
 /// and asks `[y/N]` on the terminal. With no terminal to ask on (stdin or stderr is not
 /// one) it refuses with bad input naming --yes, so that nothing is changed.
 pub fn confirm(yes: bool, verb: &str, name: &CertName, summary: &str) -> anyhow::Result<bool> {
+    let question = format!("{} {name}?", capitalized(verb));
+    confirm_action(
+        yes,
+        &format!("certctl {verb} {name}"),
+        verb,
+        &question,
+        summary,
+    )
+}
+
+/// Asks `question` after showing `summary`, on a terminal only; `yes` answers it. With no
+/// terminal and no `yes`: bad input naming --yes, so nothing is ever done unasked.
+pub fn confirm_action(
+    yes: bool,
+    command: &str,
+    verb: &str,
+    question: &str,
+    summary: &str,
+) -> anyhow::Result<bool> {
     if yes {
         return Ok(true);
     }
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
         return Err(BadInput::new(format!(
-            "`certctl {verb} {name}` needs a confirmation and there is no terminal to ask on; \
-             pass --yes to {verb} it without asking (nothing was changed)"
+            "`{command}` needs a confirmation and there is no terminal to ask on; \
+             pass --yes to {verb} without asking (nothing was changed)"
         ))
         .into());
     }
     eprintln!("{summary}");
     dialoguer::Confirm::new()
-        .with_prompt(format!("{} {name}?", capitalized(verb)))
+        .with_prompt(question)
         .default(false)
         .interact()
         .map_err(|e| anyhow!("reading the answer: {e}; nothing was changed"))

@@ -313,6 +313,8 @@ mod tests {
                 hooks: Hooks::default(),
                 email: None,
                 haproxy_sockets: Vec::new(),
+                days: None,
+                client_auth: false,
             }),
             info: Some(CertInfo {
                 serial: "0a1b".into(),

@@ -82,7 +82,11 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
         (Server, Option<std::path::PathBuf>),
         Result<instant_acme::Account, String>,
     > = HashMap::new();
-    for lineage in due.iter().chain(&ask) {
+    for lineage in due
+        .iter()
+        .chain(&ask)
+        .filter(|l| !l.settings.server.is_local())
+    {
         let server = effective_server(&lineage.settings.server, args.dry_run);
         if let Entry::Vacant(slot) =
             accounts.entry((server.clone(), lineage.settings.ca_bundle.clone()))
@@ -142,6 +146,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
         }
     }
 
+    let store_ref = &store;
     // 6. the orders, `jobs` at a time
     let results: Vec<(Lineage, anyhow::Result<Issued>)> =
         futures_util::stream::iter(due.into_iter().map(|lineage| {
@@ -151,13 +156,19 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
                 Challenge::Standalone { http_addr } => responders.get(&http_addr),
                 _ => None,
             };
-            // an ARI CA is told which certificate this one replaces (RFC 9773)
+            // an ARI CA is told which certificate this one replaces (RFC 9773); never by a
+            // dry run: a CA takes one replacement per certificate, so a rehearsal would
+            // make the real renewal fail (and staging knows no production certificate)
             let replaces = store
                 .ari(&lineage.name)
+                .filter(|_| !args.dry_run)
                 .and_then(|_| store.leaf_der(&lineage.name).ok())
                 .and_then(|der| crate::acme::cert_id(&der).ok());
             async move {
                 let result = async {
+                    if lineage.settings.server.is_local() {
+                        return request::issue_local(store_ref, &lineage.settings);
+                    }
                     let account = account
                         .ok_or_else(|| anyhow!("no account"))?
                         .as_ref()

@@ -41,7 +41,17 @@ struct Outcome<'a> {
 
 pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> anyhow::Result<()> {
     // 1. every input, before anything is written or sent
-    let domains = settings::parse_domains(&args.domains).map_err(BadInput::new)?;
+    let local = global.server.is_local();
+    let domains = settings::parse_domains(&args.domains, local).map_err(BadInput::new)?;
+    if !local && (args.days.is_some() || args.client_auth) {
+        return Err(BadInput::new(
+            "--days and --client-auth apply to the local CA only (--server local); an ACME CA decides the lifetime",
+        )
+        .into());
+    }
+    if args.days.is_some_and(|d| !(1..=3650).contains(&d)) {
+        return Err(BadInput::new("--days must be between 1 and 3650").into());
+    }
     let name = match &args.name {
         Some(raw) => CertName::parse(raw).map_err(BadInput::new)?,
         None => CertName::from_domain(&domains[0]),
@@ -52,7 +62,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         args.webroot.as_deref().or(config.webroot.as_deref()),
     )
     .map_err(BadInput::new)?;
-    if let Some(wild) = domains.iter().find(|d| d.is_wildcard()) {
+    if let Some(wild) = domains.iter().find(|d| d.is_wildcard() && !local) {
         return Err(BadInput::new(format!(
             "{wild} is a wildcard; wildcards need the DNS-01 challenge, and certctl answers HTTP-01: list each name instead"
         ))
@@ -78,13 +88,16 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
             &args.haproxy_sockets
         })
         .map_err(BadInput::new)?,
+        days: args.days,
+        client_auth: args.client_auth,
     };
     let hook_timeout = hook_timeout(&args.hooks, config);
 
     // 2. a new account needs the terms agreed to: without a terminal to ask on, that is
     //    --agree-tos; then the directories must take the result, and nobody else may write
     let store = Store::new(&global.state_dir, &global.ssl_dir);
-    if !args.agree_tos
+    if !local
+        && !args.agree_tos
         && !std::io::stdin().is_terminal()
         && store.account(&wanted.server)?.is_none()
     {
@@ -122,9 +135,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         }
     }
 
-    // 4. pre-hook (it may free the responder's port, as with certbot); the responder's
-    //    address must be free before anything is sent to the CA; then the account: stored,
-    //    or created once the terms are agreed to
+    // 4. pre-hook (it may free the responder's port, as with certbot)
     if let Some(cmd) = &wanted.hooks.pre {
         let hook = Hook {
             kind: "pre",
@@ -133,22 +144,30 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         };
         hook.run(hook_timeout).await?;
     }
-    let responder = match &wanted.challenge {
-        Challenge::Standalone { http_addr } => Some(Responder::bind(*http_addr).await?),
-        _ => None,
+    let no_cert =
+        || format!("{name}: no certificate issued; the current one, if any, is unchanged");
+    let issued = if local {
+        // 5a. the local CA signs, with no network
+        let issued = issue_local(&store, &wanted).with_context(no_cert)?;
+        install(&store, &name, &wanted, &issued)?;
+        issued
+    } else {
+        // 5b. the responder's address must be free before anything is sent to the CA; then
+        //     the account (stored, or created once the terms are agreed to), the order
+        let responder = match &wanted.challenge {
+            Challenge::Standalone { http_addr } => Some(Responder::bind(*http_addr).await?),
+            _ => None,
+        };
+        let http = AcmeHttp::new(wanted.ca_bundle.as_deref())?;
+        let account = open_account(&store, &http, &wanted, args.agree_tos).await?;
+        let issued = order(&account, responder.as_ref(), &name, &wanted, None)
+            .await
+            .with_context(no_cert)?;
+        drop(responder);
+        install(&store, &name, &wanted, &issued)?;
+        refresh_ari(&store, &account, &name, &wanted.server, &issued.chain.leaf).await;
+        issued
     };
-    let http = AcmeHttp::new(wanted.ca_bundle.as_deref())?;
-    let account = open_account(&store, &http, &wanted, args.agree_tos).await?;
-
-    // 5. the order, then store and install
-    let issued = order(&account, responder.as_ref(), &name, &wanted, None)
-        .await
-        .with_context(|| {
-            format!("{name}: no certificate issued; the current one, if any, is unchanged")
-        })?;
-    drop(responder);
-    install(&store, &name, &wanted, &issued)?;
-    refresh_ari(&store, &account, &name, &wanted.server, &issued.chain.leaf).await;
     let mut failures = push_to_haproxy(&store, &name, &wanted.haproxy_sockets, &issued);
     let issued = issued.info;
 
@@ -335,6 +354,19 @@ pub fn push_to_haproxy(
         }
     }
     failures
+}
+
+/// A certificate from the local CA (created on first use): no network, no account.
+pub fn issue_local(store: &Store, wanted: &CertSettings) -> anyhow::Result<Issued> {
+    let ca = crate::local_ca::LocalCa::open_or_create(store.state_dir())?;
+    let key = crate::keys::generate(wanted.key_type)?;
+    let days = wanted.days.unwrap_or(crate::local_ca::DEFAULT_DAYS);
+    let (chain, info) = ca.sign(&wanted.domains, &key, days, wanted.client_auth)?;
+    Ok(Issued {
+        key_pem: key.serialize_pem(),
+        chain,
+        info,
+    })
 }
 
 /// Stores a new certificate and its settings, then writes its bundle.

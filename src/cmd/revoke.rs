@@ -64,37 +64,54 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
         ),
     }
 
-    // 4. revoke at the CA that issued it, with the account that ordered it
+    // 4. revoke at the CA that issued it: the local CA adds the serial to its CRL; an ACME
+    //    CA is asked with the account that ordered it
     let server = &lineage.settings.server;
-    let credentials = store.account(server)?.ok_or_else(|| {
-        anyhow!(
-            "no ACME account for {server} is stored in {}, and only the account that ordered \
-             {name} can revoke it here; nothing was changed (`certctl delete {name}` stops \
-             managing it without revoking)",
-            global.state_dir.display()
-        )
-    })?;
-    let ca_bundle = lineage
-        .settings
-        .ca_bundle
-        .as_deref()
-        .or(global.ca_bundle.as_deref());
-    let http = AcmeHttp::new(ca_bundle)?;
-    let revoked_now = async {
-        let account = acme::restore_account(&http, server, credentials).await?;
-        acme::revoke(&account, server, &leaf, args.reason).await
+    if server.is_local() {
+        let ca = crate::local_ca::LocalCa::open(&global.state_dir)?.ok_or_else(|| {
+            anyhow!(
+                "the local CA of {} is missing; nothing was changed",
+                global.state_dir.display()
+            )
+        })?;
+        ca.revoke(&lineage.info.serial, args.reason as u8)
+            .with_context(|| format!("{name}: not revoked; nothing was changed"))?;
+        crate::log::info(format_args!(
+            "{name}: revoked by the local CA (serial {}); the CRL {} lists it",
+            lineage.info.serial,
+            ca.crl_path().display()
+        ));
+    } else {
+        let credentials = store.account(server)?.ok_or_else(|| {
+            anyhow!(
+                "no ACME account for {server} is stored in {}, and only the account that ordered \
+                 {name} can revoke it here; nothing was changed (`certctl delete {name}` stops \
+                 managing it without revoking)",
+                global.state_dir.display()
+            )
+        })?;
+        let ca_bundle = lineage
+            .settings
+            .ca_bundle
+            .as_deref()
+            .or(global.ca_bundle.as_deref());
+        let http = AcmeHttp::new(ca_bundle)?;
+        let revoked_now = async {
+            let account = acme::restore_account(&http, server, credentials).await?;
+            acme::revoke(&account, server, &leaf, args.reason).await
+        }
+        .await
+        .with_context(|| format!("{name}: not revoked; nothing was changed"))?;
+        crate::log::info(format_args!(
+            "{name}: {} at {server} (serial {})",
+            if revoked_now {
+                "revoked"
+            } else {
+                "already revoked"
+            },
+            lineage.info.serial
+        ));
     }
-    .await
-    .with_context(|| format!("{name}: not revoked; nothing was changed"))?;
-    crate::log::info(format_args!(
-        "{name}: {} at {server} (serial {})",
-        if revoked_now {
-            "revoked"
-        } else {
-            "already revoked"
-        },
-        lineage.info.serial
-    ));
 
     // 5. stop managing it; the files go to the archive
     let folder = store

@@ -2,9 +2,11 @@
 //! byte snapshots of the state and ssl directories, and certificate serials.
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -16,6 +18,32 @@ pub fn request(lab: &Lab, args: &[&str]) -> Output {
     let mut all = vec!["request", "--http-addr", http_addr.as_str(), "--agree-tos"];
     all.extend_from_slice(args);
     lab.run(&all)
+}
+
+/// `certctl` with the lab's global flags, except that each flag in `overrides` takes the
+/// given value instead (an empty value drops the flag).
+pub fn certctl_with(lab: &Lab, overrides: &[(&str, &OsStr)]) -> Command {
+    let defaults = [
+        ("--state-dir", lab.state_dir().into_os_string()),
+        ("--ssl-dir", lab.ssl_dir().into_os_string()),
+        ("--server", OsString::from(lab.directory_url())),
+        ("--ca-bundle", lab.ca_bundle().into_os_string()),
+    ];
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certctl"));
+    cmd.stdin(std::process::Stdio::null())
+        .env_remove("CERTCTL_STATE_DIR")
+        .env_remove("CERTCTL_SSL_DIR");
+    for (flag, value) in defaults {
+        let value = overrides
+            .iter()
+            .find(|(f, _)| *f == flag)
+            .map_or(value.as_os_str(), |(_, v)| *v)
+            .to_owned();
+        if !value.is_empty() {
+            cmd.arg(flag).arg(value);
+        }
+    }
+    cmd
 }
 
 /// Every file under a directory with its bytes (or link target) and mode.

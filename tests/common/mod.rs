@@ -5,10 +5,13 @@
 //! run in parallel. Set CERTCTL_LAB_KEEP=1 to keep a lab's directory (kept anyway on panic).
 #![allow(dead_code)]
 
+pub mod ari_shim;
+pub mod certbot;
 pub mod fixtures;
 pub mod haproxy;
 pub mod pki;
 pub mod process;
+pub mod proxy;
 pub mod tls;
 
 use std::ffi::OsStr;
@@ -213,6 +216,26 @@ impl Lab {
         self.root.join("ca.pem")
     }
 
+    /// DER of the CA in `ca_bundle`.
+    pub fn ca_der(&self) -> &[u8] {
+        &self.ca_der
+    }
+
+    /// Pebble's ACME listener.
+    pub fn acme_addr(&self) -> SocketAddr {
+        loopback(self.ports.acme)
+    }
+
+    /// Certificate and key PEM of Pebble's HTTPS listener (for `localhost` and 127.0.0.1,
+    /// signed by `ca_bundle`), for test servers that certctl must trust like Pebble.
+    pub fn listener_identity(&self) -> (String, String) {
+        let read = |file: &str| {
+            let path = self.root.join(file);
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+        };
+        (read("pebble-listener.pem"), read("pebble-listener.key"))
+    }
+
     /// Where certctl's HTTP-01 responder must listen ("127.0.0.1:<port>").
     pub fn http_addr(&self) -> String {
         format!("127.0.0.1:{}", self.ports.responder)
@@ -251,6 +274,11 @@ impl Lab {
     /// `certctl` with the lab's global flags, stdin closed and no CERTCTL_* or proxy
     /// variables inherited.
     pub fn certctl(&self) -> Command {
+        self.certctl_with_server(&self.directory_url())
+    }
+
+    /// `certctl` as `certctl()` does, but with `--server server` (another directory URL).
+    pub fn certctl_with_server(&self, server: &str) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_certctl"));
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("CERTCTL_") {
@@ -266,7 +294,7 @@ impl Lab {
             .arg("--ssl-dir")
             .arg(self.ssl_dir())
             .arg("--server")
-            .arg(self.directory_url())
+            .arg(server)
             .arg("--ca-bundle")
             .arg(self.ca_bundle())
             .stdin(Stdio::null());

@@ -188,9 +188,20 @@ pub fn https_get(
     path: &str,
     config: Arc<ClientConfig>,
 ) -> Result<HttpReply, String> {
-    let mut stream = handshake(addr, host, config)?;
+    https_request(addr, host, &request_bytes(host, path), config)
+}
+
+/// Sends the raw `request` over TLS to `addr` with SNI `sni` and reads the reply until the
+/// peer closes (so `request` should be HTTP/1.0 or say `Connection: close`).
+pub fn https_request(
+    addr: SocketAddr,
+    sni: &str,
+    request: &[u8],
+    config: Arc<ClientConfig>,
+) -> Result<HttpReply, String> {
+    let mut stream = handshake(addr, sni, config)?;
     stream
-        .write_all(&request_bytes(host, path))
+        .write_all(request)
         .and_then(|()| stream.flush())
         .map_err(|e| format!("sending request to {addr}: {e}"))?;
     parse_reply(&read_all(&mut stream)?)

@@ -1,0 +1,123 @@
+//! `certctl ca show | crl | install`: the local CA's certificate, its CRL, and adding it
+//! to the system's trust store (Debian's ca-certificates) after a confirmation.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, anyhow, bail};
+
+use crate::cli::CaCommand;
+use crate::cmd::delete::confirm_action;
+use crate::cmd::request::lock_wait;
+use crate::local_ca::LocalCa;
+use crate::settings::Global;
+use crate::store::{Store, write_atomic};
+
+/// Where the CA goes in the trust store, relative to the trust root.
+const TRUST_FILE: &str = "usr/local/share/ca-certificates/certctl-local-ca.crt";
+
+pub fn run(global: &Global, command: CaCommand) -> anyhow::Result<()> {
+    let store = Store::new(&global.state_dir, &global.ssl_dir);
+    match command {
+        CaCommand::Show => {
+            let ca = open_or_create(&store)?;
+            crate::cmd::list::print_stdout(ca.cert_pem())
+        }
+        CaCommand::Crl => {
+            let ca = open(global)?;
+            let _lock = store.lock(lock_wait())?;
+            ca.write_crl()?;
+            let crl = std::fs::read_to_string(ca.crl_path())
+                .with_context(|| format!("reading {}", ca.crl_path().display()))?;
+            crate::cmd::list::print_stdout(&crl)
+        }
+        CaCommand::Install { yes } => install(&store, yes),
+    }
+}
+
+fn open(global: &Global) -> anyhow::Result<LocalCa> {
+    LocalCa::open(&global.state_dir)?.ok_or_else(|| {
+        anyhow!(
+            "there is no local CA in {} yet; `certctl ca show` or `certctl request --server local NAME` creates it",
+            global.state_dir.display()
+        )
+    })
+}
+
+fn open_or_create(store: &Store) -> anyhow::Result<LocalCa> {
+    if let Some(ca) = LocalCa::open(store.state_dir())? {
+        return Ok(ca);
+    }
+    store.check_writable()?;
+    let _lock = store.lock(lock_wait())?;
+    LocalCa::open_or_create(store.state_dir())
+}
+
+/// The trust store's root: `/`, or CERTCTL_TRUST_ROOT (a prefix for tests and for images
+/// being built, where update-ca-certificates is pointed at the same prefix).
+fn trust_root() -> PathBuf {
+    std::env::var_os("CERTCTL_TRUST_ROOT").map_or_else(|| PathBuf::from("/"), PathBuf::from)
+}
+
+fn install(store: &Store, yes: bool) -> anyhow::Result<()> {
+    let ca = open_or_create(store)?;
+    let root = trust_root();
+    let target = root.join(TRUST_FILE);
+    let summary = format!(
+        "The local CA {} will be trusted by every program of this machine that uses the system's\n\
+         trust store (curl, openssl, HAProxy's `ca-file @system-ca`...): {}",
+        store.state_dir().join("ca/ca.pem").display(),
+        target.display()
+    );
+    if !confirm_action(
+        yes,
+        "certctl ca install",
+        "install it",
+        "Trust the local CA on this machine?",
+        &summary,
+    )? {
+        crate::log::info(format_args!("ca install cancelled; nothing changed"));
+        return Ok(());
+    }
+    let dir = target.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    write_atomic(&target, ca.cert_pem().as_bytes(), 0o644)
+        .with_context(|| format!("writing {}", target.display()))?;
+    let mut update = Command::new("update-ca-certificates");
+    if root != Path::new("/") {
+        update
+            .arg("--localcertsdir")
+            .arg(root.join("usr/local/share/ca-certificates"))
+            .arg("--etccertsdir")
+            .arg(root.join("etc/ssl/certs"))
+            .arg("--certsconf")
+            .arg(root.join("etc/ca-certificates.conf"))
+            .arg("--hooksdir")
+            .arg(root.join("etc/ca-certificates/update.d"));
+        for d in ["etc/ssl/certs", "etc/ca-certificates/update.d"] {
+            std::fs::create_dir_all(root.join(d))
+                .with_context(|| format!("creating {}", root.join(d).display()))?;
+        }
+        let conf = root.join("etc/ca-certificates.conf");
+        if !conf.exists() {
+            std::fs::write(&conf, "").with_context(|| format!("writing {}", conf.display()))?;
+        }
+    }
+    let output = update.output().map_err(|e| {
+        anyhow!(
+            "running update-ca-certificates: {e}; install it with `apt-get install ca-certificates`"
+        )
+    })?;
+    if !output.status.success() {
+        bail!(
+            "update-ca-certificates failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    crate::log::info(format_args!(
+        "the local CA is now trusted by this machine ({})",
+        target.display()
+    ));
+    Ok(())
+}

@@ -1,0 +1,358 @@
+//! The local CA (`--server local`): a CA certctl keeps in `<state-dir>/ca/`, created on
+//! first use, that signs leaf certificates directly with no network, for closed networks
+//! (seed 002) and re-encrypted backends (seed 003). It also keeps the list of revoked
+//! serials and the CRL HAProxy's `crl-file` reads. Only this module touches `ca/`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevokedCertParams, SerialNumber,
+};
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use crate::pem::{CertInfo, Chain};
+use crate::settings::DomainName;
+use crate::store::write_atomic;
+
+const CA_YEARS: i64 = 10;
+/// A CRL is valid this long; `certctl ca crl` and every revoke issue a fresh one.
+const CRL_DAYS: i64 = 30;
+pub const DEFAULT_DAYS: u32 = 90;
+
+pub struct LocalCa {
+    dir: PathBuf,
+    cert_pem: String,
+    key: KeyPair,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Revoked {
+    /// lowercase hex
+    serial: String,
+    revoked_at: i64,
+    reason: u8,
+}
+
+impl LocalCa {
+    pub fn dir(state_dir: &Path) -> PathBuf {
+        state_dir.join("ca")
+    }
+
+    /// The CA of `state_dir`, or None when none was created yet.
+    pub fn open(state_dir: &Path) -> anyhow::Result<Option<Self>> {
+        let dir = Self::dir(state_dir);
+        let cert_path = dir.join("ca.pem");
+        if !cert_path.exists() {
+            return Ok(None);
+        }
+        let cert_pem = fs::read_to_string(&cert_path)
+            .with_context(|| format!("reading {}", cert_path.display()))?;
+        let key_path = dir.join("ca.key");
+        let key_pem = fs::read_to_string(&key_path)
+            .with_context(|| format!("reading {}", key_path.display()))?;
+        let key = KeyPair::from_pem(&key_pem)
+            .map_err(|e| anyhow!("{} is not a usable key: {e}", key_path.display()))?;
+        Ok(Some(Self { dir, cert_pem, key }))
+    }
+
+    /// Opens the CA, creating it first when there is none (the caller holds the lock).
+    pub fn open_or_create(state_dir: &Path) -> anyhow::Result<Self> {
+        if let Some(ca) = Self::open(state_dir)? {
+            return Ok(ca);
+        }
+        let dir = Self::dir(state_dir);
+        create_private_dir(&dir)?;
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| anyhow!("generating the CA key: {e}"))?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(
+            DnType::CommonName,
+            format!("certctl local CA on {}", hostname()),
+        );
+        dn.push(DnType::OrganizationName, "certctl");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.key_identifier_method = KeyIdMethod::Sha256;
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::minutes(5);
+        params.not_after = now + Duration::days(365 * CA_YEARS);
+        params.serial_number = Some(random_serial());
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| anyhow!("signing the CA certificate: {e}"))?;
+        // key first: a CA certificate without its key would be useless
+        write_atomic(&dir.join("ca.key"), key.serialize_pem().as_bytes(), 0o600)
+            .with_context(|| format!("writing {}", dir.join("ca.key").display()))?;
+        write_atomic(&dir.join("ca.pem"), cert.pem().as_bytes(), 0o644)
+            .with_context(|| format!("writing {}", dir.join("ca.pem").display()))?;
+        let ca = Self {
+            dir,
+            cert_pem: cert.pem(),
+            key,
+        };
+        ca.write_crl()?;
+        crate::log::info(format_args!(
+            "created the local CA {}",
+            ca.dir.join("ca.pem").display()
+        ));
+        Ok(ca)
+    }
+
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    pub fn crl_path(&self) -> PathBuf {
+        self.dir.join("crl.pem")
+    }
+
+    fn issuer(&self) -> anyhow::Result<Issuer<'static, &KeyPair>> {
+        Issuer::from_ca_cert_pem(&self.cert_pem, &self.key)
+            .map_err(|e| anyhow!("reading the local CA certificate: {e}"))
+    }
+
+    /// Signs a leaf for `names` (DNS names or IP addresses) with `key`, valid `days`.
+    pub fn sign(
+        &self,
+        names: &[DomainName],
+        key: &KeyPair,
+        days: u32,
+        client_auth: bool,
+    ) -> anyhow::Result<(Chain, CertInfo)> {
+        let mut params = CertificateParams::new(
+            names
+                .iter()
+                .map(|n| n.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .context("building the certificate")?;
+        let mut dn = DistinguishedName::new();
+        if let Some(first) = names.first() {
+            dn.push(DnType::CommonName, first.as_str());
+        }
+        params.distinguished_name = dn;
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::minutes(5);
+        params.not_after = now + Duration::days(i64::from(days));
+        params.serial_number = Some(random_serial());
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        if client_auth {
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
+        params.use_authority_key_identifier_extension = true;
+        let cert = params
+            .signed_by(key, &self.issuer()?)
+            .map_err(|e| anyhow!("signing the certificate: {e}"))?;
+        let chain = Chain {
+            leaf: cert.der().to_vec(),
+            intermediates: Vec::new(),
+        };
+        let info = crate::pem::cert_info(&chain.leaf)?;
+        Ok((chain, info))
+    }
+
+    fn revoked(&self) -> anyhow::Result<Vec<Revoked>> {
+        let path = self.dir.join("revoked.json");
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is damaged", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Adds `serial` (hex) to the revoked list and writes a fresh CRL (the caller holds the lock).
+    pub fn revoke(&self, serial: &str, reason: u8) -> anyhow::Result<()> {
+        let mut revoked = self.revoked()?;
+        if !revoked.iter().any(|r| r.serial == serial) {
+            revoked.push(Revoked {
+                serial: serial.to_owned(),
+                revoked_at: OffsetDateTime::now_utc().unix_timestamp(),
+                reason,
+            });
+            let path = self.dir.join("revoked.json");
+            write_atomic(&path, &serde_json::to_vec_pretty(&revoked)?, 0o644)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        self.write_crl()
+    }
+
+    /// A CRL of every revoked serial, valid for the next 30 days.
+    pub fn crl_pem(&self) -> anyhow::Result<String> {
+        let now = OffsetDateTime::now_utc();
+        let revoked_certs = self
+            .revoked()?
+            .into_iter()
+            .map(|r| {
+                let serial = hex_bytes(&r.serial)
+                    .with_context(|| format!("serial {:?} in revoked.json", r.serial))?;
+                Ok(RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(&serial),
+                    revocation_time: OffsetDateTime::from_unix_timestamp(r.revoked_at)
+                        .unwrap_or(now),
+                    reason_code: reason_code(r.reason),
+                    invalidity_date: None,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let params = CertificateRevocationListParams {
+            this_update: now - Duration::minutes(5),
+            next_update: now + Duration::days(CRL_DAYS),
+            crl_number: SerialNumber::from_slice(&now.unix_timestamp().to_be_bytes()),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let crl = params
+            .signed_by(&self.issuer()?)
+            .map_err(|e| anyhow!("signing the CRL: {e}"))?;
+        crl.pem().map_err(|e| anyhow!("encoding the CRL: {e}"))
+    }
+
+    /// Writes `ca/crl.pem` afresh, for HAProxy's `crl-file`.
+    pub fn write_crl(&self) -> anyhow::Result<()> {
+        let path = self.crl_path();
+        write_atomic(&path, self.crl_pem()?.as_bytes(), 0o644)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+fn reason_code(reason: u8) -> Option<rcgen::RevocationReason> {
+    use rcgen::RevocationReason::*;
+    Some(match reason {
+        1 => KeyCompromise,
+        3 => AffiliationChanged,
+        4 => Superseded,
+        5 => CessationOfOperation,
+        _ => Unspecified,
+    })
+}
+
+fn random_serial() -> SerialNumber {
+    let mut bytes = [0u8; 16];
+    // a failing system RNG would make every key unsafe too; fall back to the clock only
+    // to keep serials distinct
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        bytes = nanos.to_be_bytes();
+    }
+    bytes[0] &= 0x7f; // positive
+    bytes[0] |= 0x01; // no leading zero byte to strip
+    SerialNumber::from_slice(&bytes)
+}
+
+fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
+    let hex = if hex.len() % 2 == 1 {
+        format!("0{hex}")
+    } else {
+        hex.to_owned()
+    };
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect()
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into a buffer we own.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "this host".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("securing {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+
+    #[test]
+    fn ca_signs_dns_and_ip_leaves_that_chain_to_it() {
+        let state = tempfile::tempdir().unwrap();
+        let ca = LocalCa::open_or_create(state.path()).unwrap();
+        let ca_der = crate::pem::certificates(ca.cert_pem().as_bytes())
+            .unwrap()
+            .remove(0);
+        let (_, ca_cert) = X509Certificate::from_der(&ca_der).unwrap();
+        let bc = ca_cert.basic_constraints().unwrap().unwrap().value;
+        assert!(bc.ca && bc.path_len_constraint == Some(0));
+        assert!(
+            ca_cert
+                .subject()
+                .to_string()
+                .contains("certctl local CA on")
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(state.path().join("ca/ca.key"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+
+        let names = vec![
+            DomainName::parse_local("backend.lan").unwrap(),
+            DomainName::parse_local("10.0.0.5").unwrap(),
+        ];
+        let key = KeyPair::generate().unwrap();
+        let (chain, info) = ca.sign(&names, &key, 30, true).unwrap();
+        assert_eq!(info.names, vec!["backend.lan", "10.0.0.5"]);
+        assert!((info.not_after - info.not_before - 30 * 86_400).abs() < 600);
+        let (_, leaf) = X509Certificate::from_der(&chain.leaf).unwrap();
+        assert!(leaf.verify_signature(Some(ca_cert.public_key())).is_ok());
+        let eku = leaf.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && eku.client_auth);
+
+        // reopened from disk, the same CA
+        let again = LocalCa::open_or_create(state.path()).unwrap();
+        assert_eq!(again.cert_pem(), ca.cert_pem());
+    }
+
+    #[test]
+    fn revoked_serials_are_in_the_crl() {
+        let state = tempfile::tempdir().unwrap();
+        let ca = LocalCa::open_or_create(state.path()).unwrap();
+        ca.revoke("0a1b2c", 1).unwrap();
+        ca.revoke("0a1b2c", 1).unwrap();
+        let der = pem::parse(ca.crl_pem().unwrap()).unwrap().into_contents();
+        let (_, crl) =
+            x509_parser::revocation_list::CertificateRevocationList::from_der(&der).unwrap();
+        let serials: Vec<String> = crl
+            .iter_revoked_certificates()
+            .map(|r| r.raw_serial_as_string())
+            .collect();
+        assert_eq!(serials, vec!["0a:1b:2c"]);
+    }
+}

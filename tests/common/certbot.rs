@@ -1,0 +1,130 @@
+//! certbot for the import tests: the real one (Debian's package) issuing from the lab's
+//! Pebble, and hand-made lineages laid out as certbot lays them out (renewal/NAME.conf,
+//! archive/NAME/*1.pem, live/NAME/*.pem links) for cases a real certbot cannot produce here.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::{Lab, Output, run_command};
+
+/// certbot's three directories in one folder: config (the one certctl imports), work, logs.
+pub struct CertbotDirs {
+    pub config: PathBuf,
+    pub work: PathBuf,
+    pub logs: PathBuf,
+}
+
+impl CertbotDirs {
+    pub fn new(root: &Path) -> CertbotDirs {
+        CertbotDirs {
+            config: root.join("letsencrypt"),
+            work: root.join("certbot-work"),
+            logs: root.join("certbot-logs"),
+        }
+    }
+}
+
+/// `certbot certonly --standalone` against the lab's Pebble, answering HTTP-01 on the lab's
+/// responder address (where HAProxy forwards challenges), trusting Pebble through
+/// REQUESTS_CA_BUNDLE; `args` adds -d names, hooks, key type...
+pub fn certonly(lab: &Lab, dirs: &CertbotDirs, args: &[&str]) -> Output {
+    let http_addr = lab.http_addr();
+    let (address, port) = http_addr.rsplit_once(':').expect("host:port");
+    let mut command = Command::new("certbot");
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CERTCTL_") || key.to_ascii_lowercase().ends_with("_proxy") {
+            command.env_remove(&*key);
+        }
+    }
+    command
+        .env("REQUESTS_CA_BUNDLE", lab.ca_bundle())
+        .args([
+            "certonly",
+            "--standalone",
+            "--non-interactive",
+            "--agree-tos",
+        ])
+        .args(["-m", "ops@name.test", "--no-eff-email"])
+        .args(["--http-01-address", address, "--http-01-port", port])
+        .arg("--server")
+        .arg(lab.directory_url())
+        .arg("--config-dir")
+        .arg(&dirs.config)
+        .arg("--work-dir")
+        .arg(&dirs.work)
+        .arg("--logs-dir")
+        .arg(&dirs.logs)
+        .args(args)
+        .stdin(Stdio::null());
+    run_command(command)
+}
+
+/// A hand-made lineage: a leaf for `names` signed by a throwaway CA (the chain), its key,
+/// and renewal/NAME.conf with `params` under [renewalparams] (plus `extra` verbatim).
+pub struct FakeLineage<'a> {
+    pub name: &'a str,
+    pub names: &'a [&'a str],
+    pub params: &'a [(&'a str, &'a str)],
+    pub extra: &'a str,
+    /// Write a key that does not belong to the certificate.
+    pub wrong_key: bool,
+}
+
+impl FakeLineage<'_> {
+    pub fn write(&self, config_dir: &Path) -> (String, String) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "fake certbot CA");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = self.names.iter().map(|n| n.to_string()).collect();
+        let leaf = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let key_pem = if self.wrong_key {
+            rcgen::KeyPair::generate().unwrap().serialize_pem()
+        } else {
+            key.serialize_pem()
+        };
+
+        let archive = config_dir.join("archive").join(self.name);
+        let live = config_dir.join("live").join(self.name);
+        let renewal = config_dir.join("renewal");
+        for dir in [&archive, &live, &renewal] {
+            fs::create_dir_all(dir).unwrap();
+        }
+        let files = [
+            ("cert", leaf.pem()),
+            ("chain", ca.pem()),
+            ("fullchain", format!("{}{}", leaf.pem(), ca.pem())),
+            ("privkey", key_pem.clone()),
+        ];
+        let mut conf = format!("version = 2.1.0\narchive_dir = {}\n", archive.display());
+        for (file, content) in &files {
+            fs::write(archive.join(format!("{file}1.pem")), content).unwrap();
+            symlink(
+                format!("../../archive/{}/{file}1.pem", self.name),
+                live.join(format!("{file}.pem")),
+            )
+            .unwrap();
+            conf.push_str(&format!(
+                "{file} = {}\n",
+                live.join(format!("{file}.pem")).display()
+            ));
+        }
+        conf.push_str("\n# Options used in the renewal process\n[renewalparams]\n");
+        for (key, value) in self.params {
+            conf.push_str(&format!("{key} = {value}\n"));
+        }
+        conf.push_str(self.extra);
+        fs::write(renewal.join(format!("{}.conf", self.name)), conf).unwrap();
+        (leaf.pem(), key_pem)
+    }
+}
