@@ -100,8 +100,16 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
             lineage.settings.server.clone(),
             lineage.settings.ca_bundle.clone(),
         );
-        let Some(Ok(account)) = accounts.get(&key) else {
-            continue;
+        let account = match accounts.get(&key) {
+            Some(Ok(account)) => account,
+            Some(Err(e)) => {
+                failures.push((
+                    lineage.name.to_string(),
+                    anyhow!("{e}").context("asking the CA for its renewal window"),
+                ));
+                continue;
+            }
+            None => continue,
         };
         match ask_ca(&store, account, &lineage).await {
             Ok(true) => due.push(lineage),

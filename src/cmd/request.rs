@@ -116,17 +116,24 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
     if let Some(current) = &existing {
         let now = now();
         let same_names = same_set(&current.settings.domains, &wanted.domains);
-        if same_names
-            && !args.force
-            && !pem::renewal_due(now, current.info.not_before, current.info.not_after)
-        {
+        // the CA's ARI window when it gave one, else the lifetime rule (as renew decides)
+        let ari = store.ari(&name);
+        let decision = pem::decide(
+            now,
+            current.info.not_before,
+            current.info.not_after,
+            ari.as_ref(),
+            false,
+        );
+        if same_names && !args.force && decision != pem::Decision::Due {
+            let renew_at = ari.map_or_else(
+                || pem::renewal_time(current.info.not_before, current.info.not_after),
+                |a| a.renew_at,
+            );
             crate::log::info(format_args!(
                 "{name}: the certificate is valid until {} and not due for renewal before {}; nothing to do (--force renews now)",
                 date(current.info.not_after),
-                date(pem::renewal_time(
-                    current.info.not_before,
-                    current.info.not_after
-                )),
+                date(renew_at),
             ));
             if args.json {
                 print_json(&store, current, "unchanged")?;
@@ -160,9 +167,21 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         };
         let http = AcmeHttp::new(wanted.ca_bundle.as_deref())?;
         let account = open_account(&store, &http, &wanted, args.agree_tos).await?;
-        let issued = order(&account, responder.as_ref(), &name, &wanted, None)
-            .await
-            .with_context(no_cert)?;
+        // replacing a certificate of an ARI CA: say which one (RFC 9773)
+        let replaces = existing
+            .as_ref()
+            .filter(|_| store.ari(&name).is_some())
+            .and_then(|_| store.leaf_der(&name).ok())
+            .and_then(|der| acme::cert_id(&der).ok());
+        let issued = order(
+            &account,
+            responder.as_ref(),
+            &name,
+            &wanted,
+            replaces.as_ref(),
+        )
+        .await
+        .with_context(no_cert)?;
         drop(responder);
         install(&store, &name, &wanted, &issued)?;
         refresh_ari(&store, &account, &name, &wanted.server, &issued.chain.leaf).await;
@@ -309,6 +328,8 @@ pub async fn refresh_ari(
     }
     .await;
     if let Err(e) = result {
+        // a stale window must not decide: without one the lifetime rule does
+        let _ = store.save_ari(name, None);
         crate::log::warn(format_args!(
             "{name}: {e:#}; renewal falls back to the certificate's lifetime"
         ));
