@@ -43,9 +43,9 @@ complete -c certctl -n "__fish_certctl_needs_command" -f -a "import" -d 'Take ov
 complete -c certctl -n "__fish_certctl_needs_command" -f -a "ca" -d 'The local CA (`--server local`): show its certificate, print its CRL, or trust it'
 complete -c certctl -n "__fish_certctl_needs_command" -f -a "list" -d 'List the managed certificates: names, key type, expiry, next renewal, CA, bundle'
 complete -c certctl -n "__fish_certctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c certctl -n "__fish_certctl_using_subcommand request" -l name -d 'Name of the certificate and of its bundle file (<ssl-dir>/<name>.pem) [default: the first domain]' -r
-complete -c certctl -n "__fish_certctl_using_subcommand request" -l email -d 'Contact address for the ACME account (used when the account is created)' -r
-complete -c certctl -n "__fish_certctl_using_subcommand request" -l key-type -d 'Key type of the certificate [default: ec256]' -r -f -a "ec256\t''
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l name -d 'The name of the certificate and of its bundle file, <ssl-dir>/<name>.pem [default: the first domain]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l email -d 'The contact address for the ACME account, used when the account is created' -r
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l key-type -d 'The type of the certificate\'s key [default: ec256]' -r -f -a "ec256\t''
 ec384\t''
 rsa2048\t''
 rsa3072\t''
@@ -53,8 +53,8 @@ rsa4096\t''"
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l challenge -d 'How HTTP-01 challenges are answered [default: standalone]' -r -f -a "standalone\t'certctl\'s own responder on --http-addr, only while an order runs'
 webroot\t'token files under --webroot/.well-known/acme-challenge/'
 stateless\t'the proxy answers from the account thumbprint (see `certctl account thumbprint`)'"
-complete -c certctl -n "__fish_certctl_using_subcommand request" -l http-addr -d 'Address the standalone responder listens on while an order runs [default: 127.0.0.1:2031]' -r
-complete -c certctl -n "__fish_certctl_using_subcommand request" -l webroot -d 'Web server document root for --challenge webroot' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l http-addr -d 'The address the standalone responder listens on while an order runs [default: 127.0.0.1:2031]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l webroot -d 'The web server\'s document root for --challenge webroot; token files go under DIR/.well-known/acme-challenge/' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l pre-hook -d 'Command run once before the first order' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l deploy-hook -d 'Command run once per issued certificate' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l post-hook -d 'Command run once at the end when anything was issued, e.g. "systemctl reload haproxy"' -r
@@ -66,10 +66,10 @@ complete -c certctl -n "__fish_certctl_using_subcommand request" -l ssl-dir -d '
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l server -d 'The CA: an ACME directory URL, or one of letsencrypt, letsencrypt-staging, zerossl, google, buypass [default: letsencrypt]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l ca-bundle -d 'A PEM file of extra CA certificates to trust for the ACME server\'s HTTPS, for private or test CAs; the system\'s roots are always trusted' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l config -d 'A TOML file of defaults for any option; flags and environment win over it [default: /etc/certctl/config.toml when it exists]' -r -F
-complete -c certctl -n "__fish_certctl_using_subcommand request" -l agree-tos -d 'Agree to the CA\'s terms of service without asking (needed when no terminal is attached)'
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l agree-tos -d 'Agree to the CA\'s terms of service without asking; needed when no terminal is attached'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l client-auth -d 'Local CA only: add the clientAuth usage, for mutual TLS'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l force -d 'Request a new certificate even when the current one is valid and not due'
-complete -c certctl -n "__fish_certctl_using_subcommand request" -l json -d 'Print the result as JSON on stdout'
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l json -d 'Print the result as a JSON object on stdout'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -s v -l verbose -d 'Say more on stderr; -vv also lists every ACME request'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -s q -l quiet -d 'Print errors only, on stderr; results still go to stdout'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -162,7 +162,7 @@ complete -c certctl -n "__fish_certctl_using_subcommand import; and not __fish_s
 complete -c certctl -n "__fish_certctl_using_subcommand import; and not __fish_seen_subcommand_from certbot help" -s q -l quiet -d 'Print errors only, on stderr; results still go to stdout'
 complete -c certctl -n "__fish_certctl_using_subcommand import; and not __fish_seen_subcommand_from certbot help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certctl -n "__fish_certctl_using_subcommand import; and not __fish_seen_subcommand_from certbot help" -s V -l version -d 'Print version'
-complete -c certctl -n "__fish_certctl_using_subcommand import; and not __fish_seen_subcommand_from certbot help" -f -a "certbot" -d 'Take over certbot\'s certificates: for each renewal/NAME.conf, the certificate, chain and key, the domains, CA, key type, hooks and challenge settings, and the account when certctl can use its key'
+complete -c certctl -n "__fish_certctl_using_subcommand import; and not __fish_seen_subcommand_from certbot help" -f -a "certbot" -d 'Take over certbot\'s certificates, without issuing new ones'
 complete -c certctl -n "__fish_certctl_using_subcommand import; and not __fish_seen_subcommand_from certbot help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c certctl -n "__fish_certctl_using_subcommand import; and __fish_seen_subcommand_from certbot" -l cert-name -d 'Take over only this certificate (as `certbot certificates` names it); repeat for more' -r
 complete -c certctl -n "__fish_certctl_using_subcommand import; and __fish_seen_subcommand_from certbot" -l state-dir -d 'The directory where certctl keeps accounts, certificates, settings and its lock [default: /var/lib/certctl]' -r -F
@@ -177,7 +177,7 @@ complete -c certctl -n "__fish_certctl_using_subcommand import; and __fish_seen_
 complete -c certctl -n "__fish_certctl_using_subcommand import; and __fish_seen_subcommand_from certbot" -s q -l quiet -d 'Print errors only, on stderr; results still go to stdout'
 complete -c certctl -n "__fish_certctl_using_subcommand import; and __fish_seen_subcommand_from certbot" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certctl -n "__fish_certctl_using_subcommand import; and __fish_seen_subcommand_from certbot" -s V -l version -d 'Print version'
-complete -c certctl -n "__fish_certctl_using_subcommand import; and __fish_seen_subcommand_from help" -f -a "certbot" -d 'Take over certbot\'s certificates: for each renewal/NAME.conf, the certificate, chain and key, the domains, CA, key type, hooks and challenge settings, and the account when certctl can use its key'
+complete -c certctl -n "__fish_certctl_using_subcommand import; and __fish_seen_subcommand_from help" -f -a "certbot" -d 'Take over certbot\'s certificates, without issuing new ones'
 complete -c certctl -n "__fish_certctl_using_subcommand import; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c certctl -n "__fish_certctl_using_subcommand ca; and not __fish_seen_subcommand_from show crl install help" -l state-dir -d 'The directory where certctl keeps accounts, certificates, settings and its lock [default: /var/lib/certctl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand ca; and not __fish_seen_subcommand_from show crl install help" -l ssl-dir -d 'The directory the proxy loads bundles from; certctl writes NAME.pem there (leaf, intermediates, key) [default: /etc/haproxy/ssl]' -r -F
@@ -245,7 +245,7 @@ complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_see
 complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list help" -f -a "list" -d 'List the managed certificates: names, key type, expiry, next renewal, CA, bundle'
 complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c certctl -n "__fish_certctl_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "thumbprint" -d 'Print the account key\'s thumbprint and the HAProxy lines that answer every HTTP-01 challenge from it, so no responder is needed (`request --challenge stateless`)'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and __fish_seen_subcommand_from import" -f -a "certbot" -d 'Take over certbot\'s certificates: for each renewal/NAME.conf, the certificate, chain and key, the domains, CA, key type, hooks and challenge settings, and the account when certctl can use its key'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and __fish_seen_subcommand_from import" -f -a "certbot" -d 'Take over certbot\'s certificates, without issuing new ones'
 complete -c certctl -n "__fish_certctl_using_subcommand help; and __fish_seen_subcommand_from ca" -f -a "show" -d 'Print the local CA\'s certificate (creating the CA when there is none yet), for HAProxy\'s `ca-file` and for clients'
 complete -c certctl -n "__fish_certctl_using_subcommand help; and __fish_seen_subcommand_from ca" -f -a "crl" -d 'Print a fresh CRL of the certificates revoked by the local CA, for HAProxy\'s `crl-file`; <state-dir>/ca/crl.pem is kept up to date too'
 complete -c certctl -n "__fish_certctl_using_subcommand help; and __fish_seen_subcommand_from ca" -f -a "install" -d 'Add the local CA to the system\'s trust store (Debian: /usr/local/share/ca-certificates and update-ca-certificates), after asking like revoke does'

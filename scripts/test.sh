@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs certctl's checks the way CI does: formatting, clippy, then every test.
-# The integration tests drive real Pebble and HAProxy on loopback, so those are
-# installed first (Debian/Ubuntu: apt-get install pebble haproxy openssl).
+# The integration tests drive real Pebble, HAProxy and certbot on loopback, so those are
+# installed first (Debian/Ubuntu: apt-get install pebble haproxy openssl certbot).
 # Works from any directory and with no stdin (CI runs `bash .ci/run < /dev/null`).
 set -euo pipefail
 
@@ -26,11 +26,16 @@ ensure_tools() {
         missing+=(openssl)
         pkgs+=(openssl)
     fi
+    # tests/import.rs migrates what a real certbot issued from the lab's Pebble
+    if ! command -v certbot >/dev/null 2>&1; then
+        missing+=(certbot)
+        pkgs+=(certbot)
+    fi
     [[ ${#missing[@]} -eq 0 ]] && return 0
 
     heading "missing ${missing[*]}: installing ${pkgs[*]} with apt-get"
     if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-        die "missing ${missing[*]}; the tests need real Pebble and HAProxy.
+        die "missing ${missing[*]}; the tests need real Pebble, HAProxy and certbot.
 Install them, then run this script again:
     sudo apt-get update && sudo apt-get install -y ${pkgs[*]}
 (Debian 12 / Ubuntu packages; 'pebble' provides pebble and pebble-challtestsrv)"
@@ -52,7 +57,7 @@ cargo fmt --version >/dev/null 2>&1 || die "rustfmt not found; run: rustup compo
 cargo clippy --version >/dev/null 2>&1 || die "clippy not found; run: rustup component add clippy"
 ensure_tools
 printf '%s\n' "$(cargo --version)" "$(haproxy -v | head -n 1)" "pebble: $(command -v pebble)" \
-    "$(openssl version)"
+    "$(openssl version)" "$(certbot --version 2>&1)"
 
 heading "cargo fmt --all --check"
 cargo fmt --all --check

@@ -127,6 +127,8 @@ pub enum Command {
     Import(ImportCommand),
 
     /// The local CA (`--server local`): show its certificate, print its CRL, or trust it.
+    ///
+    /// Example: certctl ca show > /etc/haproxy/certctl-ca.pem
     #[command(subcommand)]
     Ca(CaCommand),
 

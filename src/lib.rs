@@ -3,6 +3,7 @@
 //! binary uses. The binary (main.rs) is only the switchboard.
 
 pub mod acme;
+pub mod certbot;
 pub mod cli;
 pub mod cmd;
 pub mod error;

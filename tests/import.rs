@@ -295,32 +295,31 @@ fn import_takes_what_certctl_can_renew_and_says_why_not_for_the_rest() {
         wrong_key: false,
     }
     .write(&config);
-    let failing: [(&str, &[&str], &[(&str, &str)], bool, &str); 3] = [
-        ("wild.test", &["*.wild.test"], &[server], false, "wildcard"),
+    let lineage = |name, names, params, wrong_key| FakeLineage {
+        name,
+        names,
+        params,
+        extra: "",
+        wrong_key,
+    };
+    let dns = [("authenticator", "dns-cloudflare"), server];
+    let only_server = [server];
+    let failing = [
         (
-            "dns.test",
-            &["dns.test"],
-            &[("authenticator", "dns-cloudflare"), server],
-            false,
+            lineage("wild.test", &["*.wild.test"], &only_server, false),
+            "wildcard",
+        ),
+        (
+            lineage("dns.test", &["dns.test"], &dns, false),
             "dns-cloudflare authenticator",
         ),
         (
-            "bad-key.test",
-            &["bad-key.test"],
-            &[server],
-            true,
+            lineage("bad-key.test", &["bad-key.test"], &only_server, true),
             "does not match",
         ),
     ];
-    for (name, names, params, wrong_key, _) in failing {
-        FakeLineage {
-            name,
-            names,
-            params,
-            extra: "",
-            wrong_key,
-        }
-        .write(&config);
+    for (lineage, _) in &failing {
+        lineage.write(&config);
     }
     p256_account(&config, "127.0.0.1:9/dir", "acc1", "ops@good.test");
     let config_arg = config.display().to_string();
@@ -360,7 +359,7 @@ fn import_takes_what_certctl_can_renew_and_says_why_not_for_the_rest() {
     let out = certctl(&state, &ssl, &["import", "certbot", &config_arg, "--json"]);
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     let reports = json(&out);
-    for (name, _, _, _, reason) in failing {
+    for (FakeLineage { name, .. }, reason) in failing {
         let report = by_name(&reports, name);
         assert_eq!(report["status"], "failed", "{report:#}");
         assert!(

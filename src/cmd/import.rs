@@ -4,7 +4,7 @@
 //! only read, never written; nothing is sent to any CA. Everything is checked before the
 //! first write, and each lineage is stored the way `request` stores a new certificate.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use serde::Serialize;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
+use crate::certbot::{RenewalConf, Value, account_dir, account_key_pkcs8, pkcs8_pem};
 use crate::cli::{ImportCertbotArgs, KeyType};
 use crate::cmd::request::{date, lock_wait, rfc3339};
 use crate::error::BadInput;
@@ -35,8 +36,7 @@ const MAX_SCRIPT_BYTES: u64 = 1 << 20;
 #[derive(Debug, Serialize)]
 struct Report {
     name: String,
-    /// "imported", "importable" (--dry-run), "skipped" (already managed) or "failed".
-    status: &'static str,
+    status: Status,
     domains: Vec<String>,
     serial: Option<String>,
     not_after: Option<String>,
@@ -49,6 +49,17 @@ struct Report {
     not_taken_over: Vec<String>,
     /// Why the lineage was skipped or failed (null when imported).
     error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Imported,
+    /// With --dry-run: would be imported.
+    Importable,
+    /// certctl already manages a certificate of that name (and no --force).
+    Skipped,
+    Failed,
 }
 
 /// A lineage read and checked, ready to be stored.
@@ -138,7 +149,7 @@ pub fn certbot(
                 if managed && !args.force {
                     skipped(&store, plan)
                 } else if args.dry_run {
-                    finish(&store, plan, "importable", managed)
+                    finish(&store, plan, Status::Importable, managed)
                 } else {
                     match store_lineage(&store, &plan, &mut accounts) {
                         Ok(account_note) => {
@@ -147,14 +158,14 @@ pub fn certbot(
                                 Ok(note) => plan.taken_over.push(note),
                                 Err(note) => plan.not_taken_over.push(note),
                             }
-                            finish(&store, plan, "imported", managed)
+                            finish(&store, plan, Status::Imported, managed)
                         }
                         Err(e) => failed(plan.name.as_str(), format!("{e:#}")),
                     }
                 }
             }
         };
-        say(&report, args.dry_run);
+        say(&report);
         reports.push(report);
     }
 
@@ -164,10 +175,13 @@ pub fn certbot(
     }
     let failed: Vec<&str> = reports
         .iter()
-        .filter(|r| r.status == "failed")
+        .filter(|r| r.status == Status::Failed)
         .map(|r| r.name.as_str())
         .collect();
-    let imported = reports.iter().filter(|r| r.status == "imported").count();
+    let imported = reports
+        .iter()
+        .filter(|r| r.status == Status::Imported)
+        .count();
     if imported > 0 {
         crate::log::info(format_args!(
             "certctl now renews {imported} certificate(s) with `certctl renew`; stop certbot's own \
@@ -327,11 +341,20 @@ fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
 
     // how challenges are answered
     let challenge = challenge(&conf, &domains, &mut taken_over, &mut not_taken_over)?;
-    if let Some(installer) = params("installer").filter(|i| !i.is_empty() && *i != "none") {
+    if let Some(installer) =
+        params("installer").filter(|i| !i.is_empty() && !i.eq_ignore_ascii_case("none"))
+    {
         not_taken_over.push(format!(
             "certbot's {installer} installer: certctl writes the bundle {} and runs hooks; \
              point {installer} at the bundle or reload it from a --deploy-hook",
             cx.global.ssl_dir.join(format!("{name}.pem")).display()
+        ));
+    }
+
+    if let Some(before) = conf.value("", "renew_before_expiry") {
+        not_taken_over.push(format!(
+            "renew_before_expiry = {before}: certctl renews inside the CA's ARI window, or \
+             when a third of the lifetime is left"
         ));
     }
 
@@ -367,7 +390,7 @@ fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
     }
 
     // the account: usable when its key is one certctl can sign with
-    let server_path = account_dir_name(&server);
+    let server_path = account_dir(&server);
     let account = match params("account") {
         None => AccountPlan::Unusable("the renewal file names no account".into()),
         Some(id) => {
@@ -550,7 +573,7 @@ fn key_type(
         (_, 3072) => KeyType::Rsa3072,
         (_, 4096) => KeyType::Rsa4096,
         (_, bits) => {
-            let nearest = if bits < 2048 {
+            let next_up = if bits < 2048 {
                 KeyType::Rsa2048
             } else if bits < 3072 {
                 KeyType::Rsa3072
@@ -560,9 +583,9 @@ fn key_type(
             not_taken_over.push(format!(
                 "the {bits}-bit RSA key size: certctl makes 2048, 3072 and 4096-bit keys; \
                  renewals use {}",
-                key_type_name(nearest)
+                key_type_name(next_up)
             ));
-            nearest
+            next_up
         }
     };
     Ok(key_type)
@@ -700,13 +723,6 @@ fn script_text(command: &str) -> String {
     text
 }
 
-/// certbot's folder for a CA's accounts: accounts/<host[:port]><path>/.
-fn account_dir_name(server: &Server) -> PathBuf {
-    let url = server.url();
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    PathBuf::from(rest.trim_end_matches('/'))
-}
-
 /// certbot's account in a form certctl stores (instant-acme's credentials), when its key
 /// is one certctl can sign with; else why not.
 fn read_account(account_dir: &Path, server: &Server) -> Result<serde_json::Value, String> {
@@ -729,43 +745,6 @@ fn read_account(account_dir: &Path, server: &Server) -> Result<serde_json::Value
     }))
 }
 
-/// The account key as PKCS#8 DER: certctl's ACME library (instant-acme) signs with ES256,
-/// so only a P-256 key can be used; certbot makes RSA account keys.
-fn account_key_pkcs8(jwk: &serde_json::Value) -> Result<Vec<u8>, String> {
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-    let unusable = |what: &str| {
-        format!(
-            "certbot's account key is {what}, and certctl signs ACME requests with P-256 keys only"
-        )
-    };
-    match (jwk["kty"].as_str(), jwk["crv"].as_str()) {
-        (Some("EC"), Some("P-256")) => {
-            let field = |name: &str| {
-                jwk[name]
-                    .as_str()
-                    .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
-                    .ok_or_else(|| format!("certbot's account key lacks its {name:?}"))
-            };
-            let mut public = vec![4u8];
-            public.extend(field("x")?);
-            public.extend(field("y")?);
-            let pair = EcdsaKeyPair::from_private_key_and_public_key(
-                &ECDSA_P256_SHA256_FIXED_SIGNING,
-                &field("d")?,
-                &public,
-            )
-            .map_err(|e| format!("certbot's account key is not usable: {e}"))?;
-            let der = pair
-                .to_pkcs8v1()
-                .map_err(|_| "certbot's account key could not be encoded".to_owned())?;
-            Ok(der.as_ref().to_vec())
-        }
-        (Some("EC"), curve) => Err(unusable(&format!("EC on {}", curve.unwrap_or("?")))),
-        (Some("RSA"), _) => Err(unusable("RSA")),
-        (kty, _) => Err(unusable(&format!("of type {}", kty.unwrap_or("?")))),
-    }
-}
-
 /// The account's contact address, if certbot kept it (regr.json's body.contact).
 fn contact(dir: &Path, server_path: &Path, account: Option<&str>) -> Option<String> {
     let path = dir
@@ -780,53 +759,6 @@ fn contact(dir: &Path, server_path: &Path, account: Option<&str>) -> Option<Stri
         .filter_map(|c| c.as_str()?.strip_prefix("mailto:"))
         .map(str::to_owned)
         .next()
-}
-
-/// A private key as PKCS#8 PEM, whatever form certbot (PKCS#8) or older tools (PKCS#1 for
-/// RSA, SEC1 for EC) wrote it in.
-fn pkcs8_pem(text: &str) -> Result<String, String> {
-    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
-    use aws_lc_rs::signature::{
-        ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, RsaKeyPair,
-    };
-    let blocks = ::pem::parse_many(text).map_err(|e| format!("not valid PEM: {e}"))?;
-    let block = blocks
-        .iter()
-        .find(|b| b.tag().ends_with("PRIVATE KEY"))
-        .ok_or("holds no private key")?;
-    let der: Vec<u8> = match block.tag() {
-        "PRIVATE KEY" => block.contents().to_vec(),
-        "RSA PRIVATE KEY" => {
-            let pair = RsaKeyPair::from_der(block.contents())
-                .map_err(|e| format!("the RSA key is not usable: {e}"))?;
-            let der: Pkcs8V1Der<'static> = pair
-                .as_der()
-                .map_err(|_| "the RSA key could not be encoded")?;
-            der.as_ref().to_vec()
-        }
-        "EC PRIVATE KEY" => {
-            let pair = EcdsaKeyPair::from_private_key_der(
-                &ECDSA_P256_SHA256_FIXED_SIGNING,
-                block.contents(),
-            )
-            .or_else(|_| {
-                EcdsaKeyPair::from_private_key_der(
-                    &ECDSA_P384_SHA384_FIXED_SIGNING,
-                    block.contents(),
-                )
-            })
-            .map_err(|e| format!("the EC key is not usable (P-256 and P-384 only): {e}"))?;
-            let der = pair
-                .to_pkcs8v1()
-                .map_err(|_| "the EC key could not be encoded")?;
-            der.as_ref().to_vec()
-        }
-        other => return Err(format!("holds an {other}, which certctl cannot use")),
-    };
-    Ok(::pem::encode_config(
-        &::pem::Pem::new("PRIVATE KEY", der),
-        ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
-    ))
 }
 
 /// Stores one lineage: generation, settings, bundle, then the account when certctl has
@@ -864,10 +796,10 @@ fn store_lineage(
     }
 }
 
-fn finish(store: &Store, plan: Plan, status: &'static str, replaced: bool) -> Report {
+fn finish(store: &Store, plan: Plan, status: Status, replaced: bool) -> Report {
     let mut taken_over = plan.taken_over;
     let mut not_taken_over = plan.not_taken_over;
-    if status == "importable" {
+    if status == Status::Importable {
         match &plan.account {
             AccountPlan::Usable { id, .. } => {
                 taken_over.push(format!("certbot's account {id}, unless certctl has one"))
@@ -901,7 +833,7 @@ fn finish(store: &Store, plan: Plan, status: &'static str, replaced: bool) -> Re
 }
 
 fn skipped(store: &Store, plan: Plan) -> Report {
-    let mut report = finish(store, plan, "skipped", false);
+    let mut report = finish(store, plan, Status::Skipped, false);
     report.error =
         Some("certctl already manages a certificate of that name; --force replaces it".into());
     report.taken_over.clear();
@@ -912,7 +844,7 @@ fn skipped(store: &Store, plan: Plan) -> Report {
 fn failed(name: &str, reason: String) -> Report {
     Report {
         name: name.to_owned(),
-        status: "failed",
+        status: Status::Failed,
         domains: Vec::new(),
         serial: None,
         not_after: None,
@@ -926,21 +858,21 @@ fn failed(name: &str, reason: String) -> Report {
 }
 
 /// One line per lineage, then one per thing taken over or not, on stderr.
-fn say(report: &Report, dry_run: bool) {
+fn say(report: &Report) {
     let name = &report.name;
     match report.status {
-        "failed" => eprintln!(
+        Status::Failed => eprintln!(
             "certctl: {name}: not taken over: {}; certbot's files are unchanged",
             report.error.as_deref().unwrap_or("")
         ),
-        "skipped" => crate::log::info(format_args!(
+        Status::Skipped => crate::log::info(format_args!(
             "{name}: skipped: {}",
             report.error.as_deref().unwrap_or("")
         )),
-        _ => {
+        Status::Imported | Status::Importable => {
             crate::log::info(format_args!(
                 "{name}: {}; bundle {}",
-                if dry_run {
+                if report.status == Status::Importable {
                     "would be taken over (dry run: nothing written)"
                 } else {
                     "taken over from certbot"
@@ -957,220 +889,9 @@ fn say(report: &Report, dry_run: bool) {
     }
 }
 
-// --- certbot's renewal files (configobj, the subset certbot writes) ---
-
-/// A value: a string, or a comma-separated list (certbot writes `webroot_path = /a,`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Value {
-    One(String),
-    List(Vec<String>),
-}
-
-impl Value {
-    fn first(&self) -> &str {
-        match self {
-            Value::One(s) => s,
-            Value::List(items) => items.first().map_or("", String::as_str),
-        }
-    }
-}
-
-/// The sections of a renewal file: "" (top), "renewalparams", "renewalparams/webroot_map".
-#[derive(Debug, Default)]
-struct RenewalConf {
-    sections: BTreeMap<String, BTreeMap<String, Value>>,
-}
-
-impl RenewalConf {
-    fn parse(text: &str) -> Result<Self, String> {
-        let mut conf = RenewalConf::default();
-        let mut path: Vec<String> = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            let n = n + 1;
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            if line.starts_with('[') {
-                let depth = line.bytes().take_while(|b| *b == b'[').count();
-                let name = line
-                    .get(depth..)
-                    .and_then(|rest| rest.split_once(&"]".repeat(depth)))
-                    .map(|(name, _)| name.trim())
-                    .filter(|name| !name.is_empty())
-                    .ok_or_else(|| format!("line {n}: a section header {line:?} is malformed"))?;
-                if depth > path.len() + 1 {
-                    return Err(format!("line {n}: section {name:?} has no parent section"));
-                }
-                path.truncate(depth - 1);
-                path.push(name.to_owned());
-                conf.sections.entry(path.join("/")).or_default();
-                continue;
-            }
-            let (key, raw) = line
-                .split_once('=')
-                .ok_or_else(|| format!("line {n}: expected `key = value`, found {line:?}"))?;
-            let value = parse_value(raw).map_err(|e| format!("line {n}: {e}"))?;
-            conf.sections
-                .entry(path.join("/"))
-                .or_default()
-                .insert(key.trim().to_owned(), value);
-        }
-        Ok(conf)
-    }
-
-    fn section(&self, name: &str) -> Option<&BTreeMap<String, Value>> {
-        self.sections.get(name)
-    }
-
-    /// A single value (the first item of a list).
-    fn value(&self, section: &str, key: &str) -> Option<&str> {
-        self.section(section)?.get(key).map(Value::first)
-    }
-
-    fn list(&self, section: &str, key: &str) -> Vec<&str> {
-        match self.section(section).and_then(|s| s.get(key)) {
-            Some(Value::One(s)) => vec![s.as_str()],
-            Some(Value::List(items)) => items.iter().map(String::as_str).collect(),
-            None => Vec::new(),
-        }
-    }
-}
-
-/// A configobj value: quoted ('…', "…", '''…''', """…""") or bare items, separated by
-/// commas into a list, with an optional `# comment` after it.
-fn parse_value(raw: &str) -> Result<Value, String> {
-    let raw = raw.trim();
-    for quote in ["\"\"\"", "'''"] {
-        if let Some(rest) = raw.strip_prefix(quote) {
-            let (inner, after) = rest
-                .split_once(quote)
-                .ok_or("a multi-line value, which certctl does not read")?;
-            let after = after.trim();
-            if !after.is_empty() && !after.starts_with('#') {
-                return Err(format!("unexpected {after:?} after a quoted value"));
-            }
-            return Ok(Value::One(inner.to_owned()));
-        }
-    }
-    let mut items = Vec::new();
-    let mut list = false;
-    let mut chars = raw.chars().peekable();
-    loop {
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        let item = match chars.peek() {
-            Some(&q @ ('"' | '\'')) => {
-                chars.next();
-                let mut item = String::new();
-                loop {
-                    match chars.next() {
-                        Some(c) if c == q => break,
-                        Some(c) => item.push(c),
-                        None => return Err(format!("an unclosed {q} quote")),
-                    }
-                }
-                Some(item)
-            }
-            Some('#') | None => None,
-            Some(_) => {
-                let mut item = String::new();
-                while let Some(c) = chars.next_if(|c| *c != ',' && *c != '#') {
-                    item.push(c);
-                }
-                Some(item.trim_end().to_owned())
-            }
-        };
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        match chars.next() {
-            Some(',') => {
-                list = true;
-                items.extend(item);
-            }
-            Some('#') | None => {
-                items.extend(item);
-                break;
-            }
-            Some(c) => return Err(format!("unexpected {c:?} after a quoted value")),
-        }
-    }
-    Ok(match (list, items.len()) {
-        (false, 0) => Value::One(String::new()),
-        (false, _) => Value::One(items.remove(0)),
-        (true, _) => Value::List(items),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const RENEWAL: &str = "# renew_before_expiry = 30 days
-version = 2.1.0
-archive_dir = /etc/letsencrypt/archive/name.test
-cert = /etc/letsencrypt/live/name.test/cert.pem
-
-# Options used in the renewal process
-[renewalparams]
-account = d713b17574582ae0a1978c17c2196d62
-http01_port = 2031
-http01_address = 127.0.0.1
-pre_hook = echo pre
-post_hook = \"echo post, with comma\"
-renew_hook = 'echo \"deploy\" # x'
-webroot_path = /var/www/html,
-server = https://127.0.0.1:48069/dir # inline comment
-authenticator = standalone
-[[webroot_map]]
-name.test = /var/www/html
-";
-
-    #[test]
-    fn renewal_files_read_like_configobj() {
-        let conf = RenewalConf::parse(RENEWAL).unwrap();
-        assert_eq!(
-            conf.value("", "cert"),
-            Some("/etc/letsencrypt/live/name.test/cert.pem")
-        );
-        assert_eq!(conf.value("renewalparams", "http01_port"), Some("2031"));
-        assert_eq!(
-            conf.value("renewalparams", "post_hook"),
-            Some("echo post, with comma")
-        );
-        assert_eq!(
-            conf.value("renewalparams", "renew_hook"),
-            Some("echo \"deploy\" # x")
-        );
-        assert_eq!(
-            conf.value("renewalparams", "server"),
-            Some("https://127.0.0.1:48069/dir")
-        );
-        assert_eq!(
-            conf.list("renewalparams", "webroot_path"),
-            vec!["/var/www/html"]
-        );
-        assert_eq!(
-            conf.value("renewalparams/webroot_map", "name.test"),
-            Some("/var/www/html")
-        );
-        assert_eq!(conf.value("renewalparams", "missing"), None);
-    }
-
-    #[test]
-    fn configobj_values() {
-        assert_eq!(parse_value(" "), Ok(Value::One(String::new())));
-        assert_eq!(
-            parse_value("/a, /b"),
-            Ok(Value::List(vec!["/a".into(), "/b".into()]))
-        );
-        assert_eq!(
-            parse_value("'''it's \"x\"'''"),
-            Ok(Value::One("it's \"x\"".into()))
-        );
-        assert!(parse_value("\"open").is_err());
-        assert!(parse_value("'''multi").is_err());
-        assert!(RenewalConf::parse("[renewalparams\n").is_err());
-        assert!(RenewalConf::parse("no equals sign\n").is_err());
-    }
 
     #[test]
     fn hooks_that_copy_certbot_files_are_dropped_from_the_chain() {
@@ -1229,75 +950,5 @@ name.test = /var/www/html
         ] {
             assert_eq!(split_and_chain(whole), None, "{whole}");
         }
-    }
-
-    #[test]
-    fn a_p256_account_key_becomes_pkcs8_and_rsa_is_refused() {
-        use aws_lc_rs::encoding::AsBigEndian;
-        use aws_lc_rs::rand::SystemRandom;
-        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
-        let pkcs8 =
-            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-                .unwrap();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
-        let public = pair.public_key().as_ref();
-        let d = pair.private_key().as_be_bytes().unwrap();
-        let jwk = serde_json::json!({
-            "kty": "EC",
-            "crv": "P-256",
-            "x": URL_SAFE_NO_PAD.encode(&public[1..33]),
-            "y": URL_SAFE_NO_PAD.encode(&public[33..]),
-            "d": URL_SAFE_NO_PAD.encode(d.as_ref()),
-        });
-        let der = account_key_pkcs8(&jwk).unwrap();
-        let back = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).unwrap();
-        assert_eq!(back.public_key().as_ref(), public);
-        // and instant-acme takes it as stored credentials
-        let credentials: instant_acme::AccountCredentials = serde_json::from_value(
-            serde_json::json!({"id": "https://ca/acct/1", "key_pkcs8": URL_SAFE_NO_PAD.encode(&der), "directory": "https://ca/dir"}),
-        )
-        .unwrap();
-        assert_eq!(credentials.private_key().secret_pkcs8_der(), der.as_slice());
-
-        let rsa = serde_json::json!({"kty": "RSA", "n": "x", "e": "AQAB"});
-        let err = account_key_pkcs8(&rsa).unwrap_err();
-        assert!(err.contains("RSA") && err.contains("P-256"), "{err}");
-    }
-
-    #[test]
-    fn legacy_key_formats_become_pkcs8() {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let pkcs8 = key.serialize_pem();
-        assert_eq!(pkcs8_pem(&pkcs8).unwrap(), pkcs8.replace("\r\n", "\n"));
-        // SEC1 ("EC PRIVATE KEY") through aws-lc-rs
-        let pair = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
-            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-            &key.serialize_der(),
-        )
-        .unwrap();
-        use aws_lc_rs::encoding::{AsDer, EcPrivateKeyRfc5915Der};
-        let sec1: EcPrivateKeyRfc5915Der<'static> = pair.private_key().as_der().unwrap();
-        let sec1_pem = ::pem::encode(&::pem::Pem::new("EC PRIVATE KEY", sec1.as_ref().to_vec()));
-        let converted = pkcs8_pem(&sec1_pem).unwrap();
-        let again = rcgen::KeyPair::from_pem(&converted).unwrap();
-        assert_eq!(again.public_key_pem(), key.public_key_pem());
-        assert!(
-            pkcs8_pem("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n").is_err()
-        );
-    }
-
-    #[test]
-    fn account_folders_follow_certbot() {
-        let server = Server::parse("https://127.0.0.1:14000/dir").unwrap();
-        assert_eq!(
-            account_dir_name(&server),
-            PathBuf::from("127.0.0.1:14000/dir")
-        );
-        let le = Server::parse("letsencrypt").unwrap();
-        assert_eq!(
-            account_dir_name(&le),
-            PathBuf::from("acme-v02.api.letsencrypt.org/directory")
-        );
     }
 }

@@ -30,6 +30,16 @@ impl CertbotDirs {
 /// responder address (where HAProxy forwards challenges), trusting Pebble through
 /// REQUESTS_CA_BUNDLE; `args` adds -d names, hooks, key type...
 pub fn certonly(lab: &Lab, dirs: &CertbotDirs, args: &[&str]) -> Output {
+    let installed = Command::new("certbot")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        installed,
+        "certbot is not installed: scripts/test.sh installs it, or apt-get install certbot"
+    );
     let http_addr = lab.http_addr();
     let (address, port) = http_addr.rsplit_once(':').expect("host:port");
     let mut command = Command::new("certbot");
