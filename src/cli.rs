@@ -36,27 +36,57 @@ pub struct Cli {
 pub struct GlobalArgs {
     /// The directory where certctl keeps accounts, certificates, settings and its lock
     /// [default: /var/lib/certctl].
-    #[arg(long, global = true, help_heading = "Global options", env = "CERTCTL_STATE_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "CERTCTL_STATE_DIR",
+        value_name = "DIR"
+    )]
     pub state_dir: Option<PathBuf>,
 
     /// The directory the proxy loads bundles from; certctl writes NAME.pem there (leaf,
     /// intermediates, key) [default: /etc/haproxy/ssl].
-    #[arg(long, global = true, help_heading = "Global options", env = "CERTCTL_SSL_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "CERTCTL_SSL_DIR",
+        value_name = "DIR"
+    )]
     pub ssl_dir: Option<PathBuf>,
 
     /// The CA: an ACME directory URL, one of letsencrypt, letsencrypt-staging, zerossl,
     /// google, buypass, or `local` for certctl's own CA (no network) [default: letsencrypt].
-    #[arg(long, global = true, help_heading = "Global options", env = "CERTCTL_SERVER", value_name = "URL|NAME")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "CERTCTL_SERVER",
+        value_name = "URL|NAME"
+    )]
     pub server: Option<String>,
 
     /// A PEM file of extra CA certificates to trust for the ACME server's HTTPS, for private
     /// or test CAs; the system's roots are always trusted.
-    #[arg(long, global = true, help_heading = "Global options", env = "CERTCTL_CA_BUNDLE", value_name = "PEM")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "CERTCTL_CA_BUNDLE",
+        value_name = "PEM"
+    )]
     pub ca_bundle: Option<PathBuf>,
 
     /// A TOML file of defaults for any option; flags and environment win over it
     /// [default: /etc/certctl/config.toml when it exists].
-    #[arg(long, global = true, help_heading = "Global options", env = "CERTCTL_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "CERTCTL_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     /// Say more on stderr; -vv also lists every ACME request.
@@ -67,7 +97,13 @@ pub struct GlobalArgs {
     pub verbose: u8,
 
     /// Print errors only, on stderr; results still go to stdout.
-    #[arg(short, long, global = true, help_heading = "Global options", conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        help_heading = "Global options",
+        conflicts_with = "verbose"
+    )]
     pub quiet: bool,
 }
 
