@@ -68,4 +68,13 @@ cargo clippy --all-targets --locked -- -D warnings
 heading "cargo test --locked --all-targets"
 cargo test --locked --all-targets
 
+# The property tests (tests/properties.rs) and the fuzz checks over the seed corpus and
+# every crash found (tests/fuzz_seeds.rs) ran above; now the fuzzers themselves, briefly
+# (scripts/fuzz runs them longer). CERTCTL_FUZZ_SECONDS=0 skips this step.
+fuzz_seconds=${CERTCTL_FUZZ_SECONDS:-20}
+if [[ $fuzz_seconds != 0 ]]; then
+    heading "fuzz targets, ${fuzz_seconds}s each: scripts/fuzz $fuzz_seconds"
+    scripts/fuzz "$fuzz_seconds"
+fi
+
 heading "all checks passed"

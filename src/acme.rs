@@ -86,7 +86,7 @@ impl AcmeHttp {
         let native = rustls_native_certs::load_native_certs();
         roots.add_parsable_certificates(native.certs);
         if let Some(path) = ca_bundle {
-            let bytes = std::fs::read(path)
+            let bytes = crate::settings::read_small_file(path)
                 .with_context(|| format!("reading --ca-bundle {}", path.display()))?;
             for der in crate::pem::certificates(&bytes)? {
                 roots.add(der.into()).with_context(|| {
@@ -674,6 +674,8 @@ fn problem_text(p: &Problem) -> String {
     text
 }
 
+const ACCOUNT_DOES_NOT_EXIST: &str = "urn:ietf:params:acme:error:accountDoesNotExist";
+
 /// Turns an instant-acme error into one a person can act on.
 pub fn explain(err: instant_acme::Error, server: &Server) -> anyhow::Error {
     match err {
@@ -684,6 +686,14 @@ pub fn explain(err: instant_acme::Error, server: &Server) -> anyhow::Error {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
+            if problem.r#type.as_deref() == Some(ACCOUNT_DOES_NOT_EXIST) {
+                return anyhow!(
+                    "the CA refused: {}; the CA ({server}) does not know certctl's stored account \
+                     (deactivated, or the CA was reset): move its file out of <state-dir>/accounts/ \
+                     and run again to register a new one",
+                    problem_text(&problem)
+                );
+            }
             match (overloaded, wait) {
                 (true, Some(wait)) => anyhow!(
                     "the CA refused: {}; it asks to retry after {wait} (seconds or date); certctl does not loop, run it again then",

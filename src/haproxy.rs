@@ -9,10 +9,22 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long one command may take, connect to last byte.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// Overrides `TIMEOUT` (seconds, fractions allowed): a HAProxy under heavy load may need
+/// longer, tests shorter.
+pub const TIMEOUT_VAR: &str = "CERTCTL_HAPROXY_TIMEOUT";
+
+/// The time one command may take: `TIMEOUT_VAR` when set to a positive number of seconds.
+fn timeout() -> Duration {
+    std::env::var(TIMEOUT_VAR)
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|secs| secs.is_finite() && *secs > 0.0)
+        .map_or(TIMEOUT, |secs| Duration::from_secs_f64(secs.min(3600.0)))
+}
 /// HAProxy's default `tune.bufsize`: a command with its payload must fit in it.
 pub const DEFAULT_BUFSIZE: usize = 16_384;
 
@@ -124,37 +136,32 @@ impl Haproxy {
             socket: self.socket.to_string(),
             source,
         };
-        let timeout = |_| Error::Timeout {
+        let timed_out = |_| Error::Timeout {
             socket: self.socket.to_string(),
             command: first_line(command),
         };
-        let mut reply = Vec::new();
-        match &self.socket {
+        let limit = timeout();
+        let deadline = Instant::now() + limit;
+        let reply = match &self.socket {
             Socket::Unix(path) => {
                 let mut stream = UnixStream::connect(path).map_err(unreachable)?;
-                stream
-                    .set_read_timeout(Some(TIMEOUT))
-                    .map_err(unreachable)?;
-                stream
-                    .set_write_timeout(Some(TIMEOUT))
-                    .map_err(unreachable)?;
+                stream.set_read_timeout(Some(limit)).map_err(unreachable)?;
+                stream.set_write_timeout(Some(limit)).map_err(unreachable)?;
                 stream.write_all(command.as_bytes()).map_err(unreachable)?;
                 stream.write_all(b"\n").map_err(unreachable)?;
-                stream.read_to_end(&mut reply).map_err(timeout)?;
+                read_until(&mut stream, deadline, |s, t| s.set_read_timeout(Some(t)))
+                    .map_err(timed_out)?
             }
             Socket::Tcp(addr) => {
-                let mut stream = TcpStream::connect_timeout(addr, TIMEOUT).map_err(unreachable)?;
-                stream
-                    .set_read_timeout(Some(TIMEOUT))
-                    .map_err(unreachable)?;
-                stream
-                    .set_write_timeout(Some(TIMEOUT))
-                    .map_err(unreachable)?;
+                let mut stream = TcpStream::connect_timeout(addr, limit).map_err(unreachable)?;
+                stream.set_read_timeout(Some(limit)).map_err(unreachable)?;
+                stream.set_write_timeout(Some(limit)).map_err(unreachable)?;
                 stream.write_all(command.as_bytes()).map_err(unreachable)?;
                 stream.write_all(b"\n").map_err(unreachable)?;
-                stream.read_to_end(&mut reply).map_err(timeout)?;
+                read_until(&mut stream, deadline, |s, t| s.set_read_timeout(Some(t)))
+                    .map_err(timed_out)?
             }
-        }
+        };
         Ok(String::from_utf8_lossy(&reply).into_owned())
     }
 
@@ -295,6 +302,30 @@ impl Haproxy {
     }
 }
 
+/// Reads to the end of the reply, but never past `deadline`: a proxy that answers one byte
+/// at a time cannot stretch a command beyond its timeout.
+fn read_until<S: Read>(
+    stream: &mut S,
+    deadline: Instant,
+    set_timeout: impl Fn(&S, Duration) -> std::io::Result<()>,
+) -> std::io::Result<Vec<u8>> {
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        set_timeout(stream, left)?;
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(reply),
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// `show ssl cert`: names with an open transaction (`*name`) and loaded certificates.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct CertList {
@@ -309,7 +340,9 @@ pub fn parse_cert_list(reply: &str) -> CertList {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
     {
-        match line.strip_prefix('*') {
+        // a bare `*` (or `* name`) is no name: skipped, or trimmed (found by fuzzing)
+        match line.strip_prefix('*').map(str::trim) {
+            Some("") => {}
             Some(name) => list.transactions.push(name.to_owned()),
             None => list.certificates.push(line.to_owned()),
         }
@@ -426,6 +459,14 @@ mod tests {
             parse_cert_list("# filename\n/x.pem\n\n").transactions,
             Vec::<String>::new()
         );
+        // regression (fuzzing): a line of a lone `*` is not a transaction named ""
+        assert_eq!(
+            parse_cert_list("*\n* /y.pem\n/x.pem\n"),
+            CertList {
+                transactions: vec!["/y.pem".into()],
+                certificates: vec!["/x.pem".into()],
+            }
+        );
     }
 
     #[test]
@@ -506,6 +547,39 @@ mod tests {
         );
         assert!(Socket::parse("nowhere").is_err());
         assert!(Socket::parse("").is_err());
+    }
+
+    #[test]
+    fn a_socket_that_trickles_is_cut_at_the_deadline() {
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("slow.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        // answers one byte every 100 ms, forever
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            while stream.write_all(b".").is_ok() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let mut stream = UnixStream::connect(&path).unwrap();
+        let started = Instant::now();
+        let err = read_until(&mut stream, started + Duration::from_millis(700), |s, t| {
+            s.set_read_timeout(Some(t))
+        })
+        .unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ),
+            "{err}"
+        );
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(700) && elapsed < Duration::from_secs(2),
+            "{elapsed:?}"
+        );
     }
 
     #[test]

@@ -1,12 +1,22 @@
 //! Runs user hook commands with `/bin/sh -c`, values passed as environment variables and
 //! never spliced into the command, bounded by a timeout that kills the whole process group.
-//! Hook output goes to stderr (stdout carries certctl's results).
+//! Hook output (stdout and stderr) is read through pipes and forwarded to certctl's stderr
+//! (stdout carries certctl's results), at most `OUTPUT_LIMIT` bytes per hook.
 
-use std::os::fd::AsFd;
+use std::io::Write;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Output of one hook (stdout and stderr together) forwarded to the log; the rest is read,
+/// counted and dropped, so a hook that floods fills neither a cron mail nor the journal.
+pub const OUTPUT_LIMIT: usize = 64 * 1024;
+/// How long the output is still read once the hook has exited (or was killed): a daemon
+/// the hook started may hold the pipes open for good.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// One hook run: which hook, its command and its environment.
 pub struct Hook<'a> {
@@ -18,35 +28,45 @@ pub struct Hook<'a> {
 impl Hook<'_> {
     /// Runs the hook to completion; an error when it fails, is killed or times out.
     pub async fn run(&self, timeout: Duration) -> anyhow::Result<()> {
+        let log = CappedLog::new(Box::new(std::io::stderr()), OUTPUT_LIMIT);
+        self.run_logging(timeout, &log).await
+    }
+
+    /// `run`, with the hook's output going to `log`.
+    async fn run_logging(&self, timeout: Duration, log: &CappedLog) -> anyhow::Result<()> {
         tracing_line(self.kind, self.command);
-        let stderr_for_stdout = std::io::stderr()
-            .as_fd()
-            .try_clone_to_owned()
-            .context("duplicating stderr")?;
         let mut child = tokio::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(self.command)
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
-            .stdout(Stdio::from(stderr_for_stdout))
-            .stderr(Stdio::inherit())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting the {} hook {:?}", self.kind, self.command))?;
         let pid = child.id();
-        match tokio::time::timeout(timeout, child.wait()).await {
+        let mut readers = tokio::task::JoinSet::new();
+        if let Some(stdout) = child.stdout.take() {
+            readers.spawn(pump(stdout, log.clone()));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            readers.spawn(pump(stderr, log.clone()));
+        }
+        let result = match tokio::time::timeout(timeout, child.wait()).await {
             Ok(status) => {
                 let status =
                     status.with_context(|| format!("waiting for the {} hook", self.kind))?;
-                if !status.success() {
-                    bail!(
+                if status.success() {
+                    Ok(())
+                } else {
+                    Err(anyhow!(
                         "the {} hook {:?} failed ({status})",
                         self.kind,
                         self.command
-                    );
+                    ))
                 }
-                Ok(())
             }
             Err(_) => {
                 if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
@@ -54,13 +74,77 @@ impl Hook<'_> {
                     unsafe { libc::kill(-pid, libc::SIGKILL) };
                 }
                 let _ = child.wait().await;
-                bail!(
+                Err(anyhow!(
                     "the {} hook {:?} did not finish within {}s and was killed (raise --hook-timeout if it needs longer)",
                     self.kind,
                     self.command,
                     timeout.as_secs()
-                )
+                ))
             }
+        };
+        // what the hook wrote last, unless something it left running holds the pipes open
+        let drained = tokio::time::timeout(DRAIN_GRACE, async {
+            while readers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            readers.abort_all();
+        }
+        log.finish(self.kind);
+        result
+    }
+}
+
+/// Where hook output goes: the first `limit` bytes pass, the rest is counted.
+#[derive(Clone)]
+struct CappedLog(Arc<Mutex<Capped>>);
+
+struct Capped {
+    sink: Box<dyn Write + Send>,
+    left: usize,
+    dropped: u64,
+}
+
+impl CappedLog {
+    fn new(sink: Box<dyn Write + Send>, limit: usize) -> Self {
+        Self(Arc::new(Mutex::new(Capped {
+            sink,
+            left: limit,
+            dropped: 0,
+        })))
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        let mut capped = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let shown = bytes.len().min(capped.left);
+        capped.left -= shown;
+        capped.dropped += (bytes.len() - shown) as u64;
+        // a log that cannot be written (stderr closed) must not fail the hook
+        let _ = capped.sink.write_all(&bytes[..shown]);
+    }
+
+    /// Says how much was dropped, if anything, on a line of its own.
+    fn finish(&self, kind: &str) {
+        let mut capped = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if capped.dropped > 0 {
+            let line = format!(
+                "\ncertctl: the {kind} hook wrote {} more bytes of output; not shown (the first {} are above)\n",
+                capped.dropped, OUTPUT_LIMIT
+            );
+            let _ = capped.sink.write_all(line.as_bytes());
+        }
+        let _ = capped.sink.flush();
+    }
+}
+
+/// Reads a pipe to its end, passing what it reads to `log`; it keeps reading past the
+/// limit, so a hook never blocks on a full pipe.
+async fn pump(mut pipe: impl AsyncRead + Unpin, log: CappedLog) {
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => log.write(&buf[..n]),
         }
     }
 }
@@ -72,6 +156,38 @@ fn tracing_line(kind: &str, command: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log that keeps what it is given, for inspection.
+    #[derive(Clone, Default)]
+    struct Kept(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Kept {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Kept {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    async fn run_kept(command: &str, timeout: Duration) -> (anyhow::Result<()>, String) {
+        let kept = Kept::default();
+        let log = CappedLog::new(Box::new(kept.clone()), OUTPUT_LIMIT);
+        let hook = Hook {
+            kind: "deploy",
+            command,
+            env: vec![],
+        };
+        let result = hook.run_logging(timeout, &log).await;
+        (result, kept.text())
+    }
 
     #[tokio::test]
     async fn hook_sees_env_and_reports_failure() {
@@ -116,5 +232,67 @@ mod tests {
             .to_string();
         assert!(err.contains("did not finish"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn both_streams_reach_the_log() {
+        let (result, text) =
+            run_kept("echo to-stdout; echo to-stderr >&2", Duration::from_secs(5)).await;
+        result.unwrap();
+        assert!(
+            text.contains("to-stdout\n") && text.contains("to-stderr\n"),
+            "{text}"
+        );
+        assert!(!text.contains("not shown"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn flooding_hook_output_is_capped_and_the_drop_counted() {
+        // 1 MB on stdout and 300 kB on stderr: the hook is not slowed down, it finishes
+        let (result, text) = run_kept(
+            "head -c 1000000 /dev/zero | tr '\\0' o; head -c 300000 /dev/zero | tr '\\0' e >&2",
+            Duration::from_secs(20),
+        )
+        .await;
+        result.unwrap();
+        let (shown, note) = text.split_once("\ncertctl: ").unwrap();
+        assert!(shown.bytes().all(|b| b == b'o' || b == b'e'));
+        let shown = shown.len();
+        assert_eq!(shown, OUTPUT_LIMIT, "exactly the limit is shown");
+        let dropped = 1_300_000 - OUTPUT_LIMIT;
+        assert!(
+            note.contains(&format!("wrote {dropped} more bytes of output; not shown")),
+            "{note}"
+        );
+        assert!(text.len() < OUTPUT_LIMIT + 200);
+    }
+
+    #[tokio::test]
+    async fn endless_output_is_capped_and_the_hook_killed_at_its_timeout() {
+        let started = std::time::Instant::now();
+        let (result, text) = run_kept("yes flood", Duration::from_millis(500)).await;
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains("did not finish"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            text.len() < OUTPUT_LIMIT + 200,
+            "{} bytes logged",
+            text.len()
+        );
+        assert!(text.contains("more bytes of output; not shown"));
+    }
+
+    #[tokio::test]
+    async fn a_daemon_holding_the_pipes_does_not_hold_certctl() {
+        // the hook exits at once, its background child keeps stdout open for 8 s
+        let started = std::time::Instant::now();
+        let (result, text) = run_kept("echo started; sleep 8 &", Duration::from_secs(30)).await;
+        result.unwrap();
+        assert!(text.contains("started"), "{text}");
+        assert!(
+            started.elapsed() < DRAIN_GRACE + Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

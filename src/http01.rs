@@ -1,7 +1,8 @@
 //! The HTTP-01 challenge responder: answers GET/HEAD /.well-known/acme-challenge/<token>
 //! for the tokens it was given, 404 for anything else, 405 for other methods.
 //! It knows tokens and key authorizations, nothing of accounts or storage; it binds only
-//! where told, caps header size and request time, and stops when dropped.
+//! where told, caps header size, request time and open connections (`Limits`), never
+//! reads a file, and stops when dropped.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -17,12 +18,37 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 pub const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
-const MAX_BUF: usize = 8 * 1024;
+
+/// What one client may cost the responder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// From the connection's first wait for a request to the end of its headers: a client
+    /// that sends its headers slowly (slowloris) is dropped then.
+    pub header_timeout: Duration,
+    /// The whole life of one connection, keep-alive included.
+    pub connection_timeout: Duration,
+    /// Request line and headers together; more is answered 431 and the connection closed.
+    /// hyper takes no less than 8 KiB.
+    pub max_header_bytes: usize,
+    /// Connections served at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            connection_timeout: Duration::from_secs(30),
+            max_header_bytes: 8 * 1024,
+            // a CA fetches each token several times at once, from several places
+            max_connections: 512,
+        }
+    }
+}
 
 /// The tokens currently served, shared by every order of the run.
 #[derive(Clone, Default)]
@@ -69,6 +95,11 @@ pub struct Responder {
 
 impl Responder {
     pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
+        Self::bind_with(addr, Limits::default()).await
+    }
+
+    /// `bind` with other limits (tests make the timeouts short).
+    pub async fn bind_with(addr: SocketAddr, limits: Limits) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::AddrInUse {
                 anyhow!(
@@ -81,7 +112,7 @@ impl Responder {
         })?;
         let addr = listener.local_addr()?;
         let tokens = Tokens::default();
-        let task = tokio::spawn(serve(listener, tokens.clone()));
+        let task = tokio::spawn(serve(listener, tokens.clone(), limits));
         crate::log::verbose(format_args!("HTTP-01 responder listening on {addr}"));
         Ok(Self { tokens, addr, task })
     }
@@ -93,9 +124,14 @@ impl Drop for Responder {
     }
 }
 
-async fn serve(listener: TcpListener, tokens: Tokens) {
+async fn serve(listener: TcpListener, tokens: Tokens, limits: Limits) {
     let mut connections = tokio::task::JoinSet::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
+        // the semaphore is never closed, so acquiring only waits
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let (stream, peer) = match listener.accept().await {
             Ok(pair) => pair,
             Err(_) => {
@@ -113,11 +149,12 @@ async fn serve(listener: TcpListener, tokens: Tokens) {
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(MAX_BUF)
+                .header_read_timeout(limits.header_timeout)
+                .max_buf_size(limits.max_header_bytes.max(8192))
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+            let _ = tokio::time::timeout(limits.connection_timeout, conn).await;
+            drop(slot);
         });
     }
 }
@@ -225,6 +262,221 @@ mod tests {
             err.contains(&first.addr.to_string()) && err.contains("already in use"),
             "{err}"
         );
+    }
+
+    fn short_limits() -> Limits {
+        Limits {
+            header_timeout: Duration::from_millis(600),
+            connection_timeout: Duration::from_secs(5),
+            ..Limits::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn never_serves_a_file_whatever_the_path() {
+        let responder = Responder::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        // tokens that look like file names must not help either
+        responder.tokens.insert("passwd", "passwd.thumb");
+        responder.tokens.insert("tok_en-1", "tok_en-1.thumb");
+        let addr = responder.addr;
+        for target in [
+            "/.well-known/acme-challenge/../../etc/passwd",
+            "/.well-known/acme-challenge/..%2F..%2Fetc%2Fpasswd",
+            "/.well-known/acme-challenge/%2e%2e/%2e%2e/etc/passwd",
+            "/.well-known/acme-challenge/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+            "/.well-known/acme-challenge/..%5c..%5cetc%5cpasswd",
+            "/.well-known/acme-challenge/%252e%252e%252fetc%252fpasswd",
+            "/.well-known/acme-challenge/tok_en-1/../../../etc/passwd",
+            "/.well-known/acme-challenge/./passwd",
+            "/.well-known/acme-challenge//etc/passwd",
+            "/.well-known/acme-challenge/passwd%00",
+            "/.well-known/acme-challenge/%70asswd",
+            "/.well-known/acme-challenge/",
+            "/etc/passwd",
+            "//etc/passwd",
+            "/../../../../etc/passwd",
+            "/.well-known/acme-challenge/../../../../proc/self/environ",
+            "http://a/etc/passwd",
+            "*",
+        ] {
+            let rsp = get(
+                addr,
+                &format!("GET {target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+            )
+            .await;
+            assert!(
+                rsp.starts_with("HTTP/1.1 404") || rsp.starts_with("HTTP/1.1 400"),
+                "{target}: {rsp}"
+            );
+            assert!(
+                !rsp.contains("root:") && !rsp.contains("thumb") && !rsp.contains("PATH="),
+                "{target}: {rsp}"
+            );
+        }
+        // the plain token still answers, so the 404s above are the paths, not the server
+        let ok = get(addr, "GET /.well-known/acme-challenge/passwd HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
+        assert!(
+            ok.starts_with("HTTP/1.1 200") && ok.ends_with("passwd.thumb"),
+            "{ok}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_huge_header_is_refused() {
+        let responder = Responder::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        responder.tokens.insert("tok", "tok.thumb");
+        let filler = "x".repeat(64 * 1024);
+        for request in [
+            format!(
+                "GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: a\r\nX-Big: {filler}\r\n\r\n"
+            ),
+            format!("GET /.well-known/acme-challenge/tok?{filler} HTTP/1.1\r\nHost: a\r\n\r\n"),
+            format!(
+                "GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: a\r\n{}\r\n",
+                "X-Many: y\r\n".repeat(2000)
+            ),
+        ] {
+            let mut stream = tokio::net::TcpStream::connect(responder.addr)
+                .await
+                .unwrap();
+            // the server may close before it has read everything: a failed write is fine
+            let _ = stream.write_all(request.as_bytes()).await;
+            let mut out = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out))
+                .await
+                .expect("the connection is closed, not left open");
+            let out = String::from_utf8_lossy(&out);
+            assert!(
+                out.is_empty()
+                    || out.starts_with("HTTP/1.1 431")
+                    || out.starts_with("HTTP/1.1 414")
+                    || out.starts_with("HTTP/1.1 400"),
+                "{}",
+                &out[..out.len().min(200)]
+            );
+            assert!(!out.contains("tok.thumb"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_client_is_dropped_while_others_are_served() {
+        let limits = short_limits();
+        let responder = Responder::bind_with("127.0.0.1:0".parse().unwrap(), limits)
+            .await
+            .unwrap();
+        responder.tokens.insert("tok", "tok.thumb");
+        let addr = responder.addr;
+        let started = std::time::Instant::now();
+
+        // slowloris: headers one byte every 100 ms, never finished in time; and a client
+        // that connects and sends nothing at all
+        let slow = |pace: Duration| async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request = b"GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: a\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+            let (mut reader, mut writer) = stream.split();
+            let write = async {
+                for byte in request {
+                    if writer.write_all(&[*byte]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(pace).await;
+                }
+                std::future::pending::<()>().await
+            };
+            let mut out = Vec::new();
+            tokio::select! {
+                _ = write => unreachable!(),
+                _ = reader.read_to_end(&mut out) => {}
+            }
+            (
+                started.elapsed(),
+                String::from_utf8_lossy(&out).into_owned(),
+            )
+        };
+        let idle = async {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut out = Vec::new();
+            let _ = stream.read_to_end(&mut out).await;
+            (
+                started.elapsed(),
+                String::from_utf8_lossy(&out).into_owned(),
+            )
+        };
+        let served = async {
+            // while those hang on, ordinary clients are answered at once, one after another
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                let t = std::time::Instant::now();
+                let rsp = get(addr, "GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
+                assert!(rsp.ends_with("tok.thumb"), "{rsp}");
+                times.push(t.elapsed());
+            }
+            times
+        };
+        let (a, b, c, times) = tokio::join!(
+            slow(Duration::from_millis(100)),
+            slow(Duration::from_millis(300)),
+            idle,
+            served
+        );
+        for t in &times {
+            assert!(*t < Duration::from_millis(300), "served in {t:?}");
+        }
+        for (elapsed, out) in [a, b, c] {
+            assert!(!out.contains("tok.thumb"), "{out}");
+            assert!(out.is_empty() || out.starts_with("HTTP/1.1 408"), "{out}");
+            assert!(
+                elapsed >= limits.header_timeout && elapsed < limits.header_timeout * 3,
+                "dropped after {elapsed:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_limit_wait_their_turn() {
+        let limits = Limits {
+            max_connections: 2,
+            ..short_limits()
+        };
+        let responder = Responder::bind_with("127.0.0.1:0".parse().unwrap(), limits)
+            .await
+            .unwrap();
+        responder.tokens.insert("tok", "tok.thumb");
+        let addr = responder.addr;
+        // two idle clients hold both slots until the header timeout drops them
+        let hold = || async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut out = Vec::new();
+            let _ = stream.read_to_end(&mut out).await;
+        };
+        let started = std::time::Instant::now();
+        let third = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            get(addr, "GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await
+        };
+        let (_, _, rsp) = tokio::join!(hold(), hold(), third);
+        assert!(rsp.ends_with("tok.thumb"), "{rsp}");
+        assert!(
+            started.elapsed() >= limits.header_timeout,
+            "the third waited for a slot: {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn binds_only_the_address_it_is_given() {
+        let responder = Responder::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(responder.addr.ip().to_string(), "127.0.0.1");
+        // another loopback address, same port: nothing listens there
+        let other = SocketAddr::from(([127, 0, 0, 2], responder.addr.port()));
+        assert!(tokio::net::TcpStream::connect(other).await.is_err());
     }
 
     #[tokio::test]

@@ -141,13 +141,14 @@ pub fn bundle(chain: &Chain, key_pem: &str) -> String {
 /// When a certificate becomes due: a third of its lifetime before expiry, or half of it
 /// when the lifetime is under ten days (short-lived certificates need more slack).
 pub fn renewal_time(not_before: i64, not_after: i64) -> i64 {
-    let lifetime = (not_after - not_before).max(0);
+    // saturating: meta.json is a file, and a wrapped subtraction would decide anything
+    let lifetime = not_after.saturating_sub(not_before).max(0);
     let margin = if lifetime < 10 * 86_400 {
         lifetime / 2
     } else {
         lifetime / 3
     };
-    not_after - margin
+    not_after.saturating_sub(margin)
 }
 
 /// True when a certificate valid from `not_before` to `not_after` is due at `now`.
@@ -175,14 +176,14 @@ impl AriState {
         now: i64,
         retry_after_secs: u64,
     ) -> Self {
-        let span = (window_end - window_start).max(0) as f64;
+        let span = window_end.saturating_sub(window_start).max(0) as f64;
         let retry = i64::try_from(retry_after_secs)
             .unwrap_or(i64::MAX)
             .clamp(60, 7 * 86_400);
         Self {
             window_start,
             window_end,
-            renew_at: window_start + (span * fraction.clamp(0.0, 1.0)) as i64,
+            renew_at: window_start.saturating_add((span * fraction.clamp(0.0, 1.0)) as i64),
             next_check: now.saturating_add(retry),
         }
     }
@@ -218,7 +219,7 @@ pub fn decide(
             Decision::NotDue
         };
     };
-    let last_tenth = not_after - (not_after - not_before).max(0) / 10;
+    let last_tenth = not_after.saturating_sub(not_after.saturating_sub(not_before).max(0) / 10);
     if now >= ari.renew_at || now >= last_tenth {
         Decision::Due
     } else if now >= ari.next_check {

@@ -171,6 +171,9 @@ impl fmt::Display for DomainName {
     }
 }
 
+/// Longest certificate name, in bytes.
+pub const MAX_CERT_NAME: usize = 200;
+
 /// The name of a managed certificate: its state directory and its bundle `<name>.pem`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -179,7 +182,7 @@ pub struct CertName(String);
 impl CertName {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let ok = !raw.is_empty()
-            && raw.len() <= 200
+            && raw.len() <= MAX_CERT_NAME
             && !raw.starts_with(['.', '-'])
             && raw.bytes().all(|b| {
                 b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
@@ -194,9 +197,19 @@ impl CertName {
         }
     }
 
-    /// The default name: the first domain, with a wildcard's `*.` dropped.
-    pub fn from_domain(domain: &DomainName) -> Self {
-        Self(domain.as_str().trim_start_matches("*.").replace(':', "_"))
+    /// The default name: the first domain, with a wildcard's `*.` dropped (and an IPv6
+    /// address's ':' made '_'). A domain name may be longer than a certificate name (253
+    /// bytes against 200, which keeps `.<name>.pem.certctl-tmp-<pid>` within a file name's
+    /// 255): such a domain needs `--name`.
+    pub fn from_domain(domain: &DomainName) -> Result<Self, String> {
+        let name = domain.as_str().trim_start_matches("*.").replace(':', "_");
+        Self::parse(&name).map_err(|_| {
+            format!(
+                "{domain} is too long to name the certificate and its bundle ({} characters, \
+                 {MAX_CERT_NAME} at most); choose a shorter name with --name",
+                name.len()
+            )
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -325,8 +338,13 @@ impl ConfigFile {
             Some(p) => (p.to_path_buf(), true),
             None => (PathBuf::from(DEFAULT_CONFIG), false),
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+        let text = match read_small_file(&path) {
+            Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+                BadInput::new(format!(
+                    "config file {} is not UTF-8 text; it must be TOML",
+                    path.display()
+                ))
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
                 return Ok(Self::default());
             }
@@ -341,7 +359,7 @@ impl ConfigFile {
 
     /// Parses the file's text and checks each value by the rules of its flag; every error
     /// names the file, the line and the key (bad input: exit 2).
-    fn parse(path: &Path, text: &str) -> anyhow::Result<Self> {
+    pub fn parse(path: &Path, text: &str) -> anyhow::Result<Self> {
         let error = |line: Option<usize>, key: Option<&str>, message: &str| -> anyhow::Error {
             let line = line.map(|n| format!(", line {n}")).unwrap_or_default();
             let key = key.map(|k| format!(", key `{k}`")).unwrap_or_default();
@@ -485,9 +503,39 @@ fn non_empty_path(path: Option<PathBuf>, flag: &str) -> anyhow::Result<Option<Pa
     }
 }
 
+/// Largest config file or `--ca-bundle` read: both are a few kilobytes; this keeps a
+/// mistaken path (`/dev/zero`, a disk image) from eating the memory.
+pub const MAX_INPUT_FILE: u64 = 1 << 20;
+
+/// Reads a regular file of at most `MAX_INPUT_FILE` bytes; anything else is an error that
+/// says what the path is instead.
+pub fn read_small_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(Error::new(ErrorKind::InvalidInput, "it is a directory"));
+    }
+    if !meta.is_file() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "it is not a regular file (a device, pipe or socket)",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_INPUT_FILE {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("it is larger than {} KiB", MAX_INPUT_FILE / 1024),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// A `--ca-bundle` must be a readable PEM file with at least one certificate.
 pub fn check_ca_bundle(path: &Path) -> anyhow::Result<()> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = read_small_file(path).map_err(|e| {
         BadInput::new(format!(
             "--ca-bundle {}: {e}; give a PEM file of CA certificates",
             path.display()
@@ -710,7 +758,9 @@ mod tests {
             assert!(DomainName::parse_local(bad).is_err(), "{bad:?}");
         }
         assert_eq!(
-            CertName::from_domain(&DomainName::parse_local("::1").unwrap()).as_str(),
+            CertName::from_domain(&DomainName::parse_local("::1").unwrap())
+                .unwrap()
+                .as_str(),
             "__1"
         );
     }

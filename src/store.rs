@@ -6,7 +6,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -417,11 +417,16 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     serde_json::from_slice(&bytes).with_context(|| format!("{} is damaged", path.display()))
 }
 
+/// Creates `dir` 0700, and any missing parent 0700 too (whatever the umask: a parent made
+/// 0777 under `umask 000` would let anyone swap the directories beneath it).
 fn create_dir(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::create_dir_all(dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)?;
     fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))
 }
 
@@ -541,6 +546,18 @@ impl Store {
             bundle_exists: bundle.is_file(),
             bundle,
         }
+    }
+
+    /// Whether `<ssl-dir>/<name>.pem` holds the bundle of `name`'s live generation. False
+    /// when a run was stopped between storing a new certificate and writing its bundle (or
+    /// the bundle could not be written); true when the live files cannot be read (a damaged
+    /// entry is for `list` to report, not a reason to write).
+    pub fn bundle_is_current(&self, name: &CertName) -> bool {
+        let Ok(files) = self.live_files(name) else {
+            return true;
+        };
+        let expected = crate::pem::bundle(&files.chain, &files.key_pem);
+        fs::read(self.bundle_path(name)).is_ok_and(|actual| actual == expected.as_bytes())
     }
 
     /// The DER of `name`'s live leaf (cert.pem).

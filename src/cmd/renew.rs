@@ -57,24 +57,35 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
     //    is due or its CA's ARI Retry-After has passed
     let mut failures: Vec<(String, anyhow::Error)> = Vec::new();
     let first = select(&store, &names, args.force, &mut failures);
-    if first.due.is_empty() && (first.ask.is_empty() || args.dry_run) {
+    if first.due.is_empty()
+        && (first.ask.is_empty() || args.dry_run)
+        && (first.repair.is_empty() || args.dry_run)
+    {
         return summarize(failures, Vec::new(), args.json);
     }
 
-    // 3. under the lock, read again: a run that held it may have renewed them already
+    // 3. under the lock, read again: a run that held it may have renewed them already; and
+    //    no order is placed for a certificate that could not be saved
     let _lock = if args.dry_run {
         None
     } else {
+        store.check_writable()?;
         Some(store.lock(request::lock_wait())?)
     };
     let again: Vec<CertName> = first
         .due
         .iter()
         .chain(&first.ask)
+        .chain(&first.repair)
         .map(|l| l.name.clone())
         .collect();
-    let Selection { mut due, ask } = select(&store, &again, args.force, &mut failures);
+    let Selection {
+        mut due,
+        ask,
+        repair,
+    } = select(&store, &again, args.force, &mut failures);
     let ask = if args.dry_run { Vec::new() } else { ask };
+    let repair = if args.dry_run { Vec::new() } else { repair };
 
     // 4. one account per CA, shared by every request of the run; then the renewal windows
     //    of the ARI certificates whose Retry-After has passed
@@ -117,7 +128,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
             Err(e) => failures.push((lineage.name.to_string(), e)),
         }
     }
-    if due.is_empty() {
+    if due.is_empty() && repair.is_empty() {
         return summarize(failures, Vec::new(), args.json);
     }
 
@@ -208,21 +219,57 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
         .await;
     drop(responders);
 
-    // 7. install each new certificate, then its deploy hooks
+    // 7. install each new certificate (or, for a repair, the stored one), then its deploy
+    //    hooks
     let mut renewed: Vec<(Lineage, Issued)> = Vec::new();
     for (lineage, result) in results {
         let name = lineage.name.clone();
-        let installed = result.and_then(|issued| {
-            if !args.dry_run {
-                request::install(&store, &name, &lineage.settings, &issued)?;
+        let issued = match result {
+            Ok(issued) => issued,
+            Err(e) => {
+                failures.push((
+                    name.to_string(),
+                    e.context("not renewed; the current certificate is unchanged"),
+                ));
+                continue;
             }
+        };
+        if !args.dry_run {
+            if let Err(e) = request::install(&store, &name, &lineage.settings, &issued) {
+                failures.push((
+                    name.to_string(),
+                    e.context(
+                        "renewed but not installed; the bundle in the ssl directory is still \
+                         the previous one, and the next `certctl renew` writes it",
+                    ),
+                ));
+                continue;
+            }
+        }
+        renewed.push((lineage, issued));
+    }
+    for lineage in repair {
+        let name = lineage.name.clone();
+        let reinstalled = store.live_files(&name).and_then(|files| {
+            let issued = Issued {
+                info: pem::cert_info(&files.chain.leaf)?,
+                key_pem: files.key_pem,
+                chain: files.chain,
+            };
+            store.write_bundle(&name, &pem::bundle(&issued.chain, &issued.key_pem))?;
             Ok(issued)
         });
-        match installed {
-            Ok(issued) => renewed.push((lineage, issued)),
+        match reinstalled {
+            Ok(issued) => {
+                crate::log::info(format_args!(
+                    "{name}: the bundle was not the stored certificate's (an earlier run was \
+                     interrupted); written again"
+                ));
+                renewed.push((lineage, issued));
+            }
             Err(e) => failures.push((
                 name.to_string(),
-                e.context("not renewed; the current certificate is unchanged"),
+                e.context("the bundle is not the stored certificate's and could not be written"),
             )),
         }
     }
@@ -324,10 +371,14 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
     )
 }
 
-/// Certificates to renew now, and ARI certificates whose window must be fetched again.
+/// Certificates to renew now, ARI certificates whose window must be fetched again, and
+/// certificates whose bundle is not the one of their live files: a run stopped (or a
+/// disk that filled up) between storing a new certificate and writing its bundle. Those
+/// are installed again without an order: bundle, proxies, hooks.
 struct Selection {
     due: Vec<Lineage>,
     ask: Vec<Lineage>,
+    repair: Vec<Lineage>,
 }
 
 /// Sorts `names` by `pem::decide` (all due with `force`); damaged entries are recorded as
@@ -342,6 +393,7 @@ fn select(
     let mut selection = Selection {
         due: Vec::new(),
         ask: Vec::new(),
+        repair: Vec::new(),
     };
     for name in names {
         match store.lineage(name) {
@@ -350,6 +402,7 @@ fn select(
                 let ari = store.ari(name);
                 match pem::decide(now, info.not_before, info.not_after, ari.as_ref(), force) {
                     Decision::Due => selection.due.push(lineage),
+                    _ if !store.bundle_is_current(name) => selection.repair.push(lineage),
                     Decision::AskCa => selection.ask.push(lineage),
                     Decision::NotDue => crate::log::verbose(format_args!(
                         "{name}: not due; valid until {}, renewal from {}",

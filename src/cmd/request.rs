@@ -54,7 +54,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
     }
     let name = match &args.name {
         Some(raw) => CertName::parse(raw).map_err(BadInput::new)?,
-        None => CertName::from_domain(&domains[0]),
+        None => CertName::from_domain(&domains[0]).map_err(BadInput::new)?,
     };
     let challenge = Challenge::resolve(
         args.challenge.or(config.challenge),

@@ -130,6 +130,7 @@ pub struct Lab {
     ports: Ports,
     ca_der: Vec<u8>,
     root: PathBuf,
+    options: LabOptions,
     dir: Option<TempDir>,
 }
 
@@ -189,6 +190,7 @@ impl Lab {
             ports,
             ca_der: pki.ca_der,
             root,
+            options: opts,
             dir: Some(dir),
         }
     }
@@ -448,6 +450,28 @@ impl Lab {
         drop(lock(&self.pebble).take());
     }
 
+    /// Kills Pebble with SIGKILL, as a crash would: no shutdown, connections cut.
+    pub fn kill_pebble(&self) {
+        if let Some(guard) = lock(&self.pebble).take() {
+            // SAFETY: kill(2) has no memory-safety preconditions; the guard reaps the pid.
+            unsafe { libc::kill(guard.pid() as libc::pid_t, libc::SIGKILL) };
+            drop(guard);
+        }
+    }
+
+    /// Starts Pebble again on the same ports and listener certificate. Pebble keeps its
+    /// state in memory: the new one knows no account, order or certificate of the old one.
+    pub fn restart_pebble(&self) {
+        let mut slot = lock(&self.pebble);
+        drop(slot.take());
+        *slot = Some(start_pebble(
+            &self.root,
+            &self.ports,
+            &self.options,
+            &self.ca_der,
+        ));
+    }
+
     /// Pids of every lab process still running: Pebble, challtestsrv, HAProxy's master and
     /// its workers.
     pub fn process_ids(&self) -> Vec<u32> {
@@ -648,7 +672,25 @@ pub fn run_command(mut command: Command) -> Output {
         "--- stdout\n{}--- stderr\n{}--- {}",
         output.stdout, output.stderr, output.status
     );
+    assert_no_key_material(&line, &output);
     output
+}
+
+/// No run of the test suite may show key material: not in a log line, an error or a
+/// result; only `concat --stdout`, whose job is to print a bundle, has it on stdout.
+pub fn assert_no_key_material(line: &str, output: &Output) {
+    const MARK: &str = "PRIVATE KEY";
+    assert!(
+        !output.stderr.contains(MARK),
+        "{line}: key material on stderr:\n{}",
+        output.stderr
+    );
+    let prints_bundle = line.contains(" concat ") && line.contains("--stdout");
+    assert!(
+        prints_bundle || !output.stdout.contains(MARK),
+        "{line}: key material on stdout:\n{}",
+        output.stdout
+    );
 }
 
 fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {

@@ -1,0 +1,538 @@
+#!/usr/bin/env python3
+"""The measuring half of scripts/bench: runs certctl and certbot on the same workloads
+against the lab that scripts/bench started (Pebble behind HAProxy on loopback), alternating
+the two tools, and prints a markdown report of medians, ratios, peak memory and ACME
+request counts. It never starts or stops the lab itself.
+
+    bench.py network STATE.json   workloads that need Pebble (issuances, renewals, counts)
+    bench.py offline STATE.json   `renew` with nothing due (Pebble is stopped by then)
+    bench.py report  STATE.json   the markdown report, from the results kept in STATE.json
+
+STATE.json starts as the lab's description (written by scripts/bench) and collects results.
+"""
+
+import collections
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+EMAIL = "ops@bench.test"
+DOMAIN = "bench.test"
+# Pebble logs one line per request: "Pebble 2026/11/26 06:44:51 POST /authZ/ -> calling handler()"
+REQUEST_LINE = re.compile(rb"^Pebble \S+ \S+ (GET|HEAD|POST) (/[^ ]*) -> calling handler")
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Lab:
+    def __init__(self, state_path):
+        self.state_path = state_path
+        with open(state_path) as f:
+            self.state = json.load(f)
+        s = self.state
+        self.quick = s["quick"]
+        self.certctl_bin = s["certctl"]
+        self.url = s["acme_url"]
+        self.ca = s["ca"]
+        self.resp = s["resp_port"]
+        self.pebble_log = s["pebble_log"]
+        self.work = s["work"]
+        self.results = s.setdefault("results", {})
+        self.clean_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("CERTCTL_")
+            and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+        }
+        self.certbot_env = dict(self.clean_env, REQUESTS_CA_BUNDLE=self.ca)
+
+    def save(self):
+        with open(self.state_path, "w") as f:
+            json.dump(self.state, f, indent=1)
+
+    # --- running the two tools -------------------------------------------------------
+
+    def certctl(self, state_dir, *args):
+        return [
+            self.certctl_bin,
+            "--state-dir", os.path.join(state_dir, "state"),
+            "--ssl-dir", os.path.join(state_dir, "ssl"),
+            *args,
+        ]
+
+    def certctl_request(self, state_dir, name, *extra):
+        return self.certctl(
+            state_dir, "request", name,
+            "--server", self.url, "--ca-bundle", self.ca,
+            "--http-addr", f"127.0.0.1:{self.resp}", "-q", *extra,
+        )
+
+    def certbot(self, config_dir, *args):
+        return [
+            "certbot",
+            "--config-dir", os.path.join(config_dir, "conf"),
+            "--work-dir", os.path.join(config_dir, "work"),
+            "--logs-dir", os.path.join(config_dir, "logs"),
+            "--non-interactive", "--quiet",
+            *args,
+        ]
+
+    def certbot_certonly(self, config_dir, name):
+        return self.certbot(
+            config_dir, "certonly", "--standalone",
+            "--http-01-address", "127.0.0.1", "--http-01-port", str(self.resp),
+            "--server", self.url, "--agree-tos", "-m", EMAIL, "-d", name,
+        )
+
+    def certbot_renew(self, config_dir, *extra):
+        # no random sleep of up to 8 minutes (certbot adds it when stdin is not a terminal)
+        return self.certbot(config_dir, "renew", "--no-random-sleep-on-renew", *extra)
+
+    def run(self, cmd, tool, memory=False, check=True):
+        """Runs cmd; returns wall seconds, peak RSS (KiB, with memory=True), the ACME
+        requests Pebble logged meanwhile and the exit code. Unless check is False, a
+        failure stops the benchmark, showing the tool's output."""
+        env = self.certbot_env if tool == "certbot" else self.clean_env
+        rss_file = None
+        if memory:
+            fd, rss_file = tempfile.mkstemp(dir=self.work, suffix=".rss")
+            os.close(fd)
+            cmd = ["/usr/bin/time", "-f", "%M", "-o", rss_file, *cmd]
+        offset = self.log_size()
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wall = time.perf_counter() - start
+        if check and proc.returncode != 0:
+            sys.stderr.write(proc.stdout.decode(errors="replace"))
+            sys.stderr.write(proc.stderr.decode(errors="replace"))
+            raise SystemExit(f"bench: failed (exit {proc.returncode}): {' '.join(cmd)}")
+        rss = None
+        if rss_file:
+            with open(rss_file) as f:
+                rss = int(f.read().split()[-1])
+            os.unlink(rss_file)
+        return {"wall": wall, "rss_kb": rss, "requests": self.requests_since(offset),
+                "rc": proc.returncode, "stderr": proc.stderr.decode(errors="replace")}
+
+    def certbot_issue(self, config_dir, name, memory=False):
+        """certbot certonly, tried again when it fails: at Pebble's 5 % nonce rejection,
+        certbot (which retries a badNonce once) fails about one issuance in 50. Returns
+        the successful run, with the time of the failed tries in "wall_with_failures"."""
+        lost = 0.0
+        for attempt in range(3):
+            run = self.run(self.certbot_certonly(config_dir, name), "certbot", memory=memory,
+                           check=attempt == 2)
+            if run["rc"] == 0:
+                run["failures"] = attempt
+                run["wall_with_failures"] = run["wall"] + lost
+                return run
+            lost += run["wall"]
+            self.note_certbot_failure(run)
+        raise AssertionError("unreachable")
+
+    def note_certbot_failure(self, run):
+        why = "badNonce" if "badNonce" in run["stderr"] or "anti-replay nonce" in run["stderr"] \
+            else run["stderr"].strip().splitlines()[-1:] or ["?"]
+        log(f"  certbot failed ({why if isinstance(why, str) else why[0]}); trying again")
+        self.results.setdefault("certbot_failures", []).append(
+            why if isinstance(why, str) else why[0])
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.pebble_log)
+        except FileNotFoundError:
+            return 0
+
+    def requests_since(self, offset):
+        """ACME requests Pebble logged after byte `offset`, by "METHOD /endpoint/"."""
+        counts = collections.Counter()
+        try:
+            with open(self.pebble_log, "rb") as f:
+                f.seek(offset)
+                for line in f:
+                    m = REQUEST_LINE.match(line)
+                    if m:
+                        counts[f"{m.group(1).decode()} {m.group(2).decode()}"] += 1
+        except FileNotFoundError:
+            pass
+        return dict(counts)
+
+    # --- state -------------------------------------------------------------------------
+
+    def fresh_dir(self, name):
+        path = os.path.join(self.work, name)
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path)
+        return path
+
+    def copy_accounts(self, certctl_from, certctl_to, certbot_from, certbot_to):
+        """The accounts registered once, copied so every workload starts registered."""
+        shutil.copytree(os.path.join(certctl_from, "state", "accounts"),
+                        os.path.join(certctl_to, "state", "accounts"))
+        os.chmod(os.path.join(certctl_to, "state"), 0o700)
+        shutil.copytree(os.path.join(certbot_from, "conf", "accounts"),
+                        os.path.join(certbot_to, "conf", "accounts"))
+
+
+def total_requests(counts):
+    return sum(counts.values())
+
+
+# --- phase 1: everything that needs the CA -------------------------------------------------
+
+
+def network(lab):
+    r = lab.results
+    quick = lab.quick
+    single_reps = 3 if quick else 9
+    batch = 10 if quick else 100
+    r["params"] = {"single_reps": single_reps, "batch": batch}
+    r["load_start"] = os.getloadavg()[0]
+
+    # 0. accounts, registered once; a first issuance each (not measured) warms caches
+    cc_one = lab.fresh_dir("certctl-one")
+    cb_one = lab.fresh_dir("certbot-one")
+    log("registering the accounts; one unmeasured issuance each")
+    lab.run(lab.certctl_request(cc_one, f"warm.{DOMAIN}", "--agree-tos", "--email", EMAIL),
+            "certctl")
+    lab.run(lab.certbot(cb_one, "register", "--server", lab.url, "--agree-tos", "-m", EMAIL,
+                        "--no-eff-email"), "certbot")
+    lab.certbot_issue(cb_one, f"warm.{DOMAIN}")
+
+    # 1. one issuance with the account registered, alternating
+    log(f"one issuance, {single_reps} runs each, alternating")
+    single = {"certctl": [], "certbot": []}
+    for i in range(single_reps):
+        single["certctl"].append(
+            strip(lab.run(lab.certctl_request(cc_one, f"one-{i}.{DOMAIN}"), "certctl",
+                          memory=True)))
+        single["certbot"].append(
+            strip(lab.certbot_issue(cb_one, f"one-{i}.{DOMAIN}", memory=True)))
+    r["single"] = single
+
+    # 2. N certificates: `request` per name in a loop, then `renew --force` over them
+    log(f"{batch} certificates: one request per name in a loop, certctl then certbot")
+    cc_batch = lab.fresh_dir("certctl-batch")
+    cb_batch = lab.fresh_dir("certbot-batch")
+    lab.copy_accounts(cc_one, cc_batch, cb_one, cb_batch)
+    names = [f"b{i}.{DOMAIN}" for i in range(batch)]
+    loop = {}
+    for tool in ("certctl", "certbot"):
+        runs = []
+        start = time.perf_counter()
+        for name in names:
+            runs.append(lab.run(lab.certctl_request(cc_batch, name), tool) if tool == "certctl"
+                        else lab.certbot_issue(cb_batch, name))
+        loop[tool] = {"wall": time.perf_counter() - start,
+                      "requests": sum_counts(x["requests"] for x in runs)}
+        log(f"  {tool}: {loop[tool]['wall']:.2f} s")
+    r["loop"] = loop
+
+    log(f"{batch} certificates: renew --force, certctl then certbot")
+    renew = {}
+    renew["certctl"] = strip(lab.run(lab.certctl(cc_batch, "renew", "--force", "-q"), "certctl",
+                                     memory=True))
+    log(f"  certctl: {renew['certctl']['wall']:.2f} s")
+    renew["certbot"] = certbot_renew_all(lab, cb_batch)
+    log(f"  certbot: {renew['certbot']['wall']:.2f} s")
+    # one order at a time: every nonce after the first comes from the CA's answers
+    renew["certctl_jobs1"] = strip(lab.run(
+        lab.certctl(cc_batch, "renew", "--force", "--jobs", "1", "-q"), "certctl", memory=True))
+    log(f"  certctl --jobs 1: {renew['certctl_jobs1']['wall']:.2f} s")
+    r["renew"] = renew
+
+    # 3. stored state for `renew` with nothing due: the real certificates just renewed,
+    #    cloned under new names (hard links; settings.json names the new name)
+    sizes = [10, 100, 1000] if quick else [10, 100, 1000, 10000]
+    log(f"stored state for renew with nothing due: {', '.join(map(str, sizes))} certificates")
+    templates = sorted(os.listdir(os.path.join(cc_batch, "state", "certs")))
+    noop_dirs = {}
+    for size in sizes:
+        d = lab.fresh_dir(f"certctl-noop-{size}")
+        clone_state(cc_batch, d, templates, size)
+        noop_dirs[str(size)] = d
+    r["noop_dirs"] = noop_dirs
+    r["certbot_noop_dir"] = cb_batch
+    r["certbot_noop_lineages"] = batch
+
+    # 4. with Pebble still up: certctl decides every stored certificate is not due and sends
+    #    nothing (Pebble's log does not grow; no connect() at all when strace is there)
+    biggest = str(sizes[-1])
+    check = lab.run(lab.certctl(noop_dirs[biggest], "renew", "-v"), "certctl")
+    not_due = check["stderr"].count(": not due;")
+    if not_due != sizes[-1]:
+        raise SystemExit(f"bench: renew -v saw {not_due} certificates not due, "
+                         f"expected {sizes[-1]}:\n{check['stderr'][-2000:]}")
+    connects = None
+    if shutil.which("strace"):
+        trace = os.path.join(lab.work, "noop.strace")
+        lab.run(["strace", "-f", "-qq", "-e", "trace=connect,sendto,sendmsg", "-o", trace,
+                 *lab.certctl(noop_dirs[biggest], "renew", "-q")], "certctl")
+        with open(trace) as f:
+            connects = sum(1 for line in f if "AF_INET" in line)
+    r["noop_check"] = {"size": sizes[-1], "not_due": not_due,
+                       "requests": total_requests(check["requests"]), "inet_syscalls": connects}
+    log(f"  {sizes[-1]} certificates: {not_due} not due, "
+        f"{total_requests(check['requests'])} requests in Pebble's log, "
+        f"{connects} connect/send syscalls to an IP address")
+
+
+def certbot_renew_all(lab, config_dir):
+    """certbot renew --force-renewal; the lineages it failed to renew (a badNonce twice in a
+    row) are renewed again one by one, their time added, so the workload is complete."""
+    run = lab.run(lab.certbot_renew(config_dir, "--force-renewal"), "certbot", memory=True,
+                  check=False)
+    result = strip(run)
+    result["failures"] = 0
+    if run["rc"] != 0:
+        failed = re.findall(r"/live/([^/\s]+)/fullchain\.pem \(failure\)", run["stderr"])
+        if not failed:
+            sys.stderr.write(run["stderr"])
+            raise SystemExit("bench: certbot renew failed")
+        for name in failed:
+            lab.note_certbot_failure(run)
+            again = lab.run(lab.certbot_renew(config_dir, "--force-renewal", "--cert-name", name),
+                            "certbot")
+            result["wall"] += again["wall"]
+            result["requests"] = sum_counts([result["requests"], again["requests"]])
+        result["failures"] = len(failed)
+    return result
+
+
+def strip(run):
+    run = dict(run)
+    run.pop("stderr", None)
+    return run
+
+
+def sum_counts(counts):
+    total = collections.Counter()
+    for c in counts:
+        total.update(c)
+    return dict(total)
+
+
+def clone_state(source, dest, templates, size):
+    """`size` stored certificates under new names, each a hard-linked copy of one of the
+    real `templates` (valid for years, so not due), with its settings.json rewritten."""
+    src_certs = os.path.join(source, "state", "certs")
+    dst_state = os.path.join(dest, "state")
+    dst_certs = os.path.join(dst_state, "certs")
+    ssl = os.path.join(dest, "ssl")
+    os.makedirs(dst_certs)
+    os.makedirs(ssl)
+    os.chmod(dst_state, 0o700)
+    os.chmod(ssl, 0o700)
+    shutil.copytree(os.path.join(source, "state", "accounts"),
+                    os.path.join(dst_state, "accounts"))
+    for i in range(size):
+        template = templates[i % len(templates)]
+        name = f"n{i}.{DOMAIN}"
+        src = os.path.join(src_certs, template)
+        dst = os.path.join(dst_certs, name)
+        shutil.copytree(src, dst, symlinks=True, copy_function=os.link,
+                        ignore=shutil.ignore_patterns("settings.json"))
+        with open(os.path.join(src, "settings.json")) as f:
+            settings = json.load(f)
+        settings["domains"] = [name]
+        with open(os.path.join(dst, "settings.json"), "w") as f:
+            json.dump(settings, f)
+        os.link(os.path.join(source, "ssl", f"{template}.pem"), os.path.join(ssl, f"{name}.pem"))
+
+
+# --- phase 2: Pebble stopped ------------------------------------------------------------------
+
+
+def offline(lab):
+    r = lab.results
+    reps = 5 if lab.quick else 15
+    sizes = sorted(r["noop_dirs"], key=int)
+    log(f"renew with nothing due, Pebble stopped: {reps} runs per size, alternating with certbot "
+        f"over {r['certbot_noop_lineages']} lineages")
+    noop = {s: [] for s in sizes}
+    certbot = []
+    for _ in range(reps):
+        for s in sizes:
+            noop[s].append(strip(lab.run(lab.certctl(r["noop_dirs"][s], "renew", "-q"),
+                                         "certctl")))
+        certbot.append(strip(lab.run(lab.certbot_renew(r["certbot_noop_dir"]), "certbot")))
+    biggest = sizes[-1]
+    memory = strip(lab.run(lab.certctl(r["noop_dirs"][biggest], "renew", "-q"), "certctl",
+                           memory=True))
+    r["noop"] = {"certctl": noop, "certbot": certbot, "reps": reps,
+                 "rss_biggest_kb": memory["rss_kb"]}
+    r["load_end"] = os.getloadavg()[0]
+    for s in sizes:
+        log(f"  certctl {s}: {med(noop[s]) * 1000:.1f} ms")
+    log(f"  certbot {r['certbot_noop_lineages']}: {med(certbot) * 1000:.0f} ms")
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def med(runs, key="wall"):
+    return statistics.median(x[key] for x in runs)
+
+
+def secs(s):
+    if s < 0.1:
+        return f"{s * 1000:.1f} ms"
+    if s < 10:
+        return f"{s:.2f} s"
+    return f"{s:.1f} s"
+
+
+def mib(kb):
+    return f"{kb / 1024:.1f} MiB"
+
+
+def ratio(a, b):
+    return f"{a / b:.0f}x" if b else "-"
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+PROTOCOL_MINIMUM = 9  # dir, nonce, newOrder, authz, challenge, 1 poll, finalize, 1 poll, cert
+
+
+def report(lab):
+    r = lab.results
+    s = lab.state
+    n = r["params"]["batch"]
+    reps = r["params"]["single_reps"]
+    single = r["single"]
+    cc1, cb1 = med(single["certctl"]), med(single["certbot"])
+    cc_rss1 = med(single["certctl"], "rss_kb")
+    cb_rss1 = med(single["certbot"], "rss_kb")
+    req_cc = [total_requests(x["requests"]) for x in single["certctl"]]
+    req_cb = [total_requests(x["requests"]) for x in single["certbot"]]
+    loop, renew = r["loop"], r["renew"]
+    both_cc = loop["certctl"]["wall"] + renew["certctl"]["wall"]
+    both_cb = loop["certbot"]["wall"] + renew["certbot"]["wall"]
+    noop = r["noop"]
+    sizes = sorted(noop["certctl"], key=int)
+    noop_cb = med(noop["certbot"])
+    noop_1000 = med(noop["certctl"]["1000"]) if "1000" in noop["certctl"] else None
+
+    out = []
+    w = out.append
+    w(f"Machine: {s['machine']}. {s['certctl_version']}, {s['certbot_version']}, "
+      f"{s['pebble']}, {s['haproxy_version']}.")
+    w(f"Lab: Pebble with PEBBLE_VA_NOSLEEP=1, PEBBLE_AUTHZREUSE=0, PEBBLE_WFE_NONCEREJECT=5 "
+      f"(Pebble's default), HTTP-01 through HAProxy; both tools answer on the same responder "
+      f"port; runs alternate between the tools. Load average (1 min) before and after: "
+      f"{r['load_start']:.2f}, {r['load_end']:.2f}.")
+    w("")
+    w("| workload | certctl | certbot | certbot / certctl | target |")
+    w("| --- | --- | --- | --- | --- |")
+    w(f"| one issuance, account registered (median of {reps}) | {secs(cc1)} | {secs(cb1)} | "
+      f"{ratio(cb1, cc1)} | ≥10x: {verdict(cb1 / cc1 >= 10)} |")
+    w(f"| {n} certificates, `request` per name in a loop (total) | {secs(loop['certctl']['wall'])} "
+      f"| {secs(loop['certbot']['wall'])} | {ratio(loop['certbot']['wall'], loop['certctl']['wall'])}"
+      f" | ≥50x: {verdict(loop['certbot']['wall'] / loop['certctl']['wall'] >= 50)} |")
+    w(f"| {n} certificates, `renew --force` (certbot: `renew --force-renewal`) | "
+      f"{secs(renew['certctl']['wall'])} | {secs(renew['certbot']['wall'])} | "
+      f"{ratio(renew['certbot']['wall'], renew['certctl']['wall'])} | "
+      f"≥50x: {verdict(renew['certbot']['wall'] / renew['certctl']['wall'] >= 50)} |")
+    w(f"| {n} certificates, both workloads | {secs(both_cc)} | {secs(both_cb)} | "
+      f"{ratio(both_cb, both_cc)} | ≥50x: {verdict(both_cb / both_cc >= 50)} |")
+    for size in sizes:
+        t = med(noop["certctl"][size])
+        target = ""
+        if size == "1000":
+            target = f"<50 ms, 0 requests: {verdict(t < 0.05)}"
+        w(f"| `renew`, nothing due, {int(size):,} certificates (median of {noop['reps']}, "
+          f"Pebble stopped) | {secs(t)} | | | {target} |")
+    same = noop["certctl"].get(str(r["certbot_noop_lineages"]))
+    w(f"| `renew`, nothing due, {r['certbot_noop_lineages']} certificates / lineages (median of "
+      f"{noop['reps']}, Pebble stopped) | {secs(med(same)) if same else '-'} | {secs(noop_cb)} | "
+      f"{ratio(noop_cb, med(same)) if same else '-'} | |")
+    w(f"| peak memory (max RSS), one issuance (median) | {mib(cc_rss1)} | {mib(cb_rss1)} | "
+      f"{ratio(cb_rss1, cc_rss1)} | <12 MB: {verdict(cc_rss1 * 1024 < 12e6)} |")
+    w(f"| peak memory, `renew --force` over {n} | {mib(renew['certctl']['rss_kb'])} | "
+      f"{mib(renew['certbot']['rss_kb'])} | {ratio(renew['certbot']['rss_kb'], renew['certctl']['rss_kb'])}"
+      f" | <12 MB: {verdict(renew['certctl']['rss_kb'] * 1024 < 12e6)} |")
+    w(f"| ACME requests per issuance (median; min-max of {reps}) | "
+      f"{statistics.median(req_cc):g} ({min(req_cc)}-{max(req_cc)}) | "
+      f"{statistics.median(req_cb):g} ({min(req_cb)}-{max(req_cb)}) | | "
+      f"protocol minimum {PROTOCOL_MINIMUM}: {verdict(statistics.median(req_cc) <= PROTOCOL_MINIMUM)} |")
+    for key, label in (("certctl", f"`renew --force` over {n}"),
+                       ("certctl_jobs1", f"`renew --force --jobs 1` over {n}")):
+        c = renew[key]["requests"]
+        w(f"| {label}: GET /dir, HEAD newNonce, all requests | {c.get('GET /dir', 0)}, "
+          f"{c.get('HEAD /nonce-plz', 0)}, {total_requests(c)} ({total_requests(c) / n:.1f} per "
+          f"certificate) | | | directory and first nonce once |")
+    c = renew["certbot"]["requests"]
+    w(f"| certbot `renew --force-renewal` over {n}: GET /dir, HEAD newNonce, all requests | | "
+      f"{c.get('GET /dir', 0)}, {c.get('HEAD /nonce-plz', 0)}, {total_requests(c)} "
+      f"({total_requests(c) / n:.1f} per certificate) | | |")
+    w("")
+
+    w("`renew` with nothing due, by number of stored certificates (certctl, Pebble stopped):")
+    w("")
+    w("| certificates | median wall | per certificate | max RSS |")
+    w("| --- | --- | --- | --- |")
+    for size in sizes:
+        t = med(noop["certctl"][size])
+        rss = mib(noop["rss_biggest_kb"]) if size == sizes[-1] else ""
+        w(f"| {int(size):,} | {secs(t)} | {t / int(size) * 1e6:.1f} µs | {rss} |")
+    chk = r["noop_check"]
+    syscalls = ("not checked (no strace)" if chk["inet_syscalls"] is None
+                else f"{chk['inet_syscalls']} connect/send syscalls to an IP address (strace)")
+    w("")
+    w(f"Zero network: with Pebble still running, `renew -v` over {chk['size']:,} certificates "
+      f"printed {chk['not_due']:,} \"not due\" lines, Pebble logged {chk['requests']} requests, "
+      f"{syscalls}; every timed run above had Pebble stopped and exited 0.")
+    w("")
+
+    w("ACME requests of one issuance (the median certctl run and the median certbot run):")
+    w("")
+    pick_cc = sorted(single["certctl"], key=lambda x: total_requests(x["requests"]))[len(req_cc) // 2]
+    pick_cb = sorted(single["certbot"], key=lambda x: total_requests(x["requests"]))[len(req_cb) // 2]
+    endpoints = sorted(set(pick_cc["requests"]) | set(pick_cb["requests"]), key=endpoint_order)
+    w("| request | certctl | certbot |")
+    w("| --- | --- | --- |")
+    for e in endpoints:
+        w(f"| {e} | {pick_cc['requests'].get(e, 0)} | {pick_cb['requests'].get(e, 0)} |")
+    w(f"| total | {total_requests(pick_cc['requests'])} | {total_requests(pick_cb['requests'])} |")
+    fails = r.get("certbot_failures", [])
+    if fails:
+        w("")
+        w(f"certbot failed {len(fails)} time(s) ({', '.join(sorted(set(fails)))}): it retries a "
+          f"badNonce once, and at Pebble's 5 % nonce rejection two in a row happen; each failed "
+          f"run was repeated and its time counted in the totals above (not in the medians of "
+          f"one issuance).")
+    text = "\n".join(out) + "\n"
+    print(text, end="")
+    lab.results["report"] = text
+
+
+def endpoint_order(e):
+    order = ["GET /dir", "HEAD /nonce-plz", "POST /order-plz", "POST /authZ/", "POST /chalZ/",
+             "POST /my-order/", "POST /finalize-order/", "POST /certZ/"]
+    return (order.index(e) if e in order else len(order), e)
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in ("network", "offline", "report"):
+        raise SystemExit(__doc__)
+    lab = Lab(sys.argv[2])
+    try:
+        {"network": network, "offline": offline, "report": report}[sys.argv[1]](lab)
+    finally:
+        lab.save()
+
+
+if __name__ == "__main__":
+    main()
