@@ -371,6 +371,7 @@ async fn run_order(
     replaces: Option<&CertificateIdentifier<'static>>,
     placed: &mut Vec<String>,
 ) -> anyhow::Result<String> {
+    crate::progress::step("placing the order");
     // 1. new order; `replaces` (RFC 9773) tells an ARI CA which certificate this renews.
     //    It is a courtesy, never a condition: when the CA refuses it (the certificate was
     //    replaced already, say by an order whose certificate was never installed) or no
@@ -400,6 +401,7 @@ async fn run_order(
     .await?;
     crate::log::verbose(format_args!("order {}", order.url()));
 
+    crate::progress::step("answering the challenges");
     // 2. answer every pending authorization; a badNonce restarts the walk, which skips
     //    authorizations already answered
     let mut answered: Vec<String> = Vec::new();
@@ -472,6 +474,7 @@ async fn run_order(
     }
 
     // 3. wait for validation; an invalid order is explained by its challenges' errors
+    crate::progress::step("waiting for validation");
     let mut tries = 0;
     loop {
         match order.poll_ready(&POLL).await {
@@ -485,10 +488,12 @@ async fn run_order(
     }
 
     // 4. finalize and download
+    crate::progress::step("finalizing");
     retry(server, "finalizing the order", async || {
         order.finalize_csr(csr_der).await
     })
     .await?;
+    crate::progress::step("downloading the certificate");
     retry(server, "downloading the certificate", async || {
         order.poll_certificate(&POLL).await
     })

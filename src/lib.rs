@@ -14,5 +14,6 @@ pub mod keys;
 pub mod local_ca;
 pub mod log;
 pub mod pem;
+pub mod progress;
 pub mod settings;
 pub mod store;

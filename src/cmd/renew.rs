@@ -166,7 +166,8 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
     }
 
     let store_ref = &store;
-    // 6. the orders, `jobs` at a time
+    // 6. the orders, `jobs` at a time, each with its progress line on a terminal
+    let progress = crate::progress::Progress::new(global.verbosity);
     let results: Vec<(Lineage, anyhow::Result<Issued>)> =
         futures_util::stream::iter(due.into_iter().map(|lineage| {
             let server = effective_server(&lineage.settings.server, args.dry_run);
@@ -183,34 +184,38 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
                 .filter(|_| !args.dry_run)
                 .and_then(|_| store.leaf_der(&lineage.name).ok())
                 .and_then(|der| crate::acme::cert_id(&der).ok());
+            let line = progress.line(lineage.name.as_str());
             async move {
-                let result = async {
-                    if lineage.settings.server.is_local() {
-                        return request::issue_local(store_ref, &lineage.settings);
-                    }
-                    let account = account
-                        .ok_or_else(|| anyhow!("no account"))?
-                        .as_ref()
-                        .map_err(|e| anyhow!("{e}"))?;
-                    let responder = match responder {
-                        Some(Ok(r)) => Some(r),
-                        Some(Err(e)) => return Err(anyhow!("{e:#}")),
-                        None => None,
-                    };
-                    let wanted = CertSettings {
-                        server,
-                        ..lineage.settings.clone()
-                    };
-                    request::order(
-                        account,
-                        responder,
-                        &lineage.name,
-                        &wanted,
-                        replaces.as_ref(),
-                    )
-                    .await
-                }
-                .await;
+                let result = line
+                    .clone()
+                    .scope(async {
+                        if lineage.settings.server.is_local() {
+                            return request::issue_local(store_ref, &lineage.settings);
+                        }
+                        let account = account
+                            .ok_or_else(|| anyhow!("no account"))?
+                            .as_ref()
+                            .map_err(|e| anyhow!("{e}"))?;
+                        let responder = match responder {
+                            Some(Ok(r)) => Some(r),
+                            Some(Err(e)) => return Err(anyhow!("{e:#}")),
+                            None => None,
+                        };
+                        let wanted = CertSettings {
+                            server,
+                            ..lineage.settings.clone()
+                        };
+                        request::order(
+                            account,
+                            responder,
+                            &lineage.name,
+                            &wanted,
+                            replaces.as_ref(),
+                        )
+                        .await
+                    })
+                    .await;
+                line.finish(if result.is_ok() { "issued" } else { "failed" });
                 (lineage, result)
             }
         }))

@@ -173,15 +173,20 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
             .filter(|_| store.ari(&name).is_some())
             .and_then(|_| store.leaf_der(&name).ok())
             .and_then(|der| acme::cert_id(&der).ok());
-        let issued = order(
-            &account,
-            responder.as_ref(),
-            &name,
-            &wanted,
-            replaces.as_ref(),
-        )
-        .await
-        .with_context(no_cert)?;
+        let progress = crate::progress::Progress::new(global.verbosity);
+        let line = progress.line(name.as_str());
+        let issued = line
+            .clone()
+            .scope(order(
+                &account,
+                responder.as_ref(),
+                &name,
+                &wanted,
+                replaces.as_ref(),
+            ))
+            .await;
+        line.finish(if issued.is_ok() { "issued" } else { "failed" });
+        let issued = issued.with_context(no_cert)?;
         drop(responder);
         install(&store, &name, &wanted, &issued)?;
         refresh_ari(&store, &account, &name, &wanted.server, &issued.chain.leaf).await;

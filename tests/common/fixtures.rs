@@ -6,11 +6,11 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::{Lab, Output};
+use super::{Lab, Output, run_command};
 
 /// `certctl request` with the lab's responder address and the terms agreed to.
 pub fn request(lab: &Lab, args: &[&str]) -> Output {
@@ -88,4 +88,67 @@ pub fn serial_hex(der: &[u8]) -> String {
         .skip_while(|b| **b == 0)
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Drives a command on a pseudo-terminal: waits for the `[y/N]` prompt, types the answer,
+/// echoes everything the terminal showed on stdout and exits with the command's code.
+/// Bounded: kills the command after 60 s. Needs no stdin of its own.
+const PTY_DRIVER: &str = r#"
+import os, pty, select, signal, sys, time
+answer = sys.argv[1].encode()
+argv = sys.argv[2:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+deadline = time.monotonic() + 60
+shown = b""
+sent = False
+while True:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        sys.stdout.write(shown.decode(errors="replace"))
+        sys.stderr.write("pty driver: no exit within 60 s; killed\n")
+        sys.exit(124)
+    ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+    if not ready:
+        continue
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        chunk = b""
+    if not chunk:
+        break
+    shown += chunk
+    if not sent and b"[y/N]" in shown:
+        os.write(fd, answer)
+        sent = True
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(shown.decode(errors="replace"))
+if not sent:
+    sys.stderr.write("pty driver: no [y/N] prompt was shown\n")
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+
+/// `certctl <lab flags> <args>` on a terminal, answering the prompt with `answer`.
+pub fn on_terminal(lab: &Lab, answer: &str, args: &[&str]) -> Output {
+    let driver = lab.root().join("pty-driver.py");
+    std::fs::write(&driver, PTY_DRIVER).unwrap();
+    let certctl = lab.certctl();
+    let mut cmd = Command::new("python3");
+    cmd.arg(&driver)
+        .arg(answer)
+        .arg(certctl.get_program())
+        .args(certctl.get_args())
+        .args(args)
+        .stdin(Stdio::null());
+    // the same environment as lab.certctl(): no CERTCTL_* or proxy variables
+    for (key, value) in certctl.get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    run_command(cmd)
 }
