@@ -34,23 +34,7 @@ pub async fn thumbprint(
             }
             let http = AcmeHttp::new(global.ca_bundle.as_deref())?;
             if !args.agree_tos {
-                let tos = acme::terms_of_service(&http, server).await?;
-                let question = format!(
-                    "Do you agree to the terms of service {}?",
-                    tos.as_deref()
-                        .map_or_else(|| format!("of {server}"), |u| format!("at {u}"))
-                );
-                let agreed = dialoguer::Confirm::new()
-                    .with_prompt(question)
-                    .default(false)
-                    .interact()
-                    .map_err(|e| anyhow!("reading the answer: {e}"))?;
-                if !agreed {
-                    return Err(BadInput::new(
-                        "the terms of service were not agreed to; nothing was done",
-                    )
-                    .into());
-                }
+                crate::cmd::request::ask_terms(&http, server).await?;
             }
             store.check_writable()?;
             let _lock = store.lock(crate::cmd::request::lock_wait())?;

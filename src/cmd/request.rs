@@ -422,27 +422,34 @@ pub async fn open_account(
         return acme::restore_account(http, &wanted.server, credentials).await;
     }
     if !agree_tos {
-        let tos = acme::terms_of_service(http, &wanted.server).await?;
-        let question = match &tos {
-            Some(url) => format!("Do you agree to the terms of service at {url}?"),
-            None => format!("Do you agree to the terms of service of {}?", wanted.server),
-        };
-        let agreed = dialoguer::Confirm::new()
-            .with_prompt(question)
-            .default(false)
-            .interact()
-            .map_err(|e| anyhow!("reading the answer: {e}"))?;
-        if !agreed {
-            return Err(
-                BadInput::new("the terms of service were not agreed to; nothing was done").into(),
-            );
-        }
+        ask_terms(http, &wanted.server).await?;
     }
     let (account, credentials) =
         acme::create_account(http, &wanted.server, wanted.email.as_deref()).await?;
     store.save_account(&wanted.server, credentials)?;
     crate::log::info(format_args!("created an ACME account at {}", wanted.server));
     Ok(account)
+}
+
+/// Asks on the terminal whether the CA's terms of service are agreed to (showing their
+/// URL from the directory); a "no" is bad input and nothing is done.
+pub async fn ask_terms(http: &AcmeHttp, server: &settings::Server) -> anyhow::Result<()> {
+    let tos = acme::terms_of_service(http, server).await?;
+    let question = match &tos {
+        Some(url) => format!("Do you agree to the terms of service at {url}?"),
+        None => format!("Do you agree to the terms of service of {server}?"),
+    };
+    let agreed = dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .interact()
+        .map_err(|e| anyhow!("reading the answer: {e}"))?;
+    if !agreed {
+        return Err(
+            BadInput::new("the terms of service were not agreed to; nothing was done").into(),
+        );
+    }
+    Ok(())
 }
 
 /// Environment for deploy hooks: paths and names, never spliced into the command.
