@@ -67,8 +67,9 @@ fn renewal_decision(c: &mut Criterion) {
     group.finish();
 }
 
-/// What the decision reads from disk per certificate: settings.json, live/meta.json and
-/// (absent here) ari.json. This, not `decide`, is the per-certificate cost of `renew`.
+/// What `renew` reads from disk per certificate: settings.json, live/meta.json and (absent
+/// here) ari.json for the decision, then the live files and the bundle to check that the
+/// bundle is current. This, not `decide`, is the per-certificate cost of `renew`.
 fn stored_metadata(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::new(&dir.path().join("state"), &dir.path().join("ssl"));
@@ -94,11 +95,19 @@ fn stored_metadata(c: &mut Criterion) {
     .expect("settings");
     store.save_settings(&name, &settings).expect("settings");
 
+    store
+        .write_bundle(&name, &pem::bundle(&chain, &key.serialize_pem()))
+        .expect("bundle");
+
     c.bench_function("stored metadata of one certificate (lineage + ari)", |b| {
         b.iter(|| {
             let lineage = store.lineage(black_box(&name)).expect("readable");
             (lineage, store.ari(&name))
         })
+    });
+    // what `renew` adds per certificate that is not due: is its bundle the live one?
+    c.bench_function("Store::bundle_is_current of one certificate", |b| {
+        b.iter(|| assert!(store.bundle_is_current(black_box(&name))))
     });
 }
 

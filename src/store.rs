@@ -365,12 +365,40 @@ impl Store {
     pub fn write_bundle(&self, name: &CertName, content: &str) -> anyhow::Result<bool> {
         let path = self.bundle_path(name);
         if fs::read(&path).is_ok_and(|old| old == content.as_bytes()) {
+            self.stamp_bundle(name);
             return Ok(false);
         }
         write_atomic(&path, content.as_bytes(), SECRET_MODE)
             .with_context(|| format!("writing the bundle {}", path.display()))?;
+        self.stamp_bundle(name);
         Ok(true)
     }
+
+    /// Records which bundle file (inode, size, mtime) was written for the live generation,
+    /// so that `bundle_is_current` can tell with one stat. Best effort: without a stamp the
+    /// full comparison decides.
+    fn stamp_bundle(&self, name: &CertName) {
+        if let Some(stamp) = bundle_stamp(&self.bundle_path(name)) {
+            let _ = write_atomic(
+                &self.generation_dir(name).join("bundle.stamp"),
+                stamp.as_bytes(),
+                PUBLIC_MODE,
+            );
+        }
+    }
+}
+
+/// Identity of a bundle file as written: inode, size and modification time (ns).
+fn bundle_stamp(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path).ok()?;
+    Some(format!(
+        "{} {} {}.{:09}\n",
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    ))
 }
 
 fn lock_request(kind: libc::c_int) -> libc::flock {
@@ -553,6 +581,11 @@ impl Store {
     /// the bundle could not be written); true when the live files cannot be read (a damaged
     /// entry is for `list` to report, not a reason to write).
     pub fn bundle_is_current(&self, name: &CertName) -> bool {
+        // fast path: the bundle file is the very one written for this generation
+        let recorded = fs::read_to_string(self.generation_dir(name).join("bundle.stamp")).ok();
+        if recorded.is_some() && recorded == bundle_stamp(&self.bundle_path(name)) {
+            return true;
+        }
         let Ok(files) = self.live_files(name) else {
             return true;
         };

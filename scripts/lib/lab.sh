@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The loopback lab shared by scripts/demo and scripts/bench (sourced, not run):
 # pebble-challtestsrv (DNS: every name -> 127.0.0.1), Pebble (ACME CA, HTTPS with a
 # throwaway CA), HAProxy forwarding /.well-known/acme-challenge/ to one responder port,
@@ -96,6 +97,7 @@ PY
 
 # lab_ports: choose the lab's ports (LAB_DNS LAB_CTS LAB_ACME LAB_MGMT LAB_HTTP LAB_HTTPS
 # LAB_TLSALPN LAB_RESP) and the URLs derived from them.
+# shellcheck disable=SC2034 # the LAB_* values are for the scripts that source this file
 lab_ports() {
     read -r LAB_DNS LAB_CTS LAB_ACME LAB_MGMT LAB_HTTP LAB_HTTPS LAB_TLSALPN LAB_RESP \
         <<<"$(lab_free_ports 8)"
