@@ -7,55 +7,17 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Debian puts haproxy in /usr/sbin, which is not on a normal user's PATH.
-case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin:/sbin" ;; esac
-export PATH
-
-heading() { printf '\n==> %s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-# ensure_tools: install the Debian packages behind any missing command.
-ensure_tools() {
-    local -a missing=() pkgs=()
-    local cmd
-    for cmd in pebble pebble-challtestsrv haproxy; do
-        command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
-    done
-    [[ ${#missing[@]} -eq 0 ]] || pkgs+=(pebble haproxy)
-    if ! command -v openssl >/dev/null 2>&1; then
-        missing+=(openssl)
-        pkgs+=(openssl)
-    fi
-    # tests/import.rs migrates what a real certbot issued from the lab's Pebble
-    if ! command -v certbot >/dev/null 2>&1; then
-        missing+=(certbot)
-        pkgs+=(certbot)
-    fi
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-
-    heading "missing ${missing[*]}: installing ${pkgs[*]} with apt-get"
-    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-        die "missing ${missing[*]}; the tests need real Pebble, HAProxy and certbot.
-Install them, then run this script again:
-    sudo apt-get update && sudo apt-get install -y ${pkgs[*]}
-(Debian 12 / Ubuntu packages; 'pebble' provides pebble and pebble-challtestsrv)"
-    fi
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-upgrade "${pkgs[@]}"; } </dev/null; then
-        die "apt-get could not install ${pkgs[*]}; install them by hand:
-    apt-get update && apt-get install -y ${pkgs[*]}"
-    fi
-    for cmd in "${missing[@]}"; do
-        command -v "$cmd" >/dev/null 2>&1 || die "$cmd is still missing after installing ${pkgs[*]}"
-    done
-}
+# heading, die and lab_ensure_tools (apt-get installs what is missing, or says how to);
+# it also puts /usr/sbin (haproxy) on PATH
+# shellcheck source=scripts/lib/lab.sh
+source scripts/lib/lab.sh
 
 heading "checking tools"
 command -v cargo >/dev/null 2>&1 ||
     die "cargo not found; install Rust from https://rustup.rs (then: rustup component add rustfmt clippy)"
 cargo fmt --version >/dev/null 2>&1 || die "rustfmt not found; run: rustup component add rustfmt"
 cargo clippy --version >/dev/null 2>&1 || die "clippy not found; run: rustup component add clippy"
-ensure_tools
+lab_ensure_tools pebble haproxy openssl certbot
 printf '%s\n' "$(cargo --version)" "$(haproxy -v | head -n 1)" "pebble: $(command -v pebble)" \
     "$(openssl version)" "$(certbot --version 2>&1)"
 
