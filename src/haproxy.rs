@@ -144,22 +144,12 @@ impl Haproxy {
         let deadline = Instant::now() + limit;
         let reply = match &self.socket {
             Socket::Unix(path) => {
-                let mut stream = UnixStream::connect(path).map_err(unreachable)?;
-                stream.set_read_timeout(Some(limit)).map_err(unreachable)?;
-                stream.set_write_timeout(Some(limit)).map_err(unreachable)?;
-                stream.write_all(command.as_bytes()).map_err(unreachable)?;
-                stream.write_all(b"\n").map_err(unreachable)?;
-                read_until(&mut stream, deadline, |s, t| s.set_read_timeout(Some(t)))
-                    .map_err(timed_out)?
+                let stream = UnixStream::connect(path).map_err(unreachable)?;
+                exchange(stream, command, limit, deadline, unreachable, timed_out)?
             }
             Socket::Tcp(addr) => {
-                let mut stream = TcpStream::connect_timeout(addr, limit).map_err(unreachable)?;
-                stream.set_read_timeout(Some(limit)).map_err(unreachable)?;
-                stream.set_write_timeout(Some(limit)).map_err(unreachable)?;
-                stream.write_all(command.as_bytes()).map_err(unreachable)?;
-                stream.write_all(b"\n").map_err(unreachable)?;
-                read_until(&mut stream, deadline, |s, t| s.set_read_timeout(Some(t)))
-                    .map_err(timed_out)?
+                let stream = TcpStream::connect_timeout(addr, limit).map_err(unreachable)?;
+                exchange(stream, command, limit, deadline, unreachable, timed_out)?
             }
         };
         Ok(String::from_utf8_lossy(&reply).into_owned())
@@ -304,6 +294,49 @@ impl Haproxy {
 
 /// Reads to the end of the reply, but never past `deadline`: a proxy that answers one byte
 /// at a time cannot stretch a command beyond its timeout.
+/// A connected admin socket: unix or TCP, the same exchange over either.
+trait AdminStream: Read + Write {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
+    fn set_write_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl AdminStream for UnixStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        UnixStream::set_read_timeout(self, t)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        UnixStream::set_write_timeout(self, t)
+    }
+}
+
+impl AdminStream for TcpStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_write_timeout(self, t)
+    }
+}
+
+/// Sends `command` and reads the whole reply before `deadline`; sending errors are
+/// `unreachable`, reading errors `timed_out`.
+fn exchange<S: AdminStream>(
+    mut stream: S,
+    command: &str,
+    limit: Duration,
+    deadline: Instant,
+    unreachable: impl Fn(std::io::Error) -> Error,
+    timed_out: impl Fn(std::io::Error) -> Error,
+) -> Result<Vec<u8>, Error> {
+    stream.set_read_timeout(Some(limit)).map_err(&unreachable)?;
+    stream
+        .set_write_timeout(Some(limit))
+        .map_err(&unreachable)?;
+    stream.write_all(command.as_bytes()).map_err(&unreachable)?;
+    stream.write_all(b"\n").map_err(&unreachable)?;
+    read_until(&mut stream, deadline, |s, t| s.set_read_timeout(Some(t))).map_err(timed_out)
+}
+
 fn read_until<S: Read>(
     stream: &mut S,
     deadline: Instant,

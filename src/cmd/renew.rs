@@ -340,20 +340,13 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
 
     // 8. post-hooks once, when anything was renewed
     if !args.dry_run && !renewed.is_empty() {
-        let names: Vec<String> = renewed.iter().map(|(l, _)| l.name.to_string()).collect();
-        let bundles: Vec<String> = renewed
-            .iter()
-            .map(|(l, _)| store.bundle_path(&l.name).display().to_string())
-            .collect();
+        let names: Vec<CertName> = renewed.iter().map(|(l, _)| l.name.clone()).collect();
         let stored = renewed
             .iter()
             .map(|(l, _)| l.settings.hooks.post.as_deref());
         let post: Vec<&str> = dedup(stored.chain([cli_hooks.post.as_deref()]));
         for cmd in post {
-            let env = vec![
-                ("CERTCTL_RENEWED_NAMES", names.join(" ")),
-                ("CERTCTL_RENEWED_BUNDLES", bundles.join(" ")),
-            ];
+            let env = request::post_hook_env(&store, &names);
             if let Err(e) = (Hook {
                 kind: "post",
                 command: cmd,

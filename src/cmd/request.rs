@@ -223,13 +223,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         }
     }
     if let Some(cmd) = &wanted.hooks.post {
-        let env = vec![
-            ("CERTCTL_RENEWED_NAMES", name.to_string()),
-            (
-                "CERTCTL_RENEWED_BUNDLES",
-                store.bundle_path(&name).display().to_string(),
-            ),
-        ];
+        let env = post_hook_env(&store, std::slice::from_ref(&name));
         if let Err(e) = (Hook {
             kind: "post",
             command: cmd,
@@ -450,6 +444,19 @@ pub async fn ask_terms(http: &AcmeHttp, server: &settings::Server) -> anyhow::Re
         );
     }
     Ok(())
+}
+
+/// Environment for post-hooks: the names and bundles of what was issued, space-separated.
+pub fn post_hook_env(store: &Store, names: &[CertName]) -> Vec<(&'static str, String)> {
+    let bundles: Vec<String> = names
+        .iter()
+        .map(|n| store.bundle_path(n).display().to_string())
+        .collect();
+    let names: Vec<&str> = names.iter().map(CertName::as_str).collect();
+    vec![
+        ("CERTCTL_RENEWED_NAMES", names.join(" ")),
+        ("CERTCTL_RENEWED_BUNDLES", bundles.join(" ")),
+    ]
 }
 
 /// Environment for deploy hooks: paths and names, never spliced into the command.
