@@ -705,6 +705,7 @@ mod tests {
             "a-.fr",
             "a_b.fr",
             "xn--zz.fr",
+            "xn--0.aa",
             "1.2.3.4",
             "http://a.fr",
             "a.fr:443",
