@@ -54,22 +54,123 @@ pub struct AcmeHttp {
 /// order and asks newNonce for each new order; kept here instead, shared by every order of
 /// the run, a run asks newNonce once. Each nonce is taken out of the answer it came with
 /// and handed out once, so it is never used twice. Keyed by the CA's host and port.
+///
+/// Orders running side by side (`renew --jobs`) would each ask newNonce at the start, when
+/// no answer has brought one yet. So a nonce handed out is counted until the POST that spends
+/// it is answered: while one is on its way back, the next order waits for it (at most
+/// [`NONCE_WAIT`]) instead of asking newNonce. Waiting for an answer already on its way
+/// takes at most one round trip, which is what newNonce takes; past the bound, against a
+/// slow or distant CA, a fresh nonce is asked for, and more nonces go round from then on.
 #[derive(Clone, Default)]
-struct Nonces(Arc<std::sync::Mutex<HashMap<String, Vec<http::HeaderValue>>>>);
+struct Nonces {
+    pools: Arc<std::sync::Mutex<HashMap<String, NoncePool>>>,
+    changed: Arc<tokio::sync::Notify>,
+}
+
+#[derive(Default)]
+struct NoncePool {
+    kept: Vec<http::HeaderValue>,
+    /// Nonces handed out (or being fetched) whose POST has not been answered yet.
+    on_their_way: usize,
+}
+
+/// How long an order waits for a nonce from another order's answer before asking newNonce.
+const NONCE_WAIT: Duration = Duration::from_millis(50);
 
 impl Nonces {
-    fn put(&self, authority: &str, nonce: http::HeaderValue) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let kept = map.entry(authority.to_owned()).or_default();
-        if kept.len() >= NONCES_KEPT {
-            kept.remove(0);
-        }
-        kept.push(nonce);
+    fn pool<T>(&self, authority: &str, f: impl FnOnce(&mut NoncePool) -> T) -> T {
+        let mut map = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        f(map.entry(authority.to_owned()).or_default())
     }
 
-    fn take(&self, authority: &str) -> Option<http::HeaderValue> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.get_mut(authority)?.pop()
+    fn put(&self, authority: &str, nonce: http::HeaderValue) {
+        self.pool(authority, |pool| {
+            if pool.kept.len() >= NONCES_KEPT {
+                pool.kept.remove(0);
+            }
+            pool.kept.push(nonce);
+        });
+        self.changed.notify_waiters();
+    }
+
+    /// A kept nonce, or one another request brings back within `wait`; `None` when none
+    /// is on its way or it did not come in time: the caller asks newNonce, and holds a
+    /// [`NonceReturn`] for it meanwhile so that other orders wait for that one.
+    async fn take_or_wait(
+        &self,
+        authority: &str,
+        wait: Duration,
+    ) -> Result<http::HeaderValue, NonceReturn> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let coming = self.pool(authority, |pool| {
+                if let Some(nonce) = pool.kept.pop() {
+                    pool.on_their_way += 1;
+                    return Ok(nonce);
+                }
+                Err(pool.on_their_way > 0)
+            });
+            match coming {
+                Ok(nonce) => return Ok(nonce),
+                Err(true) if tokio::time::timeout_at(deadline, changed).await.is_ok() => {}
+                Err(_) => return Err(self.on_its_way(authority)),
+            }
+        }
+    }
+
+    /// Counts a nonce as on its way until the returned guard is dropped: the answer to the
+    /// POST that spent it (or the failure of newNonce) ends it.
+    fn on_its_way(&self, authority: &str) -> NonceReturn {
+        self.pool(authority, |pool| pool.on_their_way += 1);
+        NonceReturn {
+            nonces: self.clone(),
+            authority: authority.to_owned(),
+            armed: true,
+        }
+    }
+
+    /// For a POST: it spent a nonce counted as on its way, and its answer brings one back.
+    fn coming_back(&self, authority: &str) -> NonceReturn {
+        NonceReturn {
+            nonces: self.clone(),
+            authority: authority.to_owned(),
+            armed: true,
+        }
+    }
+
+    /// The POST that spent a nonce handed out was answered (or failed): one fewer to wait for.
+    fn returned(&self, authority: &str) {
+        self.pool(authority, |pool| {
+            pool.on_their_way = pool.on_their_way.saturating_sub(1)
+        });
+        self.changed.notify_waiters();
+    }
+}
+
+/// A nonce on its way back: dropped when the request that brings it back ends, however it
+/// ends (answer, error, timeout, cancelled).
+struct NonceReturn {
+    nonces: Nonces,
+    authority: String,
+    armed: bool,
+}
+
+impl NonceReturn {
+    /// newNonce answered: the nonce now travels with the POST that spends it, which
+    /// accounts for it.
+    fn handed_on(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for NonceReturn {
+    fn drop(&mut self) {
+        if self.armed {
+            self.nonces.returned(&self.authority);
+        }
     }
 }
 
@@ -143,16 +244,22 @@ impl HttpClient for AcmeHttp {
             .uri()
             .authority()
             .map_or_else(String::new, |a| a.to_string());
-        // instant-acme sends HEAD only to newNonce: a nonce already received answers it
-        if req.method() == http::Method::HEAD {
-            if let Some(nonce) = self.nonces.take(&authority) {
-                return Box::pin(async move { Ok(nonce_answer(nonce)) });
-            }
-        }
-        crate::log::debug(format_args!("acme: {} {}", req.method(), req.uri()));
         let client = self.client.clone();
         let nonces = self.nonces.clone();
         Box::pin(async move {
+            // instant-acme sends HEAD only to newNonce: a nonce already received, or one on
+            // its way back with another order's answer, answers it. Whatever is sent is
+            // accounted for until it is answered: a newNonce in flight, or the nonce a POST
+            // spent, which its answer brings back.
+            let mut on_its_way = match *req.method() {
+                http::Method::HEAD => match nonces.take_or_wait(&authority, NONCE_WAIT).await {
+                    Ok(nonce) => return Ok(nonce_answer(nonce)),
+                    Err(fetching) => Some(fetching),
+                },
+                http::Method::POST => Some(nonces.coming_back(&authority)),
+                _ => None,
+            };
+            crate::log::debug(format_args!("acme: {} {}", req.method(), req.uri()));
             // GET and HEAD carry no nonce and can be sent again; a POST cannot (its nonce is
             // spent), so the step that sent it decides (see `retry`).
             let replayable =
@@ -204,11 +311,17 @@ impl HttpClient for AcmeHttp {
                     }
                     None => {
                         let mut rsp = BytesResponse::from(rsp);
-                        // a HEAD's nonce is what its caller asked for; any other is kept
-                        if method != http::Method::HEAD {
-                            if let Some(nonce) = rsp.parts.headers.remove(REPLAY_NONCE) {
-                                nonces.put(&authority, nonce);
+                        // a HEAD's nonce is what its caller asked for, and goes on with
+                        // the POST that spends it; any other is kept
+                        if method == http::Method::HEAD {
+                            if let (true, Some(fetching)) = (
+                                rsp.parts.headers.contains_key(REPLAY_NONCE),
+                                on_its_way.take(),
+                            ) {
+                                fetching.handed_on();
                             }
+                        } else if let Some(nonce) = rsp.parts.headers.remove(REPLAY_NONCE) {
+                            nonces.put(&authority, nonce);
                         }
                         return Ok(rsp);
                     }
@@ -813,16 +926,30 @@ mod nonce_tests {
         http::HeaderValue::from_str(s).unwrap()
     }
 
+    /// A kept nonce without waiting.
+    fn take(nonces: &Nonces, authority: &str) -> Option<http::HeaderValue> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(nonces.take_or_wait(authority, Duration::ZERO))
+            .ok()
+    }
+
     #[test]
     fn nonces_are_handed_out_once_newest_first_per_ca() {
         let nonces = Nonces::default();
         nonces.put("ca.test:443", value("a"));
         nonces.put("ca.test:443", value("b"));
         nonces.put("other.test:443", value("c"));
-        assert_eq!(nonces.take("ca.test:443"), Some(value("b")));
-        assert_eq!(nonces.take("ca.test:443"), Some(value("a")));
-        assert_eq!(nonces.take("ca.test:443"), None, "each nonce is used once");
-        assert_eq!(nonces.take("other.test:443"), Some(value("c")));
+        assert_eq!(take(&nonces, "ca.test:443"), Some(value("b")));
+        assert_eq!(take(&nonces, "ca.test:443"), Some(value("a")));
+        assert_eq!(
+            take(&nonces, "ca.test:443"),
+            None,
+            "each nonce is used once"
+        );
+        assert_eq!(take(&nonces, "other.test:443"), Some(value("c")));
     }
 
     #[test]
@@ -832,12 +959,92 @@ mod nonce_tests {
             nonces.put("ca.test:443", value(&i.to_string()));
         }
         let mut taken = Vec::new();
-        while let Some(n) = nonces.take("ca.test:443") {
+        while let Some(n) = take(&nonces, "ca.test:443") {
             taken.push(n.to_str().unwrap().to_owned());
         }
         assert_eq!(taken.len(), NONCES_KEPT);
         assert_eq!(taken.first().map(String::as_str), Some("18"));
         assert_eq!(taken.last().map(String::as_str), Some("3"));
+    }
+
+    #[tokio::test]
+    async fn with_nothing_on_its_way_new_nonce_is_asked_at_once() {
+        let nonces = Nonces::default();
+        let started = std::time::Instant::now();
+        let fetching = nonces
+            .take_or_wait("ca.test:443", Duration::from_secs(30))
+            .await;
+        assert!(fetching.is_err(), "nothing kept: ask newNonce");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn an_order_waits_for_the_nonce_another_order_brings_back() {
+        let nonces = Nonces::default();
+        // the first order asks newNonce; the second, meanwhile, waits instead of asking too
+        let fetching = nonces
+            .take_or_wait("ca.test:443", Duration::ZERO)
+            .await
+            .expect_err("nothing kept yet");
+        let second = tokio::spawn({
+            let nonces = nonces.clone();
+            async move {
+                nonces
+                    .take_or_wait("ca.test:443", Duration::from_secs(30))
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            !second.is_finished(),
+            "a nonce is on its way: the second order waits"
+        );
+        // newNonce answers the first order, whose POST then spends the nonce and is answered
+        fetching.handed_on();
+        let post = nonces.coming_back("ca.test:443");
+        nonces.put("ca.test:443", value("from the answer"));
+        drop(post);
+        assert_eq!(second.await.unwrap().ok(), Some(value("from the answer")));
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_lets_the_waiting_order_ask_new_nonce_at_once() {
+        let nonces = Nonces::default();
+        let fetching = nonces
+            .take_or_wait("ca.test:443", Duration::ZERO)
+            .await
+            .expect_err("nothing kept yet");
+        let started = std::time::Instant::now();
+        let second = tokio::spawn({
+            let nonces = nonces.clone();
+            async move {
+                nonces
+                    .take_or_wait("ca.test:443", Duration::from_secs(30))
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(fetching); // newNonce failed: nothing is on its way any more
+        assert!(
+            second.await.unwrap().is_err(),
+            "the second order asks newNonce"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "without waiting 30 s"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_nonce_that_does_not_come_back_in_time_is_not_waited_for() {
+        let nonces = Nonces::default();
+        let _post = nonces.on_its_way("ca.test:443"); // a POST the CA never answers
+        let started = std::time::Instant::now();
+        let got = nonces
+            .take_or_wait("ca.test:443", Duration::from_millis(50))
+            .await;
+        assert!(got.is_err(), "past the bound: ask newNonce");
+        assert!(started.elapsed() >= Duration::from_millis(50));
     }
 
     #[tokio::test]

@@ -264,3 +264,42 @@ fn concurrent_renews_wait_for_each_other_and_a_held_lock_names_its_holder() {
         out.stderr
     );
 }
+
+/// ACME requests Pebble logged after byte `offset` of its log, "METHOD /path" each.
+fn pebble_requests_since(lab: &Lab, offset: usize) -> Vec<String> {
+    let log = fs::read(lab.pebble_log()).unwrap();
+    String::from_utf8_lossy(&log[offset..])
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("Pebble ")?;
+            let call = rest.split(" -> calling handler").next()?;
+            let mut words = call.split_whitespace().skip(2);
+            Some(format!("{} {}", words.next()?, words.next()?))
+        })
+        .collect()
+}
+
+#[test]
+fn orders_side_by_side_fetch_the_directory_and_a_first_nonce_once() {
+    let lab = Lab::start_with(LabOptions {
+        haproxy: false,
+        ..Default::default()
+    });
+    let names: Vec<String> = (1..=8).map(|i| format!("n{i}.mon-app.test")).collect();
+    for name in &names {
+        request(&lab, &[name]).assert_success();
+    }
+    let offset = fs::metadata(lab.pebble_log()).unwrap().len() as usize;
+    lab.run(&["renew", "--force", "--jobs", "4", "--json"])
+        .assert_success();
+    let sent = pebble_requests_since(&lab, offset);
+    let count = |what: &str| sent.iter().filter(|s| s.as_str() == what).count();
+    // eight orders, four at a time (more finalize requests when Pebble rejects a nonce)
+    assert!(count("POST /finalize-order/") >= 8, "{sent:#?}");
+    assert_eq!(count("GET /dir"), 1, "{sent:#?}");
+    assert_eq!(
+        count("HEAD /nonce-plz"),
+        1,
+        "every later nonce comes from an answer, even for the orders that start together: {sent:#?}"
+    );
+}
