@@ -116,9 +116,14 @@ impl Store {
         Ok(LockGuard { _file: file })
     }
 
-    /// Temp files left by a killed run; only the lock holder writes, so all are stale.
+    /// Temp files left by a killed run (the write probes of `check_writable` included);
+    /// only the lock holder writes, so all are stale.
     fn remove_stale_temp_files(&self) {
-        let mut dirs = vec![self.ssl_dir.clone(), self.state_dir.join("accounts")];
+        let mut dirs = vec![
+            self.ssl_dir.clone(),
+            self.state_dir.clone(),
+            self.state_dir.join("accounts"),
+        ];
         if let Ok(entries) = fs::read_dir(self.state_dir.join("certs")) {
             dirs.extend(entries.flatten().map(|e| e.path()));
         }
@@ -744,6 +749,31 @@ fn move_file(from: &Path, to: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lock_holder_removes_what_a_killed_run_left_half_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(&dir.path().join("state"), &dir.path().join("ssl"));
+        store.check_writable().unwrap();
+        let cert_dir = dir.path().join("state/certs/a.test");
+        fs::create_dir_all(&cert_dir).unwrap();
+        // what a SIGKILL leaves: a write probe in each directory, a half-written file
+        let left = [
+            dir.path().join(format!("state/.probe{TMP_MARK}-4242")),
+            dir.path().join(format!("ssl/.probe{TMP_MARK}-4242")),
+            dir.path().join(format!("ssl/.a.test.pem{TMP_MARK}-4242")),
+            cert_dir.join(format!(".meta.json{TMP_MARK}-4242")),
+        ];
+        for path in &left {
+            fs::write(path, b"half").unwrap();
+        }
+        fs::write(dir.path().join("ssl/a.test.pem"), b"kept").unwrap();
+        let _lock = store.lock(Duration::from_secs(1)).unwrap();
+        for path in &left {
+            assert!(!path.exists(), "{} is left", path.display());
+        }
+        assert!(dir.path().join("ssl/a.test.pem").exists());
+    }
 
     #[test]
     fn atomic_write_replaces_and_sets_mode() {
