@@ -93,9 +93,9 @@ impl Nonces {
         self.changed.notify_waiters();
     }
 
-    /// A kept nonce, or one another request brings back within `wait`; `None` when none
-    /// is on its way or it did not come in time: the caller asks newNonce, and holds a
-    /// [`NonceReturn`] for it meanwhile so that other orders wait for that one.
+    /// A kept nonce, or one another request brings back within `wait`. When none is on its
+    /// way, or it did not come in time, the caller is to ask newNonce: it gets a
+    /// [`NonceReturn`] to hold meanwhile, so that other orders wait for that nonce.
     async fn take_or_wait(
         &self,
         authority: &str,
@@ -125,11 +125,7 @@ impl Nonces {
     /// POST that spent it (or the failure of newNonce) ends it.
     fn on_its_way(&self, authority: &str) -> NonceReturn {
         self.pool(authority, |pool| pool.on_their_way += 1);
-        NonceReturn {
-            nonces: self.clone(),
-            authority: authority.to_owned(),
-            armed: true,
-        }
+        self.coming_back(authority)
     }
 
     /// For a POST: it spent a nonce counted as on its way, and its answer brings one back.
@@ -978,10 +974,14 @@ mod nonce_tests {
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
-    #[tokio::test]
-    async fn an_order_waits_for_the_nonce_another_order_brings_back() {
-        let nonces = Nonces::default();
-        // the first order asks newNonce; the second, meanwhile, waits instead of asking too
+    /// A first order asks newNonce (nothing is kept yet); 20 ms later a second order is
+    /// asking for a nonce too, willing to wait 30 s.
+    async fn two_orders(
+        nonces: &Nonces,
+    ) -> (
+        NonceReturn,
+        tokio::task::JoinHandle<Result<http::HeaderValue, NonceReturn>>,
+    ) {
         let fetching = nonces
             .take_or_wait("ca.test:443", Duration::ZERO)
             .await
@@ -995,6 +995,14 @@ mod nonce_tests {
             }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
+        (fetching, second)
+    }
+
+    #[tokio::test]
+    async fn an_order_waits_for_the_nonce_another_order_brings_back() {
+        let nonces = Nonces::default();
+        // the first order asks newNonce; the second, meanwhile, waits instead of asking too
+        let (fetching, second) = two_orders(&nonces).await;
         assert!(
             !second.is_finished(),
             "a nonce is on its way: the second order waits"
@@ -1010,20 +1018,8 @@ mod nonce_tests {
     #[tokio::test]
     async fn a_failed_request_lets_the_waiting_order_ask_new_nonce_at_once() {
         let nonces = Nonces::default();
-        let fetching = nonces
-            .take_or_wait("ca.test:443", Duration::ZERO)
-            .await
-            .expect_err("nothing kept yet");
         let started = std::time::Instant::now();
-        let second = tokio::spawn({
-            let nonces = nonces.clone();
-            async move {
-                nonces
-                    .take_or_wait("ca.test:443", Duration::from_secs(30))
-                    .await
-            }
-        });
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (fetching, second) = two_orders(&nonces).await;
         drop(fetching); // newNonce failed: nothing is on its way any more
         assert!(
             second.await.unwrap().is_err(),
