@@ -346,14 +346,9 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
             .map(|(l, _)| l.settings.hooks.post.as_deref());
         let post: Vec<&str> = dedup(stored.chain([cli_hooks.post.as_deref()]));
         for cmd in post {
-            let env = request::post_hook_env(&store, &names);
-            if let Err(e) = (Hook {
-                kind: "post",
-                command: cmd,
-                env,
-            })
-            .run(hook_timeout)
-            .await
+            if let Err(e) = request::post_hook(&store, &names, cmd)
+                .run(hook_timeout)
+                .await
             {
                 failures.push(("post-hook".into(), e));
             }

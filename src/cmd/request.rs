@@ -223,14 +223,9 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         }
     }
     if let Some(cmd) = &wanted.hooks.post {
-        let env = post_hook_env(&store, std::slice::from_ref(&name));
-        if let Err(e) = (Hook {
-            kind: "post",
-            command: cmd,
-            env,
-        })
-        .run(hook_timeout)
-        .await
+        if let Err(e) = post_hook(&store, std::slice::from_ref(&name), cmd)
+            .run(hook_timeout)
+            .await
         {
             failures.push(e);
         }
@@ -446,17 +441,22 @@ pub async fn ask_terms(http: &AcmeHttp, server: &settings::Server) -> anyhow::Re
     Ok(())
 }
 
-/// Environment for post-hooks: the names and bundles of what was issued, space-separated.
-pub fn post_hook_env(store: &Store, names: &[CertName]) -> Vec<(&'static str, String)> {
+/// The post-hook of a run, once for all it issued: their names and bundles reach it as
+/// space-separated lists.
+pub fn post_hook<'a>(store: &Store, names: &[CertName], command: &'a str) -> Hook<'a> {
     let bundles: Vec<String> = names
         .iter()
         .map(|n| store.bundle_path(n).display().to_string())
         .collect();
     let names: Vec<&str> = names.iter().map(CertName::as_str).collect();
-    vec![
-        ("CERTCTL_RENEWED_NAMES", names.join(" ")),
-        ("CERTCTL_RENEWED_BUNDLES", bundles.join(" ")),
-    ]
+    Hook {
+        kind: "post",
+        command,
+        env: vec![
+            ("CERTCTL_RENEWED_NAMES", names.join(" ")),
+            ("CERTCTL_RENEWED_BUNDLES", bundles.join(" ")),
+        ],
+    }
 }
 
 /// Environment for deploy hooks: paths and names, never spliced into the command.
