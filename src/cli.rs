@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+pub use crate::types::{ChallengeKind, KeyType, RevocationReason};
 
 /// Gets, renews, revokes and installs TLS certificates for HAProxy and other proxies.
 ///
@@ -317,15 +319,6 @@ pub struct RevokeArgs {
     pub post_hook: Option<String>,
 }
 
-/// RFC 5280 reason codes (the discriminants are the codes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RevocationReason {
-    Unspecified = 0,
-    Keycompromise = 1,
-    Superseded = 4,
-    Cessationofoperation = 5,
-    Affiliationchanged = 3,
-}
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
@@ -444,23 +437,3 @@ pub struct RequestArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyType {
-    Ec256,
-    Ec384,
-    Rsa2048,
-    Rsa3072,
-    Rsa4096,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChallengeKind {
-    /// certctl's own responder on --http-addr, only while an order runs
-    Standalone,
-    /// token files under --webroot/.well-known/acme-challenge/
-    Webroot,
-    /// the proxy answers from the account thumbprint (see `certctl account thumbprint`)
-    Stateless,
-}

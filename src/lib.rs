@@ -17,3 +17,4 @@ pub mod pem;
 pub mod progress;
 pub mod settings;
 pub mod store;
+pub mod types;

@@ -1,0 +1,471 @@
+//! The domain's nouns, shared by every room: names, servers, key types, revocation reasons,
+//! challenge kinds. Each is parsed once from raw text and cannot hold an invalid value;
+//! several are also part of the on-disk format (settings.json), so their serde form is stable.
+//! Nothing here reads files, the environment or the network.
+
+use std::fmt;
+
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+/// Let's Encrypt and most CAs refuse orders with more names than this.
+pub const MAX_NAMES: usize = 100;
+
+/// A DNS name as it goes into an order: lowercase ASCII (punycode), RFC 1123 labels.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DomainName(String);
+
+impl DomainName {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() {
+            return Err("empty name".into());
+        }
+        if let Some(c) = raw.chars().find(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "{:?} contains {}; a name is one word like mon-app.fr",
+                raw,
+                if c.is_whitespace() {
+                    "a space"
+                } else {
+                    "a control character"
+                }
+            ));
+        }
+        if raw.contains(['/', '\\']) {
+            return Err(format!(
+                "{raw:?} contains a path separator; give the bare host name, without scheme or path"
+            ));
+        }
+        if raw.contains(':') {
+            return Err(format!(
+                "{raw:?} contains ':'; give the bare host name, without scheme or port"
+            ));
+        }
+        if raw.ends_with('.') {
+            return Err(format!("{raw:?} ends with a dot; drop the trailing dot"));
+        }
+        if raw.starts_with('.') || raw.contains("..") {
+            return Err(format!(
+                "{raw:?} has an empty label (a leading dot or two dots in a row)"
+            ));
+        }
+        let (wildcard, rest) = match raw.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, raw),
+        };
+        let ascii = idna::domain_to_ascii(rest).map_err(|_| {
+            format!("{raw:?} is not a valid domain name (bad characters or punycode)")
+        })?;
+        if ascii.len() > 253 {
+            return Err(format!("{raw:?} is longer than 253 characters"));
+        }
+        let labels: Vec<&str> = ascii.split('.').collect();
+        if labels.len() < 2 {
+            return Err(format!(
+                "{raw:?} has a single label; certificates name fully qualified hosts like mon-app.fr"
+            ));
+        }
+        for label in &labels {
+            check_label(raw, label)?;
+        }
+        if labels
+            .last()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!(
+                "{raw:?} looks like an IP address; ACME HTTP-01 here issues for DNS names"
+            ));
+        }
+        Ok(Self(if wildcard {
+            format!("*.{ascii}")
+        } else {
+            ascii
+        }))
+    }
+
+    /// A name for the local CA: also IP addresses and single-label hosts (closed networks
+    /// name backends that way); still no spaces, separators or control characters.
+    pub fn parse_local(raw: &str) -> Result<Self, String> {
+        if let Ok(ip) = raw.parse::<std::net::IpAddr>() {
+            return Ok(Self(ip.to_string()));
+        }
+        let single_label = !raw.trim_start_matches("*.").contains('.');
+        if single_label && !raw.is_empty() && raw.len() <= 63 {
+            let lower = raw.to_ascii_lowercase();
+            check_label(raw, &lower)?;
+            return Ok(Self(lower));
+        }
+        Self::parse(raw)
+    }
+
+    pub fn is_ip(&self) -> bool {
+        self.0.parse::<std::net::IpAddr>().is_ok()
+    }
+
+    pub fn is_wildcard(&self) -> bool {
+        self.0.starts_with("*.")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn check_label(raw: &str, label: &str) -> Result<(), String> {
+    if label.is_empty() {
+        return Err(format!(
+            "{raw:?} has an empty label (two dots in a row, or a leading dot)"
+        ));
+    }
+    if label.len() > 63 {
+        return Err(format!(
+            "{raw:?} has a label longer than 63 bytes: {label:?}"
+        ));
+    }
+    if !label
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(format!(
+            "{raw:?} has characters other than letters, digits and '-' in {label:?}"
+        ));
+    }
+    if label.starts_with('-') || label.ends_with('-') {
+        return Err(format!(
+            "{raw:?} has a label that starts or ends with '-': {label:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Stored names were checked when requested; reading accepts every form any CA takes
+/// (the local CA's IP addresses and single labels included).
+impl TryFrom<String> for DomainName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse_local(&s)
+    }
+}
+
+impl From<DomainName> for String {
+    fn from(d: DomainName) -> String {
+        d.0
+    }
+}
+
+impl fmt::Display for DomainName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Longest certificate name, in bytes.
+pub const MAX_CERT_NAME: usize = 200;
+
+/// The name of a managed certificate: its state directory and its bundle `<name>.pem`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CertName(String);
+
+impl CertName {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let ok = !raw.is_empty()
+            && raw.len() <= MAX_CERT_NAME
+            && !raw.starts_with(['.', '-'])
+            && raw.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+            })
+            && !raw.contains("..");
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(format!(
+                "{raw:?} is not a usable certificate name; use lowercase letters, digits, '.', '-' and '_' (like mon-app.fr)"
+            ))
+        }
+    }
+
+    /// The default name: the first domain, with a wildcard's `*.` dropped (and an IPv6
+    /// address's ':' made '_'). A domain name may be longer than a certificate name (253
+    /// bytes against 200, which keeps `.<name>.pem.certctl-tmp-<pid>` within a file name's
+    /// 255): such a domain needs `--name`.
+    pub fn from_domain(domain: &DomainName) -> Result<Self, String> {
+        let name = domain.as_str().trim_start_matches("*.").replace(':', "_");
+        Self::parse(&name).map_err(|_| {
+            format!(
+                "{domain} is too long to name the certificate and its bundle ({} characters, \
+                 {MAX_CERT_NAME} at most); choose a shorter name with --name",
+                name.len()
+            )
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CertName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<CertName> for String {
+    fn from(n: CertName) -> String {
+        n.0
+    }
+}
+
+impl fmt::Display for CertName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where certificates come from: an ACME directory URL (https).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Server(String);
+
+pub const KNOWN_SERVERS: &[(&str, &str)] = &[
+    (
+        "letsencrypt",
+        "https://acme-v02.api.letsencrypt.org/directory",
+    ),
+    (
+        "letsencrypt-staging",
+        "https://acme-staging-v02.api.letsencrypt.org/directory",
+    ),
+    ("zerossl", "https://acme.zerossl.com/v2/DV90"),
+    ("google", "https://dv.acme-v02.api.pki.goog/directory"),
+    ("buypass", "https://api.buypass.com/acme/directory"),
+];
+
+impl Server {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if let Some((_, url)) = KNOWN_SERVERS.iter().find(|(name, _)| *name == raw) {
+            return Ok(Self((*url).to_owned()));
+        }
+        let names: Vec<&str> = KNOWN_SERVERS.iter().map(|(n, _)| *n).collect();
+        let names = names.join(", ");
+        if raw == "local" {
+            return Ok(Self("local".to_owned()));
+        }
+        let uri: http::Uri = raw
+            .parse()
+            .map_err(|_| format!("--server {raw:?} is neither an https URL nor one of: {names}"))?;
+        if uri.scheme_str() != Some("https") || uri.host().is_none() {
+            return Err(format!(
+                "--server {raw:?} is neither an https URL nor one of: {names} (ACME directories are served over https)"
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn url(&self) -> &str {
+        &self.0
+    }
+
+    /// The local CA (`--server local`): certctl signs, no network.
+    pub fn is_local(&self) -> bool {
+        self.0 == "local"
+    }
+
+    /// Let's Encrypt production: `renew --dry-run` switches it to staging.
+    pub fn staging_counterpart(&self) -> Option<Server> {
+        (self.0 == KNOWN_SERVERS[0].1).then(|| Server(KNOWN_SERVERS[1].1.to_owned()))
+    }
+}
+
+/// Let's Encrypt production, the default CA.
+impl Default for Server {
+    fn default() -> Self {
+        Self(KNOWN_SERVERS[0].1.to_owned())
+    }
+}
+
+impl TryFrom<String> for Server {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Server> for String {
+    fn from(s: Server) -> String {
+        s.0
+    }
+}
+
+impl fmt::Display for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parses the names of a request: each valid, no duplicates, at most `MAX_NAMES`.
+pub fn parse_domains(raw: &[String], local: bool) -> Result<Vec<DomainName>, String> {
+    if raw.is_empty() {
+        return Err("no domain given; name at least one, like: certctl request mon-app.fr".into());
+    }
+    if raw.len() > MAX_NAMES {
+        return Err(format!(
+            "{} names given; a certificate holds at most {MAX_NAMES}",
+            raw.len()
+        ));
+    }
+    let mut domains: Vec<DomainName> = Vec::with_capacity(raw.len());
+    for r in raw {
+        let d = if local {
+            DomainName::parse_local(r)?
+        } else {
+            DomainName::parse(r)?
+        };
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    Ok(domains)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    Ec256,
+    Ec384,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChallengeKind {
+    /// certctl's own responder on --http-addr, only while an order runs
+    Standalone,
+    /// token files under --webroot/.well-known/acme-challenge/
+    Webroot,
+    /// the proxy answers from the account thumbprint (see `certctl account thumbprint`)
+    Stateless,
+}
+
+/// RFC 5280 reason codes (the discriminants are the codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RevocationReason {
+    Unspecified = 0,
+    Keycompromise = 1,
+    Superseded = 4,
+    Cessationofoperation = 5,
+    Affiliationchanged = 3,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_names_are_lowercased_and_punycoded() {
+        assert_eq!(
+            DomainName::parse("Mon-App.FR").unwrap().as_str(),
+            "mon-app.fr"
+        );
+        assert_eq!(
+            DomainName::parse("café.fr").unwrap().as_str(),
+            "xn--caf-dma.fr"
+        );
+        assert_eq!(
+            DomainName::parse("*.mon-app.fr").unwrap().as_str(),
+            "*.mon-app.fr"
+        );
+        assert!(DomainName::parse("*.mon-app.fr").unwrap().is_wildcard());
+    }
+
+    #[test]
+    fn bad_domain_names_are_refused() {
+        let long_label = format!("{}.fr", "a".repeat(64));
+        for bad in [
+            "",
+            " ",
+            "a b.fr",
+            "a/b.fr",
+            "..",
+            "a..b",
+            ".a.fr",
+            "a.fr.",
+            "localhost",
+            "-a.fr",
+            "a-.fr",
+            "a_b.fr",
+            "xn--zz.fr",
+            "xn--0.aa",
+            "1.2.3.4",
+            "http://a.fr",
+            "a.fr:443",
+            "a\u{7}.fr",
+            long_label.as_str(),
+        ] {
+            assert!(DomainName::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        let long = format!("{}.fr", ["abcdefghij"; 25].join("."));
+        assert!(DomainName::parse(&long).is_err());
+    }
+
+    #[test]
+    fn cert_names_cannot_escape_their_directory() {
+        for bad in ["", "..", "a/b", "../x", ".hidden", "A", "a b"] {
+            assert!(CertName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(CertName::parse("mon-app.fr").is_ok());
+    }
+
+    #[test]
+    fn servers_resolve_short_names_and_require_https() {
+        assert_eq!(
+            Server::parse("letsencrypt").unwrap().url(),
+            KNOWN_SERVERS[0].1
+        );
+        assert!(Server::parse("https://127.0.0.1:14000/dir").is_ok());
+        assert!(Server::parse("local").unwrap().is_local());
+        for bad in ["http://x/dir", "nope", "ftp://x", "https://"] {
+            assert!(Server::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_local_ca_also_takes_ip_addresses_and_single_labels() {
+        assert_eq!(
+            DomainName::parse_local("10.0.0.5").unwrap().as_str(),
+            "10.0.0.5"
+        );
+        assert!(DomainName::parse_local("10.0.0.5").unwrap().is_ip());
+        assert_eq!(DomainName::parse_local("::1").unwrap().as_str(), "::1");
+        assert_eq!(
+            DomainName::parse_local("Backend1").unwrap().as_str(),
+            "backend1"
+        );
+        assert_eq!(
+            DomainName::parse_local("api.lan").unwrap().as_str(),
+            "api.lan"
+        );
+        for bad in ["", "a b", "a/b", "-x", "a..b"] {
+            assert!(DomainName::parse_local(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            CertName::from_domain(&DomainName::parse_local("::1").unwrap())
+                .unwrap()
+                .as_str(),
+            "__1"
+        );
+    }
+
+    #[test]
+    fn too_many_names_and_duplicates() {
+        let many: Vec<String> = (0..101).map(|i| format!("n{i}.mon-app.fr")).collect();
+        assert!(parse_domains(&many, false).is_err());
+        let dup = vec!["a.fr".to_owned(), "A.fr".to_owned()];
+        assert_eq!(parse_domains(&dup, false).unwrap().len(), 1);
+    }
+}
