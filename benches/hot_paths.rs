@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
+use certctl::deploy::Bundles;
+use certctl::issue;
 use certctl::pem::{self, AriState, Chain, Decision};
 use certctl::settings::{CertName, CertSettings, DomainName};
 use certctl::store::Store;
@@ -72,8 +74,10 @@ fn renewal_decision(c: &mut Criterion) {
 /// bundle is current. This, not `decide`, is the per-certificate cost of `renew`.
 fn stored_metadata(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::new(&dir.path().join("state"), &dir.path().join("ssl"));
+    let store = Store::files(&dir.path().join("state"));
+    let bundles = Bundles::new(&dir.path().join("ssl"));
     store.check_writable().expect("writable store");
+    bundles.check_writable().expect("writable ssl dir");
     let key = rcgen::KeyPair::generate().expect("key");
     let name = CertName::parse("www.mon-app.fr").expect("name");
     let leaf = rcgen::CertificateParams::new(vec![name.to_string()])
@@ -95,8 +99,13 @@ fn stored_metadata(c: &mut Criterion) {
     .expect("settings");
     store.save_settings(&name, &settings).expect("settings");
 
-    store
-        .write_bundle(&name, &pem::bundle(&chain, &key.serialize_pem()))
+    bundles
+        .write(
+            &store,
+            &name,
+            &info.serial,
+            &pem::bundle(&chain, &key.serialize_pem()),
+        )
         .expect("bundle");
 
     c.bench_function("stored metadata of one certificate (lineage + ari)", |b| {
@@ -106,8 +115,15 @@ fn stored_metadata(c: &mut Criterion) {
         })
     });
     // what `renew` adds per certificate that is not due: is its bundle the live one?
-    c.bench_function("Store::bundle_is_current of one certificate", |b| {
-        b.iter(|| assert!(store.bundle_is_current(black_box(&name))))
+    c.bench_function("issue::bundle_is_current of one certificate", |b| {
+        b.iter(|| {
+            assert!(issue::bundle_is_current(
+                &store,
+                &bundles,
+                black_box(&name),
+                &info.serial
+            ))
+        })
     });
 }
 

@@ -5,7 +5,7 @@
 
 use std::path::{Component, Path};
 
-use certctl::haproxy::{Socket, find_cert, parse_cert_list, parse_serial};
+use certctl::deploy::haproxy::{Socket, find_cert, parse_cert_list, parse_serial};
 use certctl::pem::{Chain, bundle, cert_info, certificates, check_key_matches};
 use certctl::settings::{CertName, CertSettings, ConfigFile, DomainName, parse_domains};
 

@@ -23,7 +23,7 @@ use instant_acme::{
 };
 
 use crate::http01::{Tokens, valid_token};
-use crate::settings::{DomainName, Server};
+use crate::types::{DomainName, Server};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many times one protocol step is tried again after the CA rejected its nonce.

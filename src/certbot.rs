@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::settings::Server;
+use crate::types::Server;
 
 /// A value: a string, or a comma-separated list (certbot writes `webroot_path = /a,`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -319,7 +319,6 @@ pub struct RevokeArgs {
     pub post_hook: Option<String>,
 }
 
-
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// The certificate to stop managing
@@ -436,4 +435,3 @@ pub struct RequestArgs {
     #[arg(long)]
     pub json: bool,
 }
-

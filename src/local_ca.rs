@@ -1,10 +1,8 @@
-//! The local CA (`--server local`): a CA certctl keeps in `<state-dir>/ca/`, created on
-//! first use, that signs leaf certificates directly with no network, for closed networks
-//! (seed 002) and re-encrypted backends (seed 003). It also keeps the list of revoked
-//! serials and the CRL HAProxy's `crl-file` reads. Only this module touches `ca/`.
-
-use std::fs;
-use std::path::{Path, PathBuf};
+//! The local CA (`--server local`): a CA certctl keeps in the state (`<state-dir>/ca/` with
+//! the file backend), created on first use, that signs leaf certificates directly with no
+//! network, for closed networks (seed 002) and re-encrypted backends (seed 003). It also
+//! keeps the list of revoked serials and the CRL HAProxy's `crl-file` reads. It stores
+//! through the state interface only.
 
 use anyhow::{Context, anyhow};
 use rcgen::{
@@ -16,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::pem::{CertInfo, Chain};
-use crate::settings::DomainName;
-use crate::store::write_atomic;
+use crate::store::{Key, Store};
+use crate::types::DomainName;
 
 const CA_YEARS: i64 = 10;
 /// A CRL is valid this long; `certctl ca crl` and every revoke issue a fresh one.
@@ -25,7 +23,6 @@ const CRL_DAYS: i64 = 30;
 pub const DEFAULT_DAYS: u32 = 90;
 
 pub struct LocalCa {
-    dir: PathBuf,
     cert_pem: String,
     key: KeyPair,
 }
@@ -39,34 +36,28 @@ struct Revoked {
 }
 
 impl LocalCa {
-    pub fn dir(state_dir: &Path) -> PathBuf {
-        state_dir.join("ca")
-    }
-
-    /// The CA of `state_dir`, or None when none was created yet.
-    pub fn open(state_dir: &Path) -> anyhow::Result<Option<Self>> {
-        let dir = Self::dir(state_dir);
-        let cert_path = dir.join("ca.pem");
-        if !cert_path.exists() {
+    /// The CA of the state, or None when none was created yet.
+    pub fn open(store: &Store) -> anyhow::Result<Option<Self>> {
+        let Some(cert) = store.read(&Key::CaCert)? else {
             return Ok(None);
-        }
-        let cert_pem = fs::read_to_string(&cert_path)
-            .with_context(|| format!("reading {}", cert_path.display()))?;
-        let key_path = dir.join("ca.key");
-        let key_pem = fs::read_to_string(&key_path)
-            .with_context(|| format!("reading {}", key_path.display()))?;
-        let key = KeyPair::from_pem(&key_pem)
-            .map_err(|e| anyhow!("{} is not a usable key: {e}", key_path.display()))?;
-        Ok(Some(Self { dir, cert_pem, key }))
+        };
+        let cert_pem = String::from_utf8(cert)
+            .map_err(|_| anyhow!("{} is not text", store.label(&Key::CaCert)))?;
+        let key_pem = store
+            .read(&Key::CaKey)?
+            .with_context(|| format!("{} is missing", store.label(&Key::CaKey)))?;
+        let key = std::str::from_utf8(&key_pem)
+            .ok()
+            .and_then(|pem| KeyPair::from_pem(pem).ok())
+            .ok_or_else(|| anyhow!("{} is not a usable key", store.label(&Key::CaKey)))?;
+        Ok(Some(Self { cert_pem, key }))
     }
 
     /// Opens the CA, creating it first when there is none (the caller holds the lock).
-    pub fn open_or_create(state_dir: &Path) -> anyhow::Result<Self> {
-        if let Some(ca) = Self::open(state_dir)? {
+    pub fn open_or_create(store: &Store) -> anyhow::Result<Self> {
+        if let Some(ca) = Self::open(store)? {
             return Ok(ca);
         }
-        let dir = Self::dir(state_dir);
-        create_private_dir(&dir)?;
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
             .map_err(|e| anyhow!("generating the CA key: {e}"))?;
         let mut params = CertificateParams::default();
@@ -92,29 +83,22 @@ impl LocalCa {
             .self_signed(&key)
             .map_err(|e| anyhow!("signing the CA certificate: {e}"))?;
         // key first: a CA certificate without its key would be useless
-        write_atomic(&dir.join("ca.key"), key.serialize_pem().as_bytes(), 0o600)
-            .with_context(|| format!("writing {}", dir.join("ca.key").display()))?;
-        write_atomic(&dir.join("ca.pem"), cert.pem().as_bytes(), 0o644)
-            .with_context(|| format!("writing {}", dir.join("ca.pem").display()))?;
+        store.write(&Key::CaKey, key.serialize_pem().as_bytes())?;
+        store.write(&Key::CaCert, cert.pem().as_bytes())?;
         let ca = Self {
-            dir,
             cert_pem: cert.pem(),
             key,
         };
-        ca.write_crl()?;
+        ca.write_crl(store)?;
         crate::log::info(format_args!(
             "created the local CA {}",
-            ca.dir.join("ca.pem").display()
+            store.label(&Key::CaCert)
         ));
         Ok(ca)
     }
 
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
-    }
-
-    pub fn crl_path(&self) -> PathBuf {
-        self.dir.join("crl.pem")
     }
 
     fn issuer(&self) -> anyhow::Result<Issuer<'static, &KeyPair>> {
@@ -168,37 +152,32 @@ impl LocalCa {
         Ok((chain, info))
     }
 
-    fn revoked(&self) -> anyhow::Result<Vec<Revoked>> {
-        let path = self.dir.join("revoked.json");
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is damaged", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    fn revoked(store: &Store) -> anyhow::Result<Vec<Revoked>> {
+        match store.read(&Key::CaRevoked)? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is damaged", store.label(&Key::CaRevoked))),
+            None => Ok(Vec::new()),
         }
     }
 
     /// Adds `serial` (hex) to the revoked list and writes a fresh CRL (the caller holds the lock).
-    pub fn revoke(&self, serial: &str, reason: u8) -> anyhow::Result<()> {
-        let mut revoked = self.revoked()?;
+    pub fn revoke(&self, store: &Store, serial: &str, reason: u8) -> anyhow::Result<()> {
+        let mut revoked = Self::revoked(store)?;
         if !revoked.iter().any(|r| r.serial == serial) {
             revoked.push(Revoked {
                 serial: serial.to_owned(),
                 revoked_at: OffsetDateTime::now_utc().unix_timestamp(),
                 reason,
             });
-            let path = self.dir.join("revoked.json");
-            write_atomic(&path, &serde_json::to_vec_pretty(&revoked)?, 0o644)
-                .with_context(|| format!("writing {}", path.display()))?;
+            store.write(&Key::CaRevoked, &serde_json::to_vec_pretty(&revoked)?)?;
         }
-        self.write_crl()
+        self.write_crl(store)
     }
 
     /// A CRL of every revoked serial, valid for the next 30 days.
-    pub fn crl_pem(&self) -> anyhow::Result<String> {
+    pub fn crl_pem(&self, store: &Store) -> anyhow::Result<String> {
         let now = OffsetDateTime::now_utc();
-        let revoked_certs = self
-            .revoked()?
+        let revoked_certs = Self::revoked(store)?
             .into_iter()
             .map(|r| {
                 let serial = hex_bytes(&r.serial)
@@ -226,11 +205,9 @@ impl LocalCa {
         crl.pem().map_err(|e| anyhow!("encoding the CRL: {e}"))
     }
 
-    /// Writes `ca/crl.pem` afresh, for HAProxy's `crl-file`.
-    pub fn write_crl(&self) -> anyhow::Result<()> {
-        let path = self.crl_path();
-        write_atomic(&path, self.crl_pem()?.as_bytes(), 0o644)
-            .with_context(|| format!("writing {}", path.display()))
+    /// Writes the CRL afresh (`ca/crl.pem`), for HAProxy's `crl-file`.
+    pub fn write_crl(&self, store: &Store) -> anyhow::Result<()> {
+        store.write(&Key::Crl, self.crl_pem(store)?.as_bytes())
     }
 }
 
@@ -284,13 +261,6 @@ fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("securing {}", dir.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,7 +269,8 @@ mod tests {
     #[test]
     fn ca_signs_dns_and_ip_leaves_that_chain_to_it() {
         let state = tempfile::tempdir().unwrap();
-        let ca = LocalCa::open_or_create(state.path()).unwrap();
+        let store = Store::files(state.path());
+        let ca = LocalCa::open_or_create(&store).unwrap();
         let ca_der = crate::pem::certificates(ca.cert_pem().as_bytes())
             .unwrap()
             .remove(0);
@@ -314,7 +285,7 @@ mod tests {
         );
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
-            fs::metadata(state.path().join("ca/ca.key"))
+            std::fs::metadata(state.path().join("ca/ca.key"))
                 .unwrap()
                 .permissions()
                 .mode()
@@ -336,17 +307,20 @@ mod tests {
         assert!(eku.server_auth && eku.client_auth);
 
         // reopened from disk, the same CA
-        let again = LocalCa::open_or_create(state.path()).unwrap();
+        let again = LocalCa::open_or_create(&store).unwrap();
         assert_eq!(again.cert_pem(), ca.cert_pem());
     }
 
     #[test]
     fn revoked_serials_are_in_the_crl() {
         let state = tempfile::tempdir().unwrap();
-        let ca = LocalCa::open_or_create(state.path()).unwrap();
-        ca.revoke("0a1b2c", 1).unwrap();
-        ca.revoke("0a1b2c", 1).unwrap();
-        let der = pem::parse(ca.crl_pem().unwrap()).unwrap().into_contents();
+        let store = Store::files(state.path());
+        let ca = LocalCa::open_or_create(&store).unwrap();
+        ca.revoke(&store, "0a1b2c", 1).unwrap();
+        ca.revoke(&store, "0a1b2c", 1).unwrap();
+        let der = pem::parse(ca.crl_pem(&store).unwrap())
+            .unwrap()
+            .into_contents();
         let (_, crl) =
             x509_parser::revocation_list::CertificateRevocationList::from_der(&der).unwrap();
         let serials: Vec<String> = crl

@@ -3,7 +3,14 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::settings::Verbosity;
+/// How much is said on stderr: -q, default, -v, -vv.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+    Debug,
+}
 
 static LEVEL: AtomicU8 = AtomicU8::new(1);
 

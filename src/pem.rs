@@ -39,6 +39,7 @@ pub fn certificate_pem(der: &[u8]) -> String {
 }
 
 /// The leaf and the rest of a chain as the CA sent it (leaf first).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chain {
     pub leaf: Vec<u8>,
     pub intermediates: Vec<Vec<u8>>,

@@ -4,6 +4,8 @@
 //! Nothing here reads files, the environment or the network.
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
@@ -360,6 +362,52 @@ pub enum RevocationReason {
     Superseded = 4,
     Cessationofoperation = 5,
     Affiliationchanged = 3,
+}
+
+/// Where a HAProxy admin socket listens: a unix socket path, or HOST:PORT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Socket {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl Socket {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() {
+            return Err(
+                "--haproxy-socket is empty; give the admin socket's path or HOST:PORT".into(),
+            );
+        }
+        if raw.contains('/') {
+            return Ok(Self::Unix(PathBuf::from(raw)));
+        }
+        raw.parse().map(Self::Tcp).map_err(|_| {
+            format!("--haproxy-socket {raw:?} is neither a socket path (with a '/') nor an IP:PORT")
+        })
+    }
+}
+
+impl TryFrom<String> for Socket {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Socket> for String {
+    fn from(s: Socket) -> String {
+        s.to_string()
+    }
+}
+
+impl fmt::Display for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unix(p) => write!(f, "{}", p.display()),
+            Self::Tcp(a) => write!(f, "{a}"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -134,8 +134,9 @@ fn a_failed_commit_is_aborted_and_leaves_no_transaction() {
         .take_while(|l| !l.contains("PRIVATE KEY"))
         .collect();
     let other_key = rcgen::KeyPair::generate().unwrap().serialize_pem();
-    let haproxy =
-        certctl::haproxy::Haproxy::new(certctl::haproxy::Socket::Unix(lab.admin_socket()));
+    let haproxy = certctl::deploy::haproxy::Haproxy::new(certctl::deploy::haproxy::Socket::Unix(
+        lab.admin_socket(),
+    ));
     let err = haproxy
         .deploy(&path, &format!("{certs}{other_key}"), "00")
         .unwrap_err()

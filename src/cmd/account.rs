@@ -12,14 +12,13 @@ use crate::acme::{self, AcmeHttp};
 use crate::cli::ThumbprintArgs;
 use crate::error::BadInput;
 use crate::settings::{ConfigFile, Global, Verbosity};
-use crate::store::Store;
 
 pub async fn thumbprint(
     global: &Global,
     config: &ConfigFile,
     args: ThumbprintArgs,
 ) -> anyhow::Result<()> {
-    let store = Store::new(&global.state_dir, &global.ssl_dir);
+    let (store, _) = super::open(global);
     let server = &global.server;
     let credentials = match store.account(server)? {
         Some(credentials) => credentials,
@@ -34,10 +33,10 @@ pub async fn thumbprint(
             }
             let http = AcmeHttp::new(global.ca_bundle.as_deref())?;
             if !args.agree_tos {
-                crate::cmd::request::ask_terms(&http, server).await?;
+                crate::issue::ask_terms(&http, server).await?;
             }
             store.check_writable()?;
-            let _lock = store.lock(crate::cmd::request::lock_wait())?;
+            let _lock = store.lock(super::lock_wait())?;
             let email = args.email.or_else(|| config.email.clone());
             let (_, credentials) = acme::create_account(&http, server, email.as_deref()).await?;
             store.save_account(server, credentials)?;

@@ -7,36 +7,36 @@ use std::process::Command;
 use anyhow::{Context, anyhow, bail};
 
 use crate::cli::CaCommand;
-use crate::cmd::delete::confirm_action;
-use crate::cmd::request::lock_wait;
+use crate::durable::write_atomic;
 use crate::local_ca::LocalCa;
 use crate::settings::Global;
-use crate::store::{Store, write_atomic};
+use crate::store::{Key, Store};
 
 /// Where the CA goes in the trust store, relative to the trust root.
 const TRUST_FILE: &str = "usr/local/share/ca-certificates/certctl-local-ca.crt";
 
 pub fn run(global: &Global, command: CaCommand) -> anyhow::Result<()> {
-    let store = Store::new(&global.state_dir, &global.ssl_dir);
+    let (store, _) = super::open(global);
     match command {
         CaCommand::Show => {
             let ca = open_or_create(&store)?;
-            crate::cmd::list::print_stdout(ca.cert_pem())
+            super::print_stdout(ca.cert_pem())
         }
         CaCommand::Crl => {
-            let ca = open(global)?;
-            let _lock = store.lock(lock_wait())?;
-            ca.write_crl()?;
-            let crl = std::fs::read_to_string(ca.crl_path())
-                .with_context(|| format!("reading {}", ca.crl_path().display()))?;
-            crate::cmd::list::print_stdout(&crl)
+            let ca = open(global, &store)?;
+            let _lock = store.lock(super::lock_wait())?;
+            ca.write_crl(&store)?;
+            let crl = store
+                .read(&Key::Crl)?
+                .with_context(|| format!("{} is missing", store.label(&Key::Crl)))?;
+            super::print_stdout(&String::from_utf8_lossy(&crl))
         }
         CaCommand::Install { yes } => install(&store, yes),
     }
 }
 
-fn open(global: &Global) -> anyhow::Result<LocalCa> {
-    LocalCa::open(&global.state_dir)?.ok_or_else(|| {
+fn open(global: &Global, store: &Store) -> anyhow::Result<LocalCa> {
+    LocalCa::open(store)?.ok_or_else(|| {
         anyhow!(
             "there is no local CA in {} yet; `certctl ca show` or `certctl request --server local NAME` creates it",
             global.state_dir.display()
@@ -45,12 +45,12 @@ fn open(global: &Global) -> anyhow::Result<LocalCa> {
 }
 
 fn open_or_create(store: &Store) -> anyhow::Result<LocalCa> {
-    if let Some(ca) = LocalCa::open(store.state_dir())? {
+    if let Some(ca) = LocalCa::open(store)? {
         return Ok(ca);
     }
     store.check_writable()?;
-    let _lock = store.lock(lock_wait())?;
-    LocalCa::open_or_create(store.state_dir())
+    let _lock = store.lock(super::lock_wait())?;
+    LocalCa::open_or_create(store)
 }
 
 /// The trust store's root: `/`, or CERTCTL_TRUST_ROOT (a prefix for tests and for images
@@ -66,10 +66,10 @@ fn install(store: &Store, yes: bool) -> anyhow::Result<()> {
     let summary = format!(
         "The local CA {} will be trusted by every program of this machine that uses the system's\n\
          trust store (curl, openssl, HAProxy's `ca-file @system-ca`...): {}",
-        store.state_dir().join("ca/ca.pem").display(),
+        store.label(&Key::CaCert),
         target.display()
     );
-    if !confirm_action(
+    if !super::confirm_action(
         yes,
         "certctl ca install",
         "install it",

@@ -6,42 +6,42 @@
 use anyhow::{Context, anyhow};
 
 use crate::cli::ConcatArgs;
-use crate::cmd::list::{not_managed, print_stdout};
-use crate::cmd::request::lock_wait;
 use crate::error::BadInput;
 use crate::pem;
-use crate::settings::{CertName, Global};
+use crate::settings::Global;
 use crate::store::Store;
+use crate::types::CertName;
 
 pub fn run(global: &Global, args: ConcatArgs) -> anyhow::Result<()> {
-    let store = Store::new(&global.state_dir, &global.ssl_dir);
+    let (store, bundles) = super::open(global);
 
     // --stdout NAME: one bundle on stdout, nothing written; no lock needed, since every file
     // is read from one generation directory
     if let Some(raw) = &args.stdout {
         let name = CertName::parse(raw).map_err(BadInput::new)?;
         if !store.manages(&name) {
-            return Err(not_managed(global, &name));
+            return Err(super::not_managed(global, &name));
         }
-        let bundle = build(&store, &name).with_context(|| format!("{name}"))?;
-        return print_stdout(&bundle);
+        let (bundle, _) = build(&store, &name).with_context(|| format!("{name}"))?;
+        return super::print_stdout(&bundle);
     }
 
     // 1. the names: those given, each managed (checked before anything is written), or all
-    let names = super::list::selected_names(global, &store, &args.names)?;
+    let names = super::selected_names(global, &store, &args.names)?;
     if names.is_empty() {
         return Ok(());
     }
 
     // 2. nobody else writes meanwhile
-    store.check_writable()?;
-    let _lock = store.lock(lock_wait())?;
+    let _lock = super::lock_for_writing(&store, &bundles)?;
 
     // 3. every bundle; one failure does not stop the others
     let mut failed = Vec::new();
     for name in &names {
-        let path = store.bundle_path(name);
-        match build(&store, name).and_then(|bundle| store.write_bundle(name, &bundle)) {
+        let path = bundles.path(name);
+        let written = build(&store, name)
+            .and_then(|(bundle, serial)| bundles.write(&store, name, &serial, &bundle));
+        match written {
             Ok(true) => {
                 crate::log::info(format_args!("{name}: bundle written: {}", path.display()))
             }
@@ -64,16 +64,18 @@ pub fn run(global: &Global, args: ConcatArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The bundle of `name` from its stored files, once its key is proven to fit its certificate.
-fn build(store: &Store, name: &CertName) -> anyhow::Result<String> {
+/// The bundle of `name` from its stored files, once its key is proven to fit its
+/// certificate, with the certificate's serial.
+fn build(store: &Store, name: &CertName) -> anyhow::Result<(String, String)> {
     let files = store.live_files(name)?;
     pem::check_key_matches(&files.chain.leaf, &files.key_pem).map_err(|e| {
         anyhow!(
             "{e:#}: {} cannot go with {}; no bundle written (put the matching key back, or get \
              a new certificate with `certctl request --name {name} DOMAIN... --force`)",
-            files.key_path.display(),
-            files.cert_path.display()
+            files.key_label,
+            files.cert_label
         )
     })?;
-    Ok(pem::bundle(&files.chain, &files.key_pem))
+    let serial = pem::cert_info(&files.chain.leaf)?.serial;
+    Ok((pem::bundle(&files.chain, &files.key_pem), serial))
 }

@@ -18,14 +18,15 @@ use x509_parser::public_key::PublicKey;
 
 use crate::certbot::{RenewalConf, Value, account_dir, account_key_pkcs8, pkcs8_pem};
 use crate::cli::{ImportCertbotArgs, KeyType};
-use crate::cmd::request::{date, lock_wait, rfc3339};
+use crate::deploy::Bundles;
 use crate::error::BadInput;
+use crate::issue::{date, rfc3339};
 use crate::pem::{self, CertInfo, Chain};
 use crate::settings::{
-    CertName, CertSettings, Challenge, ConfigFile, DEFAULT_HTTP_ADDR, DomainName, Global, Hooks,
-    MAX_NAMES, Server,
+    CertConfig, CertSettings, Challenge, ConfigFile, DEFAULT_HTTP_ADDR, Global, Hooks, HostConfig,
 };
 use crate::store::Store;
+use crate::types::{CertName, DomainName, MAX_NAMES, Server};
 
 /// certbot's CA when a renewal file names none.
 const CERTBOT_DEFAULT_SERVER: &str = "https://acme-v02.api.letsencrypt.org/directory";
@@ -132,12 +133,11 @@ pub fn certbot(
         .collect();
 
     // 3. under the lock, store each lineage as `request` stores a new certificate
-    let store = Store::new(&global.state_dir, &global.ssl_dir);
+    let (store, bundles) = super::open(global);
     let _lock = if args.dry_run {
         None
     } else {
-        store.check_writable()?;
-        Some(store.lock(lock_wait())?)
+        Some(super::lock_for_writing(&store, &bundles)?)
     };
     let mut accounts: HashMap<Server, (String, CertName)> = HashMap::new();
     let mut reports = Vec::new();
@@ -147,18 +147,18 @@ pub fn certbot(
             Ok(plan) => {
                 let managed = store.manages(&plan.name);
                 if managed && !args.force {
-                    skipped(&store, plan)
+                    skipped(&bundles, plan)
                 } else if args.dry_run {
-                    finish(&store, plan, Status::Importable, managed)
+                    finish(&bundles, plan, Status::Importable, managed)
                 } else {
-                    match store_lineage(&store, &plan, &mut accounts) {
+                    match store_lineage(&store, &bundles, &plan, &mut accounts) {
                         Ok(account_note) => {
                             let mut plan = plan;
                             match account_note {
                                 Ok(note) => plan.taken_over.push(note),
                                 Err(note) => plan.not_taken_over.push(note),
                             }
-                            finish(&store, plan, Status::Imported, managed)
+                            finish(&bundles, plan, Status::Imported, managed)
                         }
                         Err(e) => failed(plan.name.as_str(), format!("{e:#}")),
                     }
@@ -407,32 +407,36 @@ fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
         contact(cx.dir, &server_path, params("account")).or_else(|| cx.config.email.clone());
 
     let settings = CertSettings {
-        domains,
-        key_type,
-        server,
-        ca_bundle: cx.global.ca_bundle.clone(),
-        challenge,
-        hooks,
-        email,
-        haproxy_sockets: Vec::new(),
-        days: None,
-        client_auth: false,
+        cert: CertConfig {
+            domains,
+            key_type,
+            server,
+            challenge,
+            email,
+            days: None,
+            client_auth: false,
+        },
+        host: HostConfig {
+            ca_bundle: cx.global.ca_bundle.clone(),
+            hooks,
+            haproxy_sockets: Vec::new(),
+        },
     };
     taken_over.insert(
         0,
         format!(
             "certificate {} for {} (valid until {}), its chain and key",
             info.serial,
-            crate::cmd::request::join(&settings.domains),
+            crate::issue::join(&settings.cert.domains),
             date(info.not_after)
         ),
     );
-    taken_over.insert(1, format!("CA {}", settings.server));
+    taken_over.insert(1, format!("CA {}", settings.cert.server));
     taken_over.insert(
         2,
         format!("key type {} for renewals", key_type_name(key_type)),
     );
-    if let Some(ca) = &settings.ca_bundle {
+    if let Some(ca) = &settings.host.ca_bundle {
         taken_over.push(format!("trust for the CA from {}", ca.display()));
     }
     Ok(Plan {
@@ -765,13 +769,17 @@ fn contact(dir: &Path, server_path: &Path, account: Option<&str>) -> Option<Stri
 /// none for that CA. Returns what became of the account (Ok: taken over or kept).
 fn store_lineage(
     store: &Store,
+    bundles: &Bundles,
     plan: &Plan,
     accounts: &mut HashMap<Server, (String, CertName)>,
 ) -> anyhow::Result<Result<String, String>> {
-    store.save_generation(&plan.name, &plan.key_pem, &plan.chain, &plan.info)?;
-    store.save_settings(&plan.name, &plan.settings)?;
-    store.write_bundle(&plan.name, &pem::bundle(&plan.chain, &plan.key_pem))?;
-    let server = &plan.settings.server;
+    let issued = crate::issue::Issued {
+        key_pem: plan.key_pem.clone(),
+        chain: plan.chain.clone(),
+        info: plan.info.clone(),
+    };
+    crate::issue::install(store, bundles, &plan.name, &plan.settings, &issued)?;
+    let server = &plan.settings.cert.server;
     if let Some((id, first)) = accounts.get(server) {
         return Ok(Ok(format!("certbot's account {id}, shared with {first}")));
     }
@@ -796,7 +804,7 @@ fn store_lineage(
     }
 }
 
-fn finish(store: &Store, plan: Plan, status: Status, replaced: bool) -> Report {
+fn finish(bundles: &Bundles, plan: Plan, status: Status, replaced: bool) -> Report {
     let mut taken_over = plan.taken_over;
     let mut not_taken_over = plan.not_taken_over;
     if status == Status::Importable {
@@ -817,23 +825,24 @@ fn finish(store: &Store, plan: Plan, status: Status, replaced: bool) -> Report {
         status,
         domains: plan
             .settings
+            .cert
             .domains
             .iter()
             .map(ToString::to_string)
             .collect(),
         serial: Some(plan.info.serial.clone()),
         not_after: Some(rfc3339(plan.info.not_after)),
-        server: Some(plan.settings.server.to_string()),
-        key_type: Some(plan.settings.key_type),
-        bundle: Some(store.bundle_path(&plan.name).display().to_string()),
+        server: Some(plan.settings.cert.server.to_string()),
+        key_type: Some(plan.settings.cert.key_type),
+        bundle: Some(bundles.path(&plan.name).display().to_string()),
         taken_over,
         not_taken_over,
         error: None,
     }
 }
 
-fn skipped(store: &Store, plan: Plan) -> Report {
-    let mut report = finish(store, plan, Status::Skipped, false);
+fn skipped(bundles: &Bundles, plan: Plan) -> Report {
+    let mut report = finish(bundles, plan, Status::Skipped, false);
     report.error =
         Some("certctl already manages a certificate of that name; --force replaces it".into());
     report.taken_over.clear();

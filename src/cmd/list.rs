@@ -3,17 +3,17 @@
 //! A damaged entry shows with its reason and never stops the listing; once everything is
 //! printed, the exit code is 1 when any entry is damaged (so monitoring notices).
 
-use std::io::Write;
-
 use anyhow::anyhow;
 use serde::Serialize;
 
-use crate::cli::{KeyType, ListArgs};
-use crate::cmd::request::{now, rfc3339};
-use crate::error::BadInput;
+use std::path::PathBuf;
+
+use crate::cli::ListArgs;
+use crate::issue::{now, rfc3339};
 use crate::pem;
-use crate::settings::{CertName, Global, KNOWN_SERVERS};
-use crate::store::{Inspection, Store};
+use crate::settings::Global;
+use crate::store::Inspection;
+use crate::types::{KNOWN_SERVERS, KeyType};
 
 const DAY: i64 = 86_400;
 /// Domains shown in a table cell before the rest is summed up as `+N`.
@@ -29,6 +29,13 @@ const HEADER: [&str; 9] = [
     "BUNDLE",
     "STATUS",
 ];
+
+/// One stored certificate and its bundle on this host.
+struct Entry {
+    i: Inspection,
+    bundle: PathBuf,
+    bundle_exists: bool,
+}
 
 /// One element of `certctl list --json`. The field names are documented in the README and
 /// must not change; a field that could not be read is null.
@@ -61,11 +68,15 @@ pub struct Row {
 
 pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
     // 1. every entry, damaged or not; no state directory means no certificate
-    let store = Store::new(&global.state_dir, &global.ssl_dir);
-    let inspections: Vec<Inspection> = store
+    let (store, bundles) = super::open(global);
+    let inspections: Vec<Entry> = store
         .names()?
         .iter()
-        .map(|name| store.inspect(name))
+        .map(|name| Entry {
+            i: store.inspect(name),
+            bundle: bundles.path(name),
+            bundle_exists: bundles.exists(name),
+        })
         .collect();
 
     // 2. print it all
@@ -77,13 +88,13 @@ pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
         let cells: Vec<[String; 9]> = inspections.iter().map(|i| cells(i, now)).collect();
         table(&cells)
     };
-    print_stdout(&text)?;
+    super::print_stdout(&text)?;
 
     // 3. then say what is damaged, on stderr and in the exit code
     let damaged: Vec<&str> = inspections
         .iter()
-        .filter(|i| !i.problems.is_empty())
-        .map(|i| i.name.as_str())
+        .filter(|e| !e.i.problems.is_empty())
+        .map(|e| e.i.name.as_str())
         .collect();
     if damaged.is_empty() {
         return Ok(());
@@ -95,51 +106,9 @@ pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
     ))
 }
 
-/// The error for a name certctl does not manage (bad input: exit 2).
-/// The certificates a command works on: those named (each valid and managed, duplicates
-/// dropped; checked before anything is written), or every managed one.
-pub fn selected_names(
-    global: &Global,
-    store: &Store,
-    raw: &[String],
-) -> anyhow::Result<Vec<CertName>> {
-    if raw.is_empty() {
-        return store.names();
-    }
-    let mut names = Vec::new();
-    for raw in raw {
-        let name = CertName::parse(raw).map_err(BadInput::new)?;
-        if !store.manages(&name) {
-            return Err(not_managed(global, &name));
-        }
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    Ok(names)
-}
-
-pub fn not_managed(global: &Global, name: &CertName) -> anyhow::Error {
-    BadInput::new(format!(
-        "no certificate named {name} is managed in {}; `certctl list` shows the names \
-         (pass --state-dir if it is kept elsewhere)",
-        global.state_dir.display()
-    ))
-    .into()
-}
-
-/// Writes the whole listing at once; a reader that went away (`| head`) is not an error.
-pub fn print_stdout(text: &str) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(|e| anyhow!("writing to stdout: {e}")),
-    }
-}
-
 fn domains(i: &Inspection) -> Option<Vec<String>> {
     match (&i.settings, &i.info) {
-        (Some(s), _) => Some(s.domains.iter().map(ToString::to_string).collect()),
+        (Some(s), _) => Some(s.cert.domains.iter().map(ToString::to_string).collect()),
         (None, Some(info)) => Some(info.names.clone()),
         (None, None) => None,
     }
@@ -150,7 +119,8 @@ fn days_left(now: i64, not_after: i64) -> i64 {
 }
 
 /// The JSON row for one entry at `now`.
-fn row(i: &Inspection, now: i64) -> Row {
+fn row(e: &Entry, now: i64) -> Row {
+    let i = &e.i;
     let info = i.info.as_ref();
     let renew_at = info.map(|c| pem::renewal_time(c.not_before, c.not_after));
     Row {
@@ -162,22 +132,23 @@ fn row(i: &Inspection, now: i64) -> Row {
         },
         error: (!i.problems.is_empty()).then(|| i.problems.join("; ")),
         domains: domains(i),
-        key_type: i.settings.as_ref().map(|s| s.key_type),
+        key_type: i.settings.as_ref().map(|s| s.cert.key_type),
         serial: info.map(|c| c.serial.clone()),
         not_before: info.map(|c| rfc3339(c.not_before)),
         not_after: info.map(|c| rfc3339(c.not_after)),
         days_left: info.map(|c| days_left(now, c.not_after)),
         renew_after: renew_at.map(rfc3339),
         renewal_due: renew_at.map(|at| now >= at),
-        server: i.settings.as_ref().map(|s| s.server.to_string()),
-        bundle: i.bundle.display().to_string(),
-        bundle_exists: i.bundle_exists,
+        server: i.settings.as_ref().map(|s| s.cert.server.to_string()),
+        bundle: e.bundle.display().to_string(),
+        bundle_exists: e.bundle_exists,
     }
 }
 
 /// The table cells for one entry at `now`: short, without spaces (except in STATUS, the
 /// last column), "-" for what could not be read.
-fn cells(i: &Inspection, now: i64) -> [String; 9] {
+fn cells(e: &Entry, now: i64) -> [String; 9] {
+    let i = &e.i;
     let dash = || "-".to_owned();
     let info = i.info.as_ref();
     let domains = domains(i).map_or_else(dash, |d| {
@@ -193,7 +164,7 @@ fn cells(i: &Inspection, now: i64) -> [String; 9] {
         shown
     });
     let key_type = i.settings.as_ref().map_or_else(dash, |s| {
-        serde_json::to_value(s.key_type)
+        serde_json::to_value(s.cert.key_type)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_else(dash)
@@ -216,13 +187,16 @@ fn cells(i: &Inspection, now: i64) -> [String; 9] {
     let ca = i.settings.as_ref().map_or_else(dash, |s| {
         KNOWN_SERVERS
             .iter()
-            .find(|(_, url)| *url == s.server.url())
-            .map_or_else(|| s.server.to_string(), |(short, _)| (*short).to_owned())
+            .find(|(_, url)| *url == s.cert.server.url())
+            .map_or_else(
+                || s.cert.server.to_string(),
+                |(short, _)| (*short).to_owned(),
+            )
     });
-    let bundle = if i.bundle_exists {
-        i.bundle.display().to_string()
+    let bundle = if e.bundle_exists {
+        e.bundle.display().to_string()
     } else {
-        format!("{}(missing)", i.bundle.display())
+        format!("{}(missing)", e.bundle.display())
     };
     let status = if i.problems.is_empty() {
         "ok".to_owned()
@@ -284,37 +258,36 @@ fn table(rows: &[[String; 9]]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
     use crate::pem::CertInfo;
-    use crate::settings::{CertSettings, Challenge, DomainName, Hooks, Server};
+    use crate::settings::{CertConfig, CertSettings, Challenge, HostConfig};
+    use crate::types::{CertName, DomainName, Server};
 
     // 2026-01-01T00:00:00Z
     const T0: i64 = 1_767_225_600;
 
-    fn inspection(problems: Vec<String>) -> Inspection {
-        Inspection {
+    fn inspection(problems: Vec<String>) -> Entry {
+        let i = Inspection {
             name: CertName::parse("mon-app.fr").unwrap(),
             settings: Some(CertSettings {
-                domains: [
-                    "mon-app.fr",
-                    "www.mon-app.fr",
-                    "api.mon-app.fr",
-                    "x.mon-app.fr",
-                ]
-                .iter()
-                .map(|d| DomainName::parse(d).unwrap())
-                .collect(),
-                key_type: KeyType::Rsa2048,
-                server: Server::parse("letsencrypt").unwrap(),
-                ca_bundle: None,
-                challenge: Challenge::Stateless,
-                hooks: Hooks::default(),
-                email: None,
-                haproxy_sockets: Vec::new(),
-                days: None,
-                client_auth: false,
+                cert: CertConfig {
+                    domains: [
+                        "mon-app.fr",
+                        "www.mon-app.fr",
+                        "api.mon-app.fr",
+                        "x.mon-app.fr",
+                    ]
+                    .iter()
+                    .map(|d| DomainName::parse(d).unwrap())
+                    .collect(),
+                    key_type: KeyType::Rsa2048,
+                    server: Server::parse("letsencrypt").unwrap(),
+                    challenge: Challenge::Stateless,
+                    email: None,
+                    days: None,
+                    client_auth: false,
+                },
+                host: HostConfig::default(),
             }),
             info: Some(CertInfo {
                 serial: "0a1b".into(),
@@ -324,6 +297,9 @@ mod tests {
                 issuer: "CN=test".into(),
             }),
             problems,
+        };
+        Entry {
+            i,
             bundle: PathBuf::from("/etc/haproxy/ssl/mon-app.fr.pem"),
             bundle_exists: true,
         }
@@ -358,7 +334,7 @@ mod tests {
     #[test]
     fn damaged_entry_keeps_what_could_be_read() {
         let mut i = inspection(vec!["/s/meta.json is damaged: EOF".into()]);
-        i.info = None;
+        i.i.info = None;
         let r = row(&i, T0);
         assert_eq!(r.status, "damaged");
         assert_eq!(r.error.as_deref(), Some("/s/meta.json is damaged: EOF"));

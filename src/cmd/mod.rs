@@ -1,4 +1,6 @@
-//! One module per subcommand; each reads top to bottom as the steps it takes.
+//! One module per subcommand; each reads top to bottom as the steps it takes and never
+//! imports a sibling. What several commands share lives here: opening the state and the ssl
+//! directory, the lock wait, choosing certificates by name, confirmations, stdout.
 
 pub mod account;
 pub mod ca;
@@ -9,3 +11,247 @@ pub mod list;
 pub mod renew;
 pub mod request;
 pub mod revoke;
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::anyhow;
+
+use crate::deploy::Bundles;
+use crate::error::BadInput;
+use crate::issue::date;
+use crate::settings::Global;
+use crate::store::{Inspection, Store};
+use crate::types::CertName;
+
+/// Default wait for the state lock.
+pub const LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// How long a command waits for another certctl to release the state lock; the
+/// environment variable CERTCTL_LOCK_TIMEOUT (seconds) overrides it.
+pub fn lock_wait() -> Duration {
+    std::env::var("CERTCTL_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(LOCK_WAIT, Duration::from_secs)
+}
+
+/// The state and this host's ssl directory, as the global settings name them.
+pub fn open(global: &Global) -> (Store, Bundles) {
+    (
+        Store::files(&global.state_dir),
+        Bundles::new(&global.ssl_dir),
+    )
+}
+
+/// Proves both the state and the ssl directory can be written, then takes the lock and
+/// clears what a killed run left in the ssl directory.
+pub fn lock_for_writing(
+    store: &Store,
+    bundles: &Bundles,
+) -> anyhow::Result<Box<dyn crate::store::Lock>> {
+    store.check_writable()?;
+    bundles.check_writable()?;
+    let lock = store.lock(lock_wait())?;
+    bundles.remove_stale_temp_files();
+    Ok(lock)
+}
+
+/// The error for a name certctl does not manage (bad input: exit 2).
+/// Stops managing `name`: its state, and its bundle when `include_bundle`, move into one new
+/// archive folder; returns where. The bundle leaves the ssl directory first, so an
+/// interruption leaves the certificate managed and `certctl concat` can rebuild the bundle;
+/// when archiving fails, the bundle is put back.
+pub fn archive(
+    store: &Store,
+    bundles: &Bundles,
+    name: &CertName,
+    include_bundle: bool,
+) -> anyhow::Result<String> {
+    let bundle = if include_bundle {
+        bundles.take(name)?
+    } else {
+        None
+    };
+    let attachments: Vec<(String, Vec<u8>)> = bundle
+        .iter()
+        .map(|b| (format!("{name}.pem"), b.clone()))
+        .collect();
+    match store.archive(name, crate::issue::now(), &attachments) {
+        Ok(folder) => Ok(folder),
+        Err(e) => {
+            let note = match bundle.map(|b| bundles.put_back(name, &b)) {
+                Some(Err(put)) => format!(
+                    "; its bundle could not be put back ({put:#}): `certctl concat {name}` rebuilds it"
+                ),
+                _ => String::new(),
+            };
+            Err(e.context(format!("archiving {name}{note}")))
+        }
+    }
+}
+
+/// The certificates a command works on: those named (each valid and managed, duplicates
+/// dropped; checked before anything is written), or every managed one.
+pub fn selected_names(
+    global: &Global,
+    store: &Store,
+    raw: &[String],
+) -> anyhow::Result<Vec<CertName>> {
+    if raw.is_empty() {
+        return store.names();
+    }
+    let mut names = Vec::new();
+    for raw in raw {
+        let name = CertName::parse(raw).map_err(BadInput::new)?;
+        if !store.manages(&name) {
+            return Err(not_managed(global, &name));
+        }
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+pub fn not_managed(global: &Global, name: &CertName) -> anyhow::Error {
+    BadInput::new(format!(
+        "no certificate named {name} is managed in {}; `certctl list` shows the names \
+         (pass --state-dir if it is kept elsewhere)",
+        global.state_dir.display()
+    ))
+    .into()
+}
+
+/// Writes the whole listing at once; a reader that went away (`| head`) is not an error.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| anyhow!("writing to stdout: {e}")),
+    }
+}
+
+/// Whether to go ahead with `verb` on `name`: true with `yes`; otherwise shows `summary`
+/// and asks `[y/N]` on the terminal. With no terminal to ask on (stdin or stderr is not
+/// one) it refuses with bad input naming --yes, so that nothing is changed.
+pub fn confirm(yes: bool, verb: &str, name: &CertName, summary: &str) -> anyhow::Result<bool> {
+    let question = format!("{} {name}?", capitalized(verb));
+    confirm_action(
+        yes,
+        &format!("certctl {verb} {name}"),
+        verb,
+        &question,
+        summary,
+    )
+}
+
+/// Asks `question` after showing `summary`, on a terminal only; `yes` answers it. With no
+/// terminal and no `yes`: bad input naming --yes, so nothing is ever done unasked.
+pub fn confirm_action(
+    yes: bool,
+    command: &str,
+    verb: &str,
+    question: &str,
+    summary: &str,
+) -> anyhow::Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(BadInput::new(format!(
+            "`{command}` needs a confirmation and there is no terminal to ask on; \
+             pass --yes to {verb} without asking (nothing was changed)"
+        ))
+        .into());
+    }
+    eprintln!("{summary}");
+    dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .interact()
+        .map_err(|e| anyhow!("reading the answer: {e}; nothing was changed"))
+}
+
+/// What a person should see before saying yes: one `label  value` line per fact.
+pub fn describe(i: &Inspection, bundles: &Bundles, now: i64) -> String {
+    let mut lines: Vec<(&str, String)> = vec![("name", i.name.to_string())];
+    if let Some(s) = &i.settings {
+        lines.push(("domains", crate::issue::join(&s.cert.domains)));
+    }
+    if let Some(c) = &i.info {
+        lines.push(("serial", c.serial.clone()));
+        let left = if c.not_after <= now {
+            "expired".to_owned()
+        } else {
+            format!("{} days left", (c.not_after - now).div_euclid(86_400))
+        };
+        lines.push(("expires", format!("{} ({left})", date(c.not_after))));
+    }
+    if let Some(s) = &i.settings {
+        lines.push(("CA", s.cert.server.to_string()));
+    }
+    let bundle = bundles.path(&i.name);
+    lines.push((
+        "bundle",
+        if bundle.is_file() {
+            bundle.display().to_string()
+        } else {
+            format!("{} (not there)", bundle.display())
+        },
+    ));
+    if !i.problems.is_empty() {
+        lines.push(("damaged", i.problems.join("; ")));
+    }
+    lines
+        .iter()
+        .map(|(label, value)| format!("  {label:<8} {value}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::pem::CertInfo;
+    use crate::store::Inspection;
+
+    #[test]
+    fn description_names_what_is_at_stake_and_what_is_damaged() {
+        let i = Inspection {
+            name: CertName::parse("mon-app.fr").unwrap(),
+            settings: None,
+            info: Some(CertInfo {
+                serial: "0a1b".into(),
+                not_before: 0,
+                not_after: 10 * 86_400,
+                names: vec![],
+                issuer: String::new(),
+            }),
+            problems: vec!["settings.json is damaged".into()],
+        };
+        let text = describe(&i, &Bundles::new(&PathBuf::from("/ssl")), 86_400 / 2);
+        assert!(text.contains("  name     mon-app.fr"), "{text}");
+        assert!(text.contains("  serial   0a1b"), "{text}");
+        assert!(
+            text.contains("1970-01-11 00:00 UTC (9 days left)"),
+            "{text}"
+        );
+        assert!(text.contains("/ssl/mon-app.fr.pem (not there)"), "{text}");
+        assert!(
+            text.contains("  damaged  settings.json is damaged"),
+            "{text}"
+        );
+        assert_eq!(capitalized("revoke"), "Revoke");
+    }
+}

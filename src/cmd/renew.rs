@@ -3,23 +3,19 @@
 //! at once over one account per CA and one responder per address. One failure never stops
 //! the others, and a failed renewal leaves the old key, certificate and bundle untouched.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-use std::net::SocketAddr;
-
 use anyhow::{Context, anyhow};
-use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::acme::AcmeHttp;
 use crate::cli::RenewArgs;
-use crate::cmd::request::{self, Issued, date, hook_env, now, rfc3339};
+use crate::deploy::Bundles;
 use crate::error::BadInput;
-use crate::hooks::Hook;
-use crate::http01::Responder;
+use crate::issue::{
+    self, Job, JobCert, MissingAccount, OutcomeKind, Run, Work, date, now, rfc3339,
+};
 use crate::pem::{self, Decision};
-use crate::settings::{self, CertName, CertSettings, Challenge, ConfigFile, Global, Server};
+use crate::settings::{self, ConfigFile, Global};
 use crate::store::{Lineage, Store};
+use crate::types::CertName;
 
 const DEFAULT_JOBS: usize = 4;
 
@@ -37,15 +33,15 @@ struct Outcome {
 
 pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow::Result<()> {
     // 1. which certificates; every named one must exist
-    let store = Store::new(&global.state_dir, &global.ssl_dir);
-    let names = super::list::selected_names(global, &store, &args.names)?;
+    let (store, bundles) = super::open(global);
+    let names = super::selected_names(global, &store, &args.names)?;
     let jobs = args.jobs.unwrap_or(DEFAULT_JOBS);
     if jobs == 0 {
         return Err(BadInput::new("--jobs 0: give at least 1").into());
     }
     // hooks from the command line (or the config file) run in addition to the stored ones
-    let cli_hooks = request::merge_hooks(&args.hooks, config);
-    let hook_timeout = request::hook_timeout(&args.hooks, config);
+    let cli_hooks = settings::merge_hooks(&args.hooks, config);
+    let hook_timeout = settings::hook_timeout(&args.hooks, config);
     let cli_sockets = settings::parse_sockets(if args.haproxy_sockets.is_empty() {
         &config.haproxy_sockets
     } else {
@@ -56,7 +52,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
     // 2. what is due, from the small metadata files alone: no request unless a certificate
     //    is due or its CA's ARI Retry-After has passed
     let mut failures: Vec<(String, anyhow::Error)> = Vec::new();
-    let first = select(&store, &names, args.force, &mut failures);
+    let first = select(&store, &bundles, &names, args.force, &mut failures);
     if first.due.is_empty()
         && (first.ask.is_empty() || args.dry_run)
         && (first.repair.is_empty() || args.dry_run)
@@ -69,8 +65,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
     let _lock = if args.dry_run {
         None
     } else {
-        store.check_writable()?;
-        Some(store.lock(request::lock_wait())?)
+        Some(super::lock_for_writing(&store, &bundles)?)
     };
     let again: Vec<CertName> = first
         .due
@@ -79,289 +74,80 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
         .chain(&first.repair)
         .map(|l| l.name.clone())
         .collect();
-    let Selection {
-        mut due,
-        ask,
-        repair,
-    } = select(&store, &again, args.force, &mut failures);
-    let ask = if args.dry_run { Vec::new() } else { ask };
-    let repair = if args.dry_run { Vec::new() } else { repair };
-
-    // 4. one account per CA, shared by every request of the run; then the renewal windows
-    //    of the ARI certificates whose Retry-After has passed
-    let mut accounts: HashMap<
-        (Server, Option<std::path::PathBuf>),
-        Result<instant_acme::Account, String>,
-    > = HashMap::new();
-    for lineage in due
-        .iter()
-        .chain(&ask)
-        .filter(|l| !l.settings.server.is_local())
-    {
-        let server = effective_server(&lineage.settings.server, args.dry_run);
-        if let Entry::Vacant(slot) =
-            accounts.entry((server.clone(), lineage.settings.ca_bundle.clone()))
-        {
-            let account = account_for(&store, &server, &lineage.settings, args.dry_run).await;
-            slot.insert(account.map_err(|e| format!("{e:#}")));
-        }
+    let Selection { due, ask, repair } =
+        select(&store, &bundles, &again, args.force, &mut failures);
+    let work = |lineage: Lineage, work: Work| Job {
+        lineage: JobCert {
+            name: lineage.name,
+            settings: lineage.settings,
+        },
+        work,
+    };
+    let mut jobs_todo: Vec<Job> = Vec::new();
+    for lineage in due {
+        // an ARI CA is told which certificate this one replaces (RFC 9773)
+        let replaces = store
+            .ari(&lineage.name)
+            .and_then(|_| store.live_leaf(&lineage.name).ok());
+        jobs_todo.push(work(lineage, Work::Order { replaces }));
     }
-    for lineage in ask {
-        let key = (
-            lineage.settings.server.clone(),
-            lineage.settings.ca_bundle.clone(),
-        );
-        let account = match accounts.get(&key) {
-            Some(Ok(account)) => account,
-            Some(Err(e)) => {
-                failures.push((
-                    lineage.name.to_string(),
-                    anyhow!("{e}").context("asking the CA for its renewal window"),
-                ));
-                continue;
-            }
-            None => continue,
-        };
-        match ask_ca(&store, account, &lineage).await {
-            Ok(true) => due.push(lineage),
-            Ok(false) => {}
-            Err(e) => failures.push((lineage.name.to_string(), e)),
-        }
-    }
-    if due.is_empty() && repair.is_empty() {
-        return summarize(failures, Vec::new(), args.json);
-    }
-
-    // 4. pre-hooks: each distinct command once, before the first order
     if !args.dry_run {
-        let mut pre: Vec<&str> = Vec::new();
-        for cmd in due
-            .iter()
-            .filter_map(|l| l.settings.hooks.pre.as_deref())
-            .chain(cli_hooks.pre.as_deref())
-        {
-            if !pre.contains(&cmd) {
-                pre.push(cmd);
-            }
-        }
-        for cmd in pre {
-            Hook {
-                kind: "pre",
-                command: cmd,
-                env: vec![],
-            }
-            .run(hook_timeout)
-            .await?;
-        }
+        jobs_todo.extend(ask.into_iter().map(|l| work(l, Work::AskCa)));
+        jobs_todo.extend(repair.into_iter().map(|l| work(l, Work::Reinstall)));
     }
 
-    // 5. one responder per address, shared by all orders
-    let mut responders: HashMap<SocketAddr, anyhow::Result<Responder>> = HashMap::new();
-    for lineage in &due {
-        if let Challenge::Standalone { http_addr } = lineage.settings.challenge {
-            if let Entry::Vacant(slot) = responders.entry(http_addr) {
-                slot.insert(Responder::bind(http_addr).await);
-            }
-        }
-    }
+    // 4. the pipeline: accounts, pre-hooks, orders, store, bundles, proxies, hooks
+    let run = Run {
+        store: &store,
+        bundles: &bundles,
+        verbosity: global.verbosity,
+        hooks: cli_hooks,
+        hook_timeout,
+        sockets: cli_sockets,
+        jobs,
+        dry_run: args.dry_run,
+        missing_account: MissingAccount::Create,
+    };
+    let report = run.run(jobs_todo).await?;
 
-    let store_ref = &store;
-    // 6. the orders, `jobs` at a time, each with its progress line on a terminal
-    let progress = crate::progress::Progress::new(global.verbosity);
-    let results: Vec<(Lineage, anyhow::Result<Issued>)> =
-        futures_util::stream::iter(due.into_iter().map(|lineage| {
-            let server = effective_server(&lineage.settings.server, args.dry_run);
-            let account = accounts.get(&(server.clone(), lineage.settings.ca_bundle.clone()));
-            let responder = match lineage.settings.challenge {
-                Challenge::Standalone { http_addr } => responders.get(&http_addr),
-                _ => None,
-            };
-            // an ARI CA is told which certificate this one replaces (RFC 9773); never by a
-            // dry run: a CA takes one replacement per certificate, so a rehearsal would
-            // make the real renewal fail (and staging knows no production certificate)
-            let replaces = store
-                .ari(&lineage.name)
-                .filter(|_| !args.dry_run)
-                .and_then(|_| store.leaf_der(&lineage.name).ok())
-                .and_then(|der| crate::acme::cert_id(&der).ok());
-            let line = progress.line(lineage.name.as_str());
-            async move {
-                let result = line
-                    .clone()
-                    .scope(async {
-                        if lineage.settings.server.is_local() {
-                            return request::issue_local(store_ref, &lineage.settings);
-                        }
-                        let account = account
-                            .ok_or_else(|| anyhow!("no account"))?
-                            .as_ref()
-                            .map_err(|e| anyhow!("{e}"))?;
-                        let responder = match responder {
-                            Some(Ok(r)) => Some(r),
-                            Some(Err(e)) => return Err(anyhow!("{e:#}")),
-                            None => None,
-                        };
-                        let wanted = CertSettings {
-                            server,
-                            ..lineage.settings.clone()
-                        };
-                        request::order(
-                            account,
-                            responder,
-                            &lineage.name,
-                            &wanted,
-                            replaces.as_ref(),
-                        )
-                        .await
-                    })
-                    .await;
-                line.finish(if result.is_ok() { "issued" } else { "failed" });
-                (lineage, result)
-            }
-        }))
-        .buffer_unordered(jobs)
-        .collect()
-        .await;
-    drop(responders);
-
-    // 7. install each new certificate (or, for a repair, the stored one), then its deploy
-    //    hooks
-    let mut renewed: Vec<(Lineage, Issued)> = Vec::new();
-    for (lineage, result) in results {
-        let name = lineage.name.clone();
-        let issued = match result {
-            Ok(issued) => issued,
-            Err(e) => {
-                failures.push((
-                    name.to_string(),
-                    e.context("not renewed; the current certificate is unchanged"),
-                ));
-                continue;
-            }
-        };
-        if !args.dry_run {
-            if let Err(e) = request::install(&store, &name, &lineage.settings, &issued) {
-                failures.push((
-                    name.to_string(),
-                    e.context(
-                        "renewed but not installed; the bundle in the ssl directory is still \
-                         the previous one, and the next `certctl renew` writes it",
-                    ),
-                ));
-                continue;
-            }
-        }
-        renewed.push((lineage, issued));
-    }
-    for lineage in repair {
-        let name = lineage.name.clone();
-        let reinstalled = store.live_files(&name).and_then(|files| {
-            let issued = Issued {
-                info: pem::cert_info(&files.chain.leaf)?,
-                key_pem: files.key_pem,
-                chain: files.chain,
-            };
-            store.write_bundle(&name, &pem::bundle(&issued.chain, &issued.key_pem))?;
-            Ok(issued)
-        });
-        match reinstalled {
-            Ok(issued) => {
-                crate::log::info(format_args!(
-                    "{name}: the bundle was not the stored certificate's (an earlier run was \
-                     interrupted); written again"
-                ));
-                renewed.push((lineage, issued));
-            }
-            Err(e) => failures.push((
-                name.to_string(),
-                e.context("the bundle is not the stored certificate's and could not be written"),
+    // 5. what happened to each
+    let mut renewed: Vec<(String, pem::CertInfo)> = Vec::new();
+    for outcome in report.outcomes {
+        let name = outcome.name.to_string();
+        match outcome.kind {
+            OutcomeKind::NotDue => {}
+            OutcomeKind::NotIssued(e) => failures.push((
+                name,
+                e.context("not renewed; the current certificate is unchanged"),
             )),
-        }
-    }
-    renewed.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-    for (lineage, issued) in &renewed {
-        if args.dry_run {
-            crate::log::info(format_args!(
-                "{}: dry run: the CA would issue a certificate; nothing written",
-                lineage.name
-            ));
-            continue;
-        }
-        crate::log::info(format_args!(
-            "{}: renewed, valid until {}; bundle {}",
-            lineage.name,
-            date(issued.info.not_after),
-            store.bundle_path(&lineage.name).display()
-        ));
-        // an ARI CA gives the new certificate its own window (no request to other CAs)
-        let key = (
-            lineage.settings.server.clone(),
-            lineage.settings.ca_bundle.clone(),
-        );
-        if let Some(Ok(account)) = accounts.get(&key) {
-            request::refresh_ari(
-                &store,
-                account,
-                &lineage.name,
-                &lineage.settings.server,
-                &issued.chain.leaf,
-            )
-            .await;
-        }
-        // hot-swap into every HAProxy: the stored sockets and those given now
-        let mut sockets = lineage.settings.haproxy_sockets.clone();
-        sockets.extend(
-            cli_sockets
-                .iter()
-                .filter(|s| !lineage.settings.haproxy_sockets.contains(s))
-                .cloned(),
-        );
-        for e in request::push_to_haproxy(&store, &lineage.name, &sockets, issued) {
-            failures.push((lineage.name.to_string(), e));
-        }
-        let current = Lineage {
-            info: issued.info.clone(),
-            ..lineage.clone()
-        };
-        for cmd in dedup([
-            lineage.settings.hooks.deploy.as_deref(),
-            cli_hooks.deploy.as_deref(),
-        ]) {
-            let hook = Hook {
-                kind: "deploy",
-                command: cmd,
-                env: hook_env(&store, &current),
-            };
-            if let Err(e) = hook.run(hook_timeout).await {
-                failures.push((lineage.name.to_string(), e));
+            OutcomeKind::NotInstalled(e) => failures.push((name, e)),
+            OutcomeKind::Rehearsed { .. } => crate::log::info(format_args!(
+                "{name}: dry run: the CA would issue a certificate; nothing written"
+            )),
+            OutcomeKind::Installed {
+                info,
+                reinstalled,
+                after,
+            } => {
+                if !reinstalled {
+                    crate::log::info(format_args!(
+                        "{name}: renewed, valid until {}; bundle {}",
+                        date(info.not_after),
+                        bundles.path(&outcome.name).display()
+                    ));
+                }
+                failures.extend(after.into_iter().map(|e| (name.clone(), e)));
+                renewed.push((name, info));
             }
         }
     }
-
-    // 8. post-hooks once, when anything was renewed
-    if !args.dry_run && !renewed.is_empty() {
-        let names: Vec<CertName> = renewed.iter().map(|(l, _)| l.name.clone()).collect();
-        let stored = renewed
-            .iter()
-            .map(|(l, _)| l.settings.hooks.post.as_deref());
-        let post: Vec<&str> = dedup(stored.chain([cli_hooks.post.as_deref()]));
-        for cmd in post {
-            if let Err(e) = request::post_hook(&store, &names, cmd)
-                .run(hook_timeout)
-                .await
-            {
-                failures.push(("post-hook".into(), e));
-            }
-        }
-    }
-    summarize(
-        failures,
-        renewed
-            .iter()
-            .map(|(l, i)| (l.name.to_string(), i.info.clone()))
-            .collect(),
-        args.json,
-    )
+    failures.extend(
+        report
+            .post_failures
+            .into_iter()
+            .map(|e| ("post-hook".to_owned(), e)),
+    );
+    summarize(failures, renewed, args.json)
 }
 
 /// Certificates to renew now, ARI certificates whose window must be fetched again, and
@@ -378,6 +164,7 @@ struct Selection {
 /// failures and skipped.
 fn select(
     store: &Store,
+    bundles: &Bundles,
     names: &[CertName],
     force: bool,
     failures: &mut Vec<(String, anyhow::Error)>,
@@ -395,7 +182,9 @@ fn select(
                 let ari = store.ari(name);
                 match pem::decide(now, info.not_before, info.not_after, ari.as_ref(), force) {
                     Decision::Due => selection.due.push(lineage),
-                    _ if !store.bundle_is_current(name) => selection.repair.push(lineage),
+                    _ if !issue::bundle_is_current(store, bundles, name, &info.serial) => {
+                        selection.repair.push(lineage)
+                    }
                     Decision::AskCa => selection.ask.push(lineage),
                     Decision::NotDue => crate::log::verbose(format_args!(
                         "{name}: not due; valid until {}, renewal from {}",
@@ -415,76 +204,6 @@ fn select(
         }
     }
     selection
-}
-
-/// Fetches the CA's renewal window for `lineage`, records it, and says whether it is due now.
-async fn ask_ca(
-    store: &Store,
-    account: &instant_acme::Account,
-    lineage: &Lineage,
-) -> anyhow::Result<bool> {
-    let leaf = store.leaf_der(&lineage.name)?;
-    request::refresh_ari(
-        store,
-        account,
-        &lineage.name,
-        &lineage.settings.server,
-        &leaf,
-    )
-    .await;
-    let info = &lineage.info;
-    let ari = store.ari(&lineage.name);
-    let decision = pem::decide(now(), info.not_before, info.not_after, ari.as_ref(), false);
-    if decision != Decision::Due {
-        crate::log::verbose(format_args!(
-            "{}: not due; the CA's renewal window starts {}",
-            lineage.name,
-            ari.map_or_else(|| "nowhere (no ARI)".to_owned(), |a| date(a.window_start))
-        ));
-    }
-    Ok(decision == Decision::Due)
-}
-
-/// `--dry-run` against Let's Encrypt production goes to staging instead.
-fn effective_server(server: &Server, dry_run: bool) -> Server {
-    if dry_run {
-        server
-            .staging_counterpart()
-            .unwrap_or_else(|| server.clone())
-    } else {
-        server.clone()
-    }
-}
-
-/// The stored account for `server`; when there is none (a deleted account file, or a dry
-/// run against staging), a new one: the terms were agreed to when the certificate was
-/// requested. A dry run keeps it in memory only.
-async fn account_for(
-    store: &Store,
-    server: &Server,
-    settings: &CertSettings,
-    dry_run: bool,
-) -> anyhow::Result<instant_acme::Account> {
-    let http = AcmeHttp::new(settings.ca_bundle.as_deref())?;
-    if let Some(credentials) = store.account(server)? {
-        return crate::acme::restore_account(&http, server, credentials).await;
-    }
-    let (account, credentials) =
-        crate::acme::create_account(&http, server, settings.email.as_deref()).await?;
-    if !dry_run {
-        store.save_account(server, credentials)?;
-    }
-    Ok(account)
-}
-
-fn dedup<'a>(commands: impl IntoIterator<Item = Option<&'a str>>) -> Vec<&'a str> {
-    let mut out: Vec<&str> = Vec::new();
-    for cmd in commands.into_iter().flatten() {
-        if !out.contains(&cmd) {
-            out.push(cmd);
-        }
-    }
-    out
 }
 
 /// Prints the results; exit 1 (an error) naming every failure, silent when nothing happened.

@@ -8,18 +8,17 @@ use clap::ValueEnum;
 
 use crate::acme::{self, AcmeHttp};
 use crate::cli::RevokeArgs;
-use crate::cmd::delete::{confirm, describe};
-use crate::cmd::list::not_managed;
-use crate::cmd::request::{join, lock_wait, now};
 use crate::error::BadInput;
 use crate::hooks::Hook;
-use crate::settings::{self, CertName, Global};
-use crate::store::Store;
+use crate::issue::{join, now};
+use crate::settings::{self, Global};
+use crate::store::Key;
+use crate::types::CertName;
 
 pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
     // 1. the certificate, and what revoking it needs: its settings (the CA) and its leaf
     let name = CertName::parse(&args.name).map_err(BadInput::new)?;
-    let store = Store::new(&global.state_dir, &global.ssl_dir);
+    let (store, bundles) = super::open(global);
     let lineage = store
         .lineage(&name)
         .with_context(|| {
@@ -28,7 +27,7 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
                  `certctl delete {name}` archives it without revoking"
             )
         })?
-        .ok_or_else(|| not_managed(global, &name))?;
+        .ok_or_else(|| super::not_managed(global, &name))?;
     let leaf = store.live_leaf(&name).with_context(|| {
         format!("{name} cannot be revoked; `certctl delete {name}` archives it without revoking")
     })?;
@@ -48,14 +47,14 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
          move its files to {} and {bundle_fate}:",
         global.state_dir.join("archive").display()
     );
-    let summary = describe(&store.inspect(&name), now());
-    if !confirm(args.yes, "revoke", &name, &format!("{intro}\n{summary}"))? {
+    let summary = super::describe(&store.inspect(&name), &bundles, now());
+    if !super::confirm(args.yes, "revoke", &name, &format!("{intro}\n{summary}"))? {
         crate::log::info(format_args!("revoke cancelled; nothing changed"));
         return Ok(());
     }
 
     // 3. under the lock, and still the same certificate (not renewed or deleted meanwhile)
-    let _lock = store.lock(lock_wait())?;
+    let _lock = store.lock(super::lock_wait())?;
     match store.live_leaf(&name) {
         Ok(current) if current == leaf => {}
         _ => bail!(
@@ -66,20 +65,20 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
 
     // 4. revoke at the CA that issued it: the local CA adds the serial to its CRL; an ACME
     //    CA is asked with the account that ordered it
-    let server = &lineage.settings.server;
+    let server = &lineage.settings.cert.server;
     if server.is_local() {
-        let ca = crate::local_ca::LocalCa::open(&global.state_dir)?.ok_or_else(|| {
+        let ca = crate::local_ca::LocalCa::open(&store)?.ok_or_else(|| {
             anyhow!(
                 "the local CA of {} is missing; nothing was changed",
                 global.state_dir.display()
             )
         })?;
-        ca.revoke(&lineage.info.serial, args.reason as u8)
+        ca.revoke(&store, &lineage.info.serial, args.reason as u8)
             .with_context(|| format!("{name}: not revoked; nothing was changed"))?;
         crate::log::info(format_args!(
             "{name}: revoked by the local CA (serial {}); the CRL {} lists it",
             lineage.info.serial,
-            ca.crl_path().display()
+            store.label(&Key::Crl)
         ));
     } else {
         let credentials = store.account(server)?.ok_or_else(|| {
@@ -92,6 +91,7 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
         })?;
         let ca_bundle = lineage
             .settings
+            .host
             .ca_bundle
             .as_deref()
             .or(global.ca_bundle.as_deref());
@@ -114,18 +114,16 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
     }
 
     // 5. stop managing it; the files go to the archive
-    let folder = store
-        .archive(&name, !args.keep_bundle, now())
-        .with_context(|| {
-            format!(
-                "{name} is revoked at the CA, but its files could not be archived; \
+    let folder = super::archive(&store, &bundles, &name, !args.keep_bundle).with_context(|| {
+        format!(
+            "{name} is revoked at the CA, but its files could not be archived; \
                  run `certctl revoke {name} --yes` again to finish"
-            )
-        })?;
+        )
+    })?;
     crate::log::info(format_args!(
         "{name}: no longer managed; its files{} are in {}",
         if args.keep_bundle { "" } else { " and bundle" },
-        folder.display()
+        folder
     ));
 
     // 6. the post-hook, so the proxy drops it
@@ -135,13 +133,10 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
             command,
             env: vec![
                 ("CERTCTL_NAME", name.to_string()),
-                ("CERTCTL_DOMAINS", join(&lineage.settings.domains)),
+                ("CERTCTL_DOMAINS", join(&lineage.settings.cert.domains)),
                 ("CERTCTL_SERIAL", lineage.info.serial.clone()),
-                (
-                    "CERTCTL_BUNDLE",
-                    store.bundle_path(&name).display().to_string(),
-                ),
-                ("CERTCTL_ARCHIVE", folder.display().to_string()),
+                ("CERTCTL_BUNDLE", bundles.path(&name).display().to_string()),
+                ("CERTCTL_ARCHIVE", folder.clone()),
             ],
         };
         hook.run(settings::DEFAULT_HOOK_TIMEOUT)

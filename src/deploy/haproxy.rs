@@ -4,12 +4,13 @@
 //! replies are plain text; they are parsed here into typed errors. Runtime changes live in
 //! HAProxy's memory only: the caller writes the bundle file first, for the next reload.
 
-use std::fmt;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+pub use crate::types::Socket;
 
 /// How long one command may take, connect to last byte.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,52 +28,6 @@ fn timeout() -> Duration {
 }
 /// HAProxy's default `tune.bufsize`: a command with its payload must fit in it.
 pub const DEFAULT_BUFSIZE: usize = 16_384;
-
-/// Where a HAProxy admin socket listens: a unix socket path, or HOST:PORT.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum Socket {
-    Unix(PathBuf),
-    Tcp(SocketAddr),
-}
-
-impl Socket {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        if raw.is_empty() {
-            return Err(
-                "--haproxy-socket is empty; give the admin socket's path or HOST:PORT".into(),
-            );
-        }
-        if raw.contains('/') {
-            return Ok(Self::Unix(PathBuf::from(raw)));
-        }
-        raw.parse().map(Self::Tcp).map_err(|_| {
-            format!("--haproxy-socket {raw:?} is neither a socket path (with a '/') nor an IP:PORT")
-        })
-    }
-}
-
-impl TryFrom<String> for Socket {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl From<Socket> for String {
-    fn from(s: Socket) -> String {
-        s.to_string()
-    }
-}
-
-impl fmt::Display for Socket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Unix(p) => write!(f, "{}", p.display()),
-            Self::Tcp(a) => write!(f, "{a}"),
-        }
-    }
-}
 
 /// What went wrong talking to one HAProxy.
 #[derive(Debug, thiserror::Error)]

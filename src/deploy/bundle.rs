@@ -1,0 +1,138 @@
+//! Bundles in the proxy's ssl directory (`<ssl-dir>/<name>.pem`: leaf, intermediates, key;
+//! 0600): written atomically, only when their content changes, and stamped in the state so a
+//! cron run tells a current bundle with one stat. A bundle is what this host serves, not
+//! state: every host writes its own from the stored certificate.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::durable::{SECRET_MODE, remove_temp_files_in, write_atomic};
+use crate::store::Store;
+use crate::types::CertName;
+
+/// The ssl directory of this host.
+pub struct Bundles {
+    ssl_dir: PathBuf,
+}
+
+/// What this host recorded when it wrote a bundle: for which certificate (serial) and which
+/// file (inode, size, mtime), so that an unchanged file is recognised with one stat.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct Stamp {
+    serial: String,
+    file: String,
+}
+
+impl Bundles {
+    pub fn new(ssl_dir: &Path) -> Self {
+        Self {
+            ssl_dir: ssl_dir.to_path_buf(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.ssl_dir
+    }
+
+    pub fn path(&self, name: &CertName) -> PathBuf {
+        self.ssl_dir.join(format!("{name}.pem"))
+    }
+
+    /// Creates the ssl directory when missing and proves it can be written, so that no
+    /// order is placed for a certificate that could not be installed.
+    pub fn check_writable(&self) -> anyhow::Result<()> {
+        crate::durable::check_dir_writable(&self.ssl_dir, "ssl directory", "--ssl-dir")
+    }
+
+    /// Temp files a killed run left in the ssl directory (call while holding the lock).
+    pub fn remove_stale_temp_files(&self) {
+        remove_temp_files_in(&self.ssl_dir);
+    }
+
+    /// Writes the bundle of `name` (serial `serial`) atomically unless it already holds
+    /// `content`; returns whether the file changed.
+    pub fn write(
+        &self,
+        store: &Store,
+        name: &CertName,
+        serial: &str,
+        content: &str,
+    ) -> anyhow::Result<bool> {
+        let path = self.path(name);
+        let changed = !fs::read(&path).is_ok_and(|old| old == content.as_bytes());
+        if changed {
+            write_atomic(&path, content.as_bytes(), SECRET_MODE)
+                .with_context(|| format!("writing the bundle {}", path.display()))?;
+        }
+        // best effort: without a stamp the full comparison decides
+        if let Some(file) = file_stamp(&path) {
+            let stamp = Stamp {
+                serial: serial.to_owned(),
+                file,
+            };
+            if let Ok(json) = serde_json::to_vec(&stamp) {
+                let _ = store.save_deployed(name, &json);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Whether the bundle of `name` is the very file written for its live certificate
+    /// (`serial`), by its stamp alone: false means "compare the content".
+    pub fn stamped(&self, store: &Store, name: &CertName, serial: &str) -> bool {
+        let Some(recorded) = store
+            .deployed(name)
+            .and_then(|b| serde_json::from_slice::<Stamp>(&b).ok())
+        else {
+            return false;
+        };
+        recorded.serial == serial && Some(recorded.file) == file_stamp(&self.path(name))
+    }
+
+    /// Whether the bundle of `name` holds `expected`.
+    pub fn holds(&self, name: &CertName, expected: &str) -> bool {
+        fs::read(self.path(name)).is_ok_and(|actual| actual == expected.as_bytes())
+    }
+
+    pub fn exists(&self, name: &CertName) -> bool {
+        self.path(name).is_file()
+    }
+
+    /// Reads and removes the bundle of `name` (None when there is none): it goes into the
+    /// archive with the certificate's state.
+    pub fn take(&self, name: &CertName) -> anyhow::Result<Option<Vec<u8>>> {
+        let path = self.path(name);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        fs::remove_file(&path)
+            .and_then(|()| crate::durable::sync_dir(&self.ssl_dir))
+            .with_context(|| format!("removing the bundle {}", path.display()))?;
+        Ok(Some(bytes))
+    }
+
+    /// Puts back a bundle `take` removed (an archive that failed).
+    pub fn put_back(&self, name: &CertName, bytes: &[u8]) -> anyhow::Result<()> {
+        let path = self.path(name);
+        write_atomic(&path, bytes, SECRET_MODE)
+            .with_context(|| format!("writing the bundle {} back", path.display()))
+    }
+}
+
+/// Identity of a file as written: inode, size and modification time (ns).
+fn file_stamp(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path).ok()?;
+    Some(format!(
+        "{} {} {}.{:09}",
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    ))
+}

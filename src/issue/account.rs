@@ -1,0 +1,89 @@
+//! The ACME account a run uses for each CA: the stored one, or a new one when there is none
+//! (after the terms were agreed to, on a terminal or with --agree-tos). A dry run keeps a
+//! new account in memory only.
+
+use anyhow::anyhow;
+
+use super::Run;
+use crate::acme::{self, AcmeHttp};
+use crate::error::BadInput;
+use crate::settings::CertSettings;
+use crate::store::Store;
+use crate::types::Server;
+
+/// What to do when a CA has no stored account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingAccount {
+    /// `request`: the terms are agreed to (--agree-tos) or asked on the terminal.
+    AgreeOrAsk { agree_tos: bool },
+    /// `renew`: the terms were agreed to when the certificate was requested.
+    Create,
+}
+
+/// The account for `server` in this run.
+pub(super) async fn for_run(
+    run: &Run<'_>,
+    server: &Server,
+    settings: &CertSettings,
+) -> anyhow::Result<instant_acme::Account> {
+    let http = AcmeHttp::new(settings.host.ca_bundle.as_deref())?;
+    let agree_tos = match run.missing_account {
+        MissingAccount::AgreeOrAsk { agree_tos } => agree_tos,
+        MissingAccount::Create => true,
+    };
+    let save = !run.dry_run;
+    open_account(
+        run.store,
+        &http,
+        server,
+        settings.cert.email.as_deref(),
+        agree_tos,
+        save,
+    )
+    .await
+}
+
+/// The stored account for `server`, or a new one (asking for the terms unless `agree_tos`).
+pub async fn open_account(
+    store: &Store,
+    http: &AcmeHttp,
+    server: &Server,
+    email: Option<&str>,
+    agree_tos: bool,
+    save: bool,
+) -> anyhow::Result<instant_acme::Account> {
+    if let Some(credentials) = store.account(server)? {
+        crate::log::verbose(format_args!("using the stored account for {server}"));
+        return acme::restore_account(http, server, credentials).await;
+    }
+    if !agree_tos {
+        ask_terms(http, server).await?;
+    }
+    let (account, credentials) = acme::create_account(http, server, email).await?;
+    if save {
+        store.save_account(server, credentials)?;
+        crate::log::info(format_args!("created an ACME account at {server}"));
+    }
+    Ok(account)
+}
+
+/// Asks on the terminal whether the CA's terms of service are agreed to (showing their
+/// URL from the directory); a "no" is bad input and nothing is done.
+pub async fn ask_terms(http: &AcmeHttp, server: &Server) -> anyhow::Result<()> {
+    let tos = acme::terms_of_service(http, server).await?;
+    let question = match &tos {
+        Some(url) => format!("Do you agree to the terms of service at {url}?"),
+        None => format!("Do you agree to the terms of service of {server}?"),
+    };
+    let agreed = dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .interact()
+        .map_err(|e| anyhow!("reading the answer: {e}"))?;
+    if !agreed {
+        return Err(
+            BadInput::new("the terms of service were not agreed to; nothing was done").into(),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! The optional TOML config file (`/etc/certctl/config.toml`, `--config`): read once,
+//! every value checked by the rules of its flag, every error naming the file, the line
+//! and the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{DEFAULT_CONFIG, check_ca_bundle, parse_sockets, read_small_file};
+use crate::error::BadInput;
+use crate::types::{ChallengeKind, KeyType, Server};
+
+/// The optional TOML config file; every key is optional, unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub state_dir: Option<PathBuf>,
+    pub ssl_dir: Option<PathBuf>,
+    pub server: Option<String>,
+    pub ca_bundle: Option<PathBuf>,
+    pub email: Option<String>,
+    pub key_type: Option<KeyType>,
+    pub challenge: Option<ChallengeKind>,
+    pub http_addr: Option<String>,
+    pub webroot: Option<PathBuf>,
+    pub pre_hook: Option<String>,
+    pub deploy_hook: Option<String>,
+    pub post_hook: Option<String>,
+    pub hook_timeout: Option<u64>,
+    #[serde(default)]
+    pub haproxy_sockets: Vec<String>,
+}
+
+impl ConfigFile {
+    /// Reads `--config` (must exist) or the default path (may be absent).
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<Self> {
+        let (path, required) = match explicit {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG), false),
+        };
+        let text = match read_small_file(&path) {
+            Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+                BadInput::new(format!(
+                    "config file {} is not UTF-8 text; it must be TOML",
+                    path.display()
+                ))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Self::default());
+            }
+            Err(e) => {
+                return Err(
+                    BadInput::new(format!("reading config file {}: {e}", path.display())).into(),
+                );
+            }
+        };
+        Self::parse(&path, &text)
+    }
+
+    /// Parses the file's text and checks each value by the rules of its flag; every error
+    /// names the file, the line and the key (bad input: exit 2).
+    pub fn parse(path: &Path, text: &str) -> anyhow::Result<Self> {
+        let error = |line: Option<usize>, key: Option<&str>, message: &str| -> anyhow::Error {
+            let line = line.map(|n| format!(", line {n}")).unwrap_or_default();
+            let key = key.map(|k| format!(", key `{k}`")).unwrap_or_default();
+            let message: Vec<&str> = message.lines().map(str::trim).collect();
+            BadInput::new(format!(
+                "config file {}{line}{key}: {}",
+                path.display(),
+                message.join("; ")
+            ))
+            .into()
+        };
+        let config: Self = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|span| config_line_of_offset(text, span.start));
+            let key = line.and_then(|n| config_key_on_line(text, n));
+            error(line, key, e.message())
+        })?;
+        if let Err((key, message)) = config.check() {
+            return Err(error(config_line_of_key(text, key), Some(key), &message));
+        }
+        Ok(config)
+    }
+
+    /// The checks TOML's types cannot make, as the flags get them.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        for (key, dir) in [("state_dir", &self.state_dir), ("ssl_dir", &self.ssl_dir)] {
+            if dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+                return Err((key, "an empty path; give a directory".into()));
+            }
+        }
+        if let Some(raw) = &self.server {
+            Server::parse(raw).map_err(|e| ("server", e))?;
+        }
+        if let Some(path) = &self.ca_bundle {
+            check_ca_bundle(path).map_err(|e| ("ca_bundle", format!("{e:#}")))?;
+        }
+        if let Some(raw) = &self.http_addr {
+            raw.parse::<SocketAddr>().map_err(|_| {
+                (
+                    "http_addr",
+                    format!("{raw:?} is not an address:port like 127.0.0.1:2031"),
+                )
+            })?;
+        }
+        if let Some(e) = &self.email {
+            if !e.contains('@') || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(("email", format!("{e:?} is not an e-mail address")));
+            }
+        }
+        parse_sockets(&self.haproxy_sockets).map_err(|e| ("haproxy_sockets", e))?;
+        Ok(())
+    }
+}
+
+/// The 1-based line of a byte offset in `text`.
+fn config_line_of_offset(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// The key set on line `n` (1-based) of a TOML text, if that line is `key = ...`.
+fn config_key_on_line(text: &str, n: usize) -> Option<&str> {
+    let line = text.lines().nth(n.checked_sub(1)?)?;
+    let key = line.split_once('=')?.0.trim().trim_matches(['"', '\'']);
+    (!key.is_empty() && !key.contains(char::is_whitespace)).then_some(key)
+}
+
+/// The 1-based line that sets `key` in a TOML text.
+fn config_line_of_key(text: &str, key: &str) -> Option<usize> {
+    (1..=text.lines().count()).find(|n| config_key_on_line(text, *n) == Some(key))
+}

@@ -1,0 +1,116 @@
+//! What is stored per certificate (settings.json): the certificate's part and this host's
+//! part, the challenge setting and the hooks. These types are the on-disk format: a field
+//! renamed here breaks existing state directories.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::DEFAULT_HTTP_ADDR;
+use crate::types::{ChallengeKind, DomainName, KeyType, Server, Socket};
+
+/// What is stored for a certificate, so that `renew` repeats it with no flags. Two parts:
+/// what belongs to the certificate (shared by every host that serves it) and what belongs to
+/// the host that deploys it. On disk both sit side by side in one flat settings.json, as
+/// before the split, so existing state keeps working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertSettings {
+    #[serde(flatten)]
+    pub cert: CertConfig,
+    #[serde(flatten)]
+    pub host: HostConfig,
+}
+
+/// The certificate's own settings: names, key, CA, how challenges are answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertConfig {
+    pub domains: Vec<DomainName>,
+    pub key_type: KeyType,
+    pub server: Server,
+    pub challenge: Challenge,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Local CA only: lifetime in days, and the clientAuth usage for mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client_auth: bool,
+}
+
+/// This host's settings for the certificate: trust for the CA, hooks, proxies to push to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<PathBuf>,
+    #[serde(default)]
+    pub hooks: Hooks,
+    /// HAProxy admin sockets that receive the certificate without a reload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub haproxy_sockets: Vec<Socket>,
+}
+
+/// How HTTP-01 challenges get answered, with what each way needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Challenge {
+    Standalone { http_addr: SocketAddr },
+    Webroot { webroot: PathBuf },
+    Stateless,
+}
+
+impl Challenge {
+    pub fn resolve(
+        kind: Option<ChallengeKind>,
+        http_addr: Option<&str>,
+        webroot: Option<&Path>,
+    ) -> Result<Self, String> {
+        match kind.unwrap_or(ChallengeKind::Standalone) {
+            ChallengeKind::Standalone => {
+                let raw = http_addr.unwrap_or(DEFAULT_HTTP_ADDR);
+                let http_addr = raw.parse().map_err(|_| {
+                    format!("--http-addr {raw:?} is not an address:port like 127.0.0.1:2031")
+                })?;
+                Ok(Self::Standalone { http_addr })
+            }
+            ChallengeKind::Webroot => {
+                let webroot = webroot.ok_or(
+                    "--challenge webroot needs --webroot DIR (the web server's document root)",
+                )?;
+                if !webroot.is_dir() {
+                    return Err(format!(
+                        "--webroot {} is not a directory",
+                        webroot.display()
+                    ));
+                }
+                let webroot =
+                    std::path::absolute(webroot).unwrap_or_else(|_| webroot.to_path_buf());
+                Ok(Self::Webroot { webroot })
+            }
+            ChallengeKind::Stateless => Ok(Self::Stateless),
+        }
+    }
+}
+
+/// Hook commands and their time limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hooks {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<String>,
+}
+
+/// Parses `--haproxy-socket` values (or the config file's), dropping duplicates.
+pub fn parse_sockets(raw: &[String]) -> Result<Vec<Socket>, String> {
+    let mut sockets = Vec::new();
+    for r in raw {
+        let socket = Socket::parse(r)?;
+        if !sockets.contains(&socket) {
+            sockets.push(socket);
+        }
+    }
+    Ok(sockets)
+}

@@ -1,0 +1,437 @@
+//! The state interface: accounts, certificates and their generations, ARI windows, what was
+//! deployed on this host, the local CA, and the lock. `Backend` is what a storage engine
+//! implements (values are bytes and small JSON, named by `Key`; no paths); `Store` is the
+//! typed face every other room uses. Bundles for the proxy are not state: see `deploy`.
+//! Only the backends touch storage; nothing above them builds a path into the state.
+
+pub mod files;
+#[cfg(test)]
+mod suite;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::pem::{AriState, CertInfo, Chain};
+use crate::settings::CertSettings;
+use crate::types::{CertName, Server};
+
+pub use files::Files;
+
+/// A value in the state, by what it is. Which keys are secret (0600, and encrypted by a
+/// networked backend) is decided here, once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// ACME account credentials for one directory URL.
+    Account(Server),
+    /// What `request` used for a certificate (settings.json).
+    Settings(CertName),
+    /// The CA's last renewal window (RFC 9773) for a certificate.
+    Ari(CertName),
+    /// What this host last installed for a certificate (bundle identity).
+    Deployed(CertName),
+    /// The local CA's certificate, key, revoked serials and CRL.
+    CaCert,
+    CaKey,
+    CaRevoked,
+    Crl,
+}
+
+impl Key {
+    pub fn is_secret(&self) -> bool {
+        matches!(self, Key::Account(_) | Key::Settings(_) | Key::CaKey)
+    }
+}
+
+/// The files of one generation of a certificate, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    pub key_pem: String,
+    pub cert_pem: String,
+    pub chain_pem: String,
+    pub fullchain_pem: String,
+    /// `CertInfo` as JSON.
+    pub meta: Vec<u8>,
+}
+
+/// Held until dropped. A backend whose locks expire (a lease) keeps it alive in the
+/// background and says through `check` when it was lost: a holder checks before it commits.
+pub trait Lock: Send + Sync {
+    fn check(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// A storage engine for the state. Every method is bounded in time; errors name what failed.
+pub trait Backend: Send + Sync {
+    /// Where the state is, for messages ("state directory /var/lib/certctl").
+    fn describe(&self) -> String;
+    /// Creates what is missing and proves it can be written, before any order is placed.
+    fn check_writable(&self) -> anyhow::Result<()>;
+    /// The lock around everything that writes, waiting at most `wait`.
+    fn lock(&self, wait: Duration) -> anyhow::Result<Box<dyn Lock>>;
+
+    /// Names a value in messages (a file backend: its path).
+    fn label(&self, key: &Key) -> String;
+    fn read(&self, key: &Key) -> anyhow::Result<Option<Vec<u8>>>;
+    /// Replaces the value atomically: a reader sees the old value or the new one.
+    fn write(&self, key: &Key, value: &[u8]) -> anyhow::Result<()>;
+    /// Removes the value; a missing value is not an error.
+    fn remove(&self, key: &Key) -> anyhow::Result<()>;
+
+    /// Every managed certificate, sorted.
+    fn names(&self) -> anyhow::Result<Vec<CertName>>;
+    /// Whether a certificate by that name is managed (whole or damaged).
+    fn manages(&self, name: &CertName) -> anyhow::Result<bool>;
+    /// The live generation's meta (CertInfo JSON) alone: what the renewal decision needs.
+    fn live_meta(&self, name: &CertName) -> anyhow::Result<Option<Vec<u8>>>;
+    /// Every file of the live generation, read from one generation even while another run
+    /// switches it. Each file that cannot be read is an `Err` naming it.
+    fn live(&self, name: &CertName) -> LiveRead;
+    /// Stores `generation` and makes it the live one in one atomic step; the previous one
+    /// is kept for a manual rollback, older ones dropped.
+    fn save_generation(&self, name: &CertName, generation: &Generation) -> anyhow::Result<()>;
+    /// Stops managing `name`: its state (with `attachments`, e.g. the bundle's bytes) moves
+    /// to an archive; returns where, for the user.
+    fn archive(
+        &self,
+        name: &CertName,
+        now: i64,
+        attachments: &[(String, Vec<u8>)],
+    ) -> anyhow::Result<String>;
+    /// Where hooks find the live files on this host's disk (certbot's RENEWED_LINEAGE);
+    /// None for a backend that keeps nothing on local disk.
+    fn live_paths(&self, name: &CertName) -> Option<LivePaths>;
+}
+
+/// One read of the live generation: each file, or why it could not be read.
+pub struct LiveRead {
+    pub key_pem: anyhow::Result<String>,
+    pub cert_pem: anyhow::Result<Vec<u8>>,
+    pub chain_pem: anyhow::Result<Vec<u8>>,
+    pub meta: anyhow::Result<Vec<u8>>,
+    /// Names the generation's files in messages ("/var/lib/certctl/certs/a/g3/cert.pem").
+    pub cert_label: String,
+    pub chain_label: String,
+    pub meta_label: String,
+    pub key_label: String,
+}
+
+/// Paths of a certificate's live files, as hooks see them.
+#[derive(Debug, Clone)]
+pub struct LivePaths {
+    pub dir: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub chain: std::path::PathBuf,
+    pub fullchain: std::path::PathBuf,
+}
+
+/// A managed certificate as stored: its settings and the facts of its current leaf.
+#[derive(Debug, Clone)]
+pub struct Lineage {
+    pub name: CertName,
+    pub settings: CertSettings,
+    pub info: CertInfo,
+}
+
+/// What `list` and the confirmation prompts know of one stored certificate: whatever could
+/// be read, and every problem found on the way (a damaged entry is reported, never fatal).
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    pub name: CertName,
+    pub settings: Option<CertSettings>,
+    /// The facts of the live leaf (meta, checked against the certificate).
+    pub info: Option<CertInfo>,
+    /// Why the entry is damaged; empty when it is whole.
+    pub problems: Vec<String>,
+}
+
+/// Key and chain of a certificate's live generation, all from one generation.
+pub struct LiveFiles {
+    pub key_pem: String,
+    pub chain: Chain,
+    /// Name the key and the certificate in messages.
+    pub key_label: String,
+    pub cert_label: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredAccount {
+    server: Server,
+    credentials: instant_acme::AccountCredentials,
+}
+
+/// The typed state every command works with, over any backend.
+pub struct Store {
+    backend: Box<dyn Backend>,
+}
+
+impl Store {
+    pub fn new(backend: Box<dyn Backend>) -> Self {
+        Self { backend }
+    }
+
+    /// The file backend in `state_dir` (today's layout).
+    pub fn files(state_dir: &std::path::Path) -> Self {
+        Self::new(Box::new(Files::new(state_dir)))
+    }
+
+    pub fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    pub fn check_writable(&self) -> anyhow::Result<()> {
+        self.backend.check_writable()
+    }
+
+    pub fn lock(&self, wait: Duration) -> anyhow::Result<Box<dyn Lock>> {
+        self.backend.lock(wait)
+    }
+
+    pub fn account(
+        &self,
+        server: &Server,
+    ) -> anyhow::Result<Option<instant_acme::AccountCredentials>> {
+        let Some(bytes) = self.backend.read(&Key::Account(server.clone()))? else {
+            return Ok(None);
+        };
+        let stored: StoredAccount = serde_json::from_slice(&bytes).map_err(|_| {
+            anyhow::anyhow!(
+                "the account file {} is damaged; move it away to create a new account",
+                self.backend.label(&Key::Account(server.clone()))
+            )
+        })?;
+        Ok(Some(stored.credentials))
+    }
+
+    pub fn save_account(
+        &self,
+        server: &Server,
+        credentials: instant_acme::AccountCredentials,
+    ) -> anyhow::Result<()> {
+        let json = serde_json::to_vec_pretty(&StoredAccount {
+            server: server.clone(),
+            credentials,
+        })?;
+        self.backend
+            .write(&Key::Account(server.clone()), &json)
+            .context("saving the ACME account")
+    }
+
+    pub fn names(&self) -> anyhow::Result<Vec<CertName>> {
+        self.backend.names()
+    }
+
+    pub fn manages(&self, name: &CertName) -> bool {
+        self.backend.manages(name).unwrap_or(false)
+    }
+
+    pub fn settings(&self, name: &CertName) -> anyhow::Result<Option<CertSettings>> {
+        self.json(&Key::Settings(name.clone()))
+    }
+
+    pub fn save_settings(&self, name: &CertName, settings: &CertSettings) -> anyhow::Result<()> {
+        self.backend
+            .write(
+                &Key::Settings(name.clone()),
+                &serde_json::to_vec_pretty(settings)?,
+            )
+            .with_context(|| format!("{name}: saving the settings"))
+    }
+
+    /// The stored certificate `name`, or None when certctl does not manage it.
+    pub fn lineage(&self, name: &CertName) -> anyhow::Result<Option<Lineage>> {
+        if !self.backend.manages(name)? {
+            return Ok(None);
+        }
+        let settings = self.settings(name)?.with_context(|| {
+            format!(
+                "{} is missing",
+                self.backend.label(&Key::Settings(name.clone()))
+            )
+        })?;
+        let meta = self
+            .backend
+            .live_meta(name)?
+            .with_context(|| format!("{name}: the live certificate's meta is missing"))?;
+        let info: CertInfo = serde_json::from_slice(&meta)
+            .with_context(|| format!("{name}: the live certificate's meta is damaged"))?;
+        Ok(Some(Lineage {
+            name: name.clone(),
+            settings,
+            info,
+        }))
+    }
+
+    /// The CA's last ARI answer for `name` (a damaged value counts as none: the lifetime
+    /// rule then decides, which is always safe).
+    pub fn ari(&self, name: &CertName) -> Option<AriState> {
+        self.json(&Key::Ari(name.clone())).ok().flatten()
+    }
+
+    /// Records the CA's ARI answer, or removes it when the CA offers none.
+    pub fn save_ari(&self, name: &CertName, ari: Option<&AriState>) -> anyhow::Result<()> {
+        let key = Key::Ari(name.clone());
+        match ari {
+            Some(ari) => self.backend.write(&key, &serde_json::to_vec_pretty(ari)?),
+            None => self.backend.remove(&key),
+        }
+        .with_context(|| format!("{name}: saving the renewal window"))
+    }
+
+    /// What this host recorded when it last installed `name` (None when unknown).
+    pub fn deployed(&self, name: &CertName) -> Option<Vec<u8>> {
+        self.backend
+            .read(&Key::Deployed(name.clone()))
+            .ok()
+            .flatten()
+    }
+
+    pub fn save_deployed(&self, name: &CertName, record: &[u8]) -> anyhow::Result<()> {
+        self.backend.write(&Key::Deployed(name.clone()), record)
+    }
+
+    /// Stores a new generation of key, certificate and chain and makes it the live one.
+    pub fn save_generation(
+        &self,
+        name: &CertName,
+        key_pem: &str,
+        chain: &Chain,
+        info: &CertInfo,
+    ) -> anyhow::Result<()> {
+        let generation = Generation {
+            key_pem: key_pem.to_owned(),
+            cert_pem: chain.leaf_pem(),
+            chain_pem: chain.chain_pem(),
+            fullchain_pem: chain.fullchain_pem(),
+            meta: serde_json::to_vec_pretty(info)?,
+        };
+        self.backend.save_generation(name, &generation)
+    }
+
+    /// The DER of `name`'s live leaf.
+    pub fn live_leaf(&self, name: &CertName) -> anyhow::Result<Vec<u8>> {
+        let live = self.backend.live(name);
+        leaf_of(&live.cert_pem?, &live.cert_label)
+    }
+
+    /// Key, leaf and intermediates of `name`'s live generation: what a bundle is built from.
+    pub fn live_files(&self, name: &CertName) -> anyhow::Result<LiveFiles> {
+        let live = self.backend.live(name);
+        let leaf = leaf_of(&live.cert_pem?, &live.cert_label)?;
+        let intermediates = crate::pem::certificates(&live.chain_pem?)
+            .with_context(|| format!("{} is damaged", live.chain_label))?;
+        Ok(LiveFiles {
+            key_pem: live.key_pem?,
+            chain: Chain {
+                leaf,
+                intermediates,
+            },
+            key_label: live.key_label,
+            cert_label: live.cert_label,
+        })
+    }
+
+    /// Reads what `list` shows of `name` and notes every missing or unreadable part, and a
+    /// meta that does not describe the certificate.
+    pub fn inspect(&self, name: &CertName) -> Inspection {
+        let mut problems = Vec::new();
+        let settings = match self.settings(name) {
+            Ok(Some(s)) => Some(s),
+            Ok(None) => {
+                let label = self.backend.label(&Key::Settings(name.clone()));
+                problems.push(format!("{label} is missing"));
+                None
+            }
+            Err(e) => {
+                problems.push(format!("{e:#}"));
+                None
+            }
+        };
+        let live = self.backend.live(name);
+        let info = live
+            .meta
+            .and_then(|m| {
+                serde_json::from_slice::<CertInfo>(&m)
+                    .with_context(|| format!("{} is damaged", live.meta_label))
+            })
+            .map_err(|e| problems.push(format!("{e:#}")))
+            .ok();
+        match live
+            .cert_pem
+            .and_then(|pem| leaf_of(&pem, &live.cert_label))
+            .and_then(|leaf| crate::pem::cert_info(&leaf))
+        {
+            Ok(actual) => {
+                if let Some(meta) = info.as_ref().filter(|m| m.serial != actual.serial) {
+                    problems.push(format!(
+                        "{} names serial {} but {} holds serial {}",
+                        live.meta_label, meta.serial, live.cert_label, actual.serial
+                    ));
+                }
+            }
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+        if live.key_pem.is_err() {
+            problems.push(format!("{} is missing", live.key_label));
+        }
+        Inspection {
+            name: name.clone(),
+            settings,
+            info,
+            problems,
+        }
+    }
+
+    /// Stops managing `name`; `attachments` (the bundle) go into the archive with its state.
+    pub fn archive(
+        &self,
+        name: &CertName,
+        now: i64,
+        attachments: &[(String, Vec<u8>)],
+    ) -> anyhow::Result<String> {
+        self.backend.archive(name, now, attachments)
+    }
+
+    pub fn live_paths(&self, name: &CertName) -> Option<LivePaths> {
+        self.backend.live_paths(name)
+    }
+
+    /// Names a value in messages.
+    pub fn label(&self, key: &Key) -> String {
+        self.backend.label(key)
+    }
+
+    /// The raw bytes of a value (the local CA's files).
+    pub fn read(&self, key: &Key) -> anyhow::Result<Option<Vec<u8>>> {
+        self.backend.read(key)
+    }
+
+    pub fn write(&self, key: &Key, value: &[u8]) -> anyhow::Result<()> {
+        self.backend.write(key, value)
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, key: &Key) -> anyhow::Result<Option<T>> {
+        match self.backend.read(key)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .with_context(|| format!("{} is damaged", self.backend.label(key))),
+        }
+    }
+}
+
+/// A stored certificate file must hold exactly one certificate (the leaf), as DER.
+fn leaf_of(pem_bytes: &[u8], label: &str) -> anyhow::Result<Vec<u8>> {
+    let mut certs =
+        crate::pem::certificates(pem_bytes).with_context(|| format!("{label} is damaged"))?;
+    match certs.len() {
+        1 => Ok(certs.remove(0)),
+        0 => anyhow::bail!("{label} holds no certificate"),
+        n => anyhow::bail!(
+            "{label} holds {n} certificates; it should hold the leaf only (intermediates go in chain.pem)"
+        ),
+    }
+}
