@@ -107,6 +107,10 @@ pub struct GlobalArgs {
         conflicts_with = "verbose"
     )]
     pub quiet: bool,
+
+    /// Which of these values came from the environment (filled in after parsing).
+    #[arg(skip)]
+    pub origins: Origins,
 }
 
 #[derive(Debug, Subcommand)]
@@ -434,4 +438,34 @@ pub struct RequestArgs {
     /// Print the result as a JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Which global options clap took from the environment rather than the command line
+/// (clap reads both for `--state-dir` and the others with an `env`).
+#[derive(Debug, Clone, Default)]
+pub struct Origins {
+    from_env: Vec<String>,
+}
+
+impl Origins {
+    pub fn from_matches(matches: &clap::ArgMatches) -> Self {
+        let ids = ["state_dir", "ssl_dir", "server", "ca_bundle", "config"];
+        Self {
+            from_env: ids
+                .iter()
+                .filter(|id| {
+                    matches!(
+                        matches.value_source(id),
+                        Some(clap::parser::ValueSource::EnvVariable)
+                    )
+                })
+                .map(|id| (*id).to_owned())
+                .collect(),
+        }
+    }
+
+    /// Whether the option `id` (clap's id, e.g. "server") came from its variable.
+    pub fn from_env(&self, id: &str) -> bool {
+        self.from_env.iter().any(|e| e == id)
+    }
 }

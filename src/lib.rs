@@ -15,6 +15,7 @@ pub mod issue;
 pub mod keys;
 pub mod local_ca;
 pub mod log;
+pub mod output;
 pub mod pem;
 pub mod progress;
 pub mod settings;

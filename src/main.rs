@@ -1,13 +1,20 @@
 //! certctl's switchboard: parse the command line, resolve settings, build the runtime,
 //! run the subcommand, print `certctl: {err:#}` and exit 0, 1 (failure) or 2 (bad input).
 
-use certctl::cli::{Cli, Command};
+use certctl::cli::{Cli, Command, Origins};
 use certctl::settings::{ConfigFile, Global};
 use certctl::{cmd, error, log};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(mut cli) => {
+            cli.global.origins = Origins::from_matches(&matches);
+            cli
+        }
+        Err(e) => e.exit(),
+    };
     let code = match run(cli) {
         Ok(()) => 0,
         Err(err) => {
@@ -22,6 +29,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let config = ConfigFile::load(cli.global.config.as_deref())?;
     let global = Global::resolve(&cli.global, &config)?;
     log::set(global.verbosity);
+    if let Some(path) = &config.path {
+        log::verbose(format_args!("read the config file {}", path.display()));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -258,11 +258,28 @@ impl Server {
         }
         let uri: http::Uri = raw
             .parse()
-            .map_err(|_| format!("--server {raw:?} is neither an https URL nor one of: {names}"))?;
+            .map_err(|_| format!("{raw:?} is neither an https URL nor one of: {names}"))?;
         if uri.scheme_str() != Some("https") || uri.host().is_none() {
             return Err(format!(
-                "--server {raw:?} is neither an https URL nor one of: {names} (ACME directories are served over https)"
+                "{raw:?} is neither an https URL nor one of: {names} (ACME directories are served over https)"
             ));
+        }
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        if authority.contains('@') {
+            return Err(format!(
+                "{raw:?} carries a user name or password; an ACME directory URL has none"
+            ));
+        }
+        if authority.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.ends_with(']') && !host.contains(':') && port.parse::<u16>().is_err()
+                || host.ends_with(']') && port.parse::<u16>().is_err()
+        }) {
+            return Err(format!(
+                "{raw:?} has a port that is not a number from 1 to 65535"
+            ));
+        }
+        if uri.port_u16() == Some(0) {
+            return Err(format!("{raw:?} has port 0; give a port from 1 to 65535"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -410,6 +427,15 @@ impl fmt::Display for Socket {
     }
 }
 
+/// Names as a person reads them: space-separated.
+pub fn join(domains: &[DomainName]) -> String {
+    domains
+        .iter()
+        .map(|d| d.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,7 +503,16 @@ mod tests {
         );
         assert!(Server::parse("https://127.0.0.1:14000/dir").is_ok());
         assert!(Server::parse("local").unwrap().is_local());
-        for bad in ["http://x/dir", "nope", "ftp://x", "https://"] {
+        for bad in [
+            "http://x/dir",
+            "nope",
+            "ftp://x",
+            "https://",
+            "https://u@127.0.0.1/dir",
+            "https://127.0.0.1:99999/dir",
+            "https://127.0.0.1:0/dir",
+            "https://[::1]:70000/dir",
+        ] {
             assert!(Server::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -134,9 +134,10 @@ fn a_failed_commit_is_aborted_and_leaves_no_transaction() {
         .take_while(|l| !l.contains("PRIVATE KEY"))
         .collect();
     let other_key = rcgen::KeyPair::generate().unwrap().serialize_pem();
-    let haproxy = certctl::deploy::haproxy::Haproxy::new(certctl::deploy::haproxy::Socket::Unix(
-        lab.admin_socket(),
-    ));
+    let haproxy = certctl::deploy::haproxy::Haproxy::new(
+        certctl::deploy::haproxy::Socket::Unix(lab.admin_socket()),
+        std::time::Duration::from_secs(10),
+    );
     let err = haproxy
         .deploy(&path, &format!("{certs}{other_key}"), "00")
         .unwrap_err()

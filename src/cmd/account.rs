@@ -36,7 +36,7 @@ pub async fn thumbprint(
                 crate::issue::ask_terms(&http, server).await?;
             }
             store.check_writable()?;
-            let _lock = store.lock(super::lock_wait())?;
+            let _lock = store.lock(global.lock_wait)?;
             let email = args.email.or_else(|| config.email.clone());
             let (_, credentials) = acme::create_account(&http, server, email.as_deref()).await?;
             store.save_account(server, credentials)?;

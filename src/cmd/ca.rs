@@ -1,7 +1,7 @@
 //! `certctl ca show | crl | install`: the local CA's certificate, its CRL, and adding it
 //! to the system's trust store (Debian's ca-certificates) after a confirmation.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, anyhow, bail};
@@ -19,19 +19,19 @@ pub fn run(global: &Global, command: CaCommand) -> anyhow::Result<()> {
     let (store, _) = super::open(global);
     match command {
         CaCommand::Show => {
-            let ca = open_or_create(&store)?;
+            let ca = open_or_create(global, &store)?;
             super::print_stdout(ca.cert_pem())
         }
         CaCommand::Crl => {
             let ca = open(global, &store)?;
-            let _lock = store.lock(super::lock_wait())?;
+            let _lock = store.lock(global.lock_wait)?;
             ca.write_crl(&store)?;
             let crl = store
                 .read(&Key::Crl)?
                 .with_context(|| format!("{} is missing", store.label(&Key::Crl)))?;
             super::print_stdout(&String::from_utf8_lossy(&crl))
         }
-        CaCommand::Install { yes } => install(&store, yes),
+        CaCommand::Install { yes } => install(global, &store, yes),
     }
 }
 
@@ -44,24 +44,20 @@ fn open(global: &Global, store: &Store) -> anyhow::Result<LocalCa> {
     })
 }
 
-fn open_or_create(store: &Store) -> anyhow::Result<LocalCa> {
+fn open_or_create(global: &Global, store: &Store) -> anyhow::Result<LocalCa> {
     if let Some(ca) = LocalCa::open(store)? {
         return Ok(ca);
     }
     store.check_writable()?;
-    let _lock = store.lock(super::lock_wait())?;
+    let _lock = store.lock(global.lock_wait)?;
     LocalCa::open_or_create(store)
 }
 
-/// The trust store's root: `/`, or CERTCTL_TRUST_ROOT (a prefix for tests and for images
-/// being built, where update-ca-certificates is pointed at the same prefix).
-fn trust_root() -> PathBuf {
-    std::env::var_os("CERTCTL_TRUST_ROOT").map_or_else(|| PathBuf::from("/"), PathBuf::from)
-}
-
-fn install(store: &Store, yes: bool) -> anyhow::Result<()> {
-    let ca = open_or_create(store)?;
-    let root = trust_root();
+fn install(global: &Global, store: &Store, yes: bool) -> anyhow::Result<()> {
+    let ca = open_or_create(global, store)?;
+    // `/`, or CERTCTL_TRUST_ROOT: a prefix for tests and for images being built, where
+    // update-ca-certificates is pointed at the same prefix
+    let root = global.trust_root.clone();
     let target = root.join(TRUST_FILE);
     let summary = format!(
         "The local CA {} will be trusted by every program of this machine that uses the system's\n\

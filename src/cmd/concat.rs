@@ -33,7 +33,7 @@ pub fn run(global: &Global, args: ConcatArgs) -> anyhow::Result<()> {
     }
 
     // 2. nobody else writes meanwhile
-    let _lock = super::lock_for_writing(&store, &bundles)?;
+    let _lock = super::lock_for_writing(global, &store, &bundles)?;
 
     // 3. every bundle; one failure does not stop the others
     let mut failed = Vec::new();

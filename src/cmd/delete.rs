@@ -32,7 +32,7 @@ pub fn run(global: &Global, args: DeleteArgs) -> anyhow::Result<()> {
     }
 
     // 3. under the lock, archive it
-    let _lock = store.lock(super::lock_wait())?;
+    let _lock = store.lock(global.lock_wait)?;
     if !store.manages(&name) {
         bail!("{name} was removed by another certctl while this one waited; nothing done");
     }

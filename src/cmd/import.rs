@@ -137,7 +137,7 @@ pub fn certbot(
     let _lock = if args.dry_run {
         None
     } else {
-        Some(super::lock_for_writing(&store, &bundles)?)
+        Some(super::lock_for_writing(global, &store, &bundles)?)
     };
     let mut accounts: HashMap<Server, (String, CertName)> = HashMap::new();
     let mut reports = Vec::new();

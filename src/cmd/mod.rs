@@ -12,29 +12,17 @@ pub mod renew;
 pub mod request;
 pub mod revoke;
 
-use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::io::IsTerminal;
 
 use anyhow::anyhow;
 
 use crate::deploy::Bundles;
 use crate::error::BadInput;
 use crate::issue::date;
+pub use crate::output::print_stdout;
 use crate::settings::Global;
 use crate::store::{Inspection, Store};
 use crate::types::CertName;
-
-/// Default wait for the state lock.
-pub const LOCK_WAIT: Duration = Duration::from_secs(120);
-
-/// How long a command waits for another certctl to release the state lock; the
-/// environment variable CERTCTL_LOCK_TIMEOUT (seconds) overrides it.
-pub fn lock_wait() -> Duration {
-    std::env::var("CERTCTL_LOCK_TIMEOUT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .map_or(LOCK_WAIT, Duration::from_secs)
-}
 
 /// The state and this host's ssl directory, as the global settings name them.
 pub fn open(global: &Global) -> (Store, Bundles) {
@@ -47,12 +35,13 @@ pub fn open(global: &Global) -> (Store, Bundles) {
 /// Proves both the state and the ssl directory can be written, then takes the lock and
 /// clears what a killed run left in the ssl directory.
 pub fn lock_for_writing(
+    global: &Global,
     store: &Store,
     bundles: &Bundles,
 ) -> anyhow::Result<Box<dyn crate::store::Lock>> {
     store.check_writable()?;
     bundles.check_writable()?;
-    let lock = store.lock(lock_wait())?;
+    let lock = store.lock(global.lock_wait)?;
     bundles.remove_stale_temp_files();
     Ok(lock)
 }
@@ -121,15 +110,6 @@ pub fn not_managed(global: &Global, name: &CertName) -> anyhow::Error {
         global.state_dir.display()
     ))
     .into()
-}
-
-/// Writes the whole listing at once; a reader that went away (`| head`) is not an error.
-pub fn print_stdout(text: &str) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(|e| anyhow!("writing to stdout: {e}")),
-    }
 }
 
 /// Whether to go ahead with `verb` on `name`: true with `yes`; otherwise shows `summary`

@@ -65,7 +65,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
     let _lock = if args.dry_run {
         None
     } else {
-        Some(super::lock_for_writing(&store, &bundles)?)
+        Some(super::lock_for_writing(global, &store, &bundles)?)
     };
     let again: Vec<CertName> = first
         .due
@@ -103,6 +103,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
         verbosity: global.verbosity,
         hooks: cli_hooks,
         hook_timeout,
+        haproxy_timeout: global.haproxy_timeout,
         sockets: cli_sockets,
         jobs,
         dry_run: args.dry_run,

@@ -100,7 +100,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         ))
         .into());
     }
-    let _lock = super::lock_for_writing(&store, &bundles)?;
+    let _lock = super::lock_for_writing(global, &store, &bundles)?;
 
     // 3. a valid certificate for the same names is left alone unless --force
     let existing = store.lineage(&name)?;
@@ -145,6 +145,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         verbosity: global.verbosity,
         hooks: Default::default(),
         hook_timeout,
+        haproxy_timeout: global.haproxy_timeout,
         sockets: Vec::new(),
         jobs: 1,
         dry_run: false,

@@ -12,20 +12,6 @@ use std::time::{Duration, Instant};
 
 pub use crate::types::Socket;
 
-/// How long one command may take, connect to last byte.
-const TIMEOUT: Duration = Duration::from_secs(10);
-/// Overrides `TIMEOUT` (seconds, fractions allowed): a HAProxy under heavy load may need
-/// longer, tests shorter.
-pub const TIMEOUT_VAR: &str = "CERTCTL_HAPROXY_TIMEOUT";
-
-/// The time one command may take: `TIMEOUT_VAR` when set to a positive number of seconds.
-fn timeout() -> Duration {
-    std::env::var(TIMEOUT_VAR)
-        .ok()
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|secs| secs.is_finite() && *secs > 0.0)
-        .map_or(TIMEOUT, |secs| Duration::from_secs_f64(secs.min(3600.0)))
-}
 /// HAProxy's default `tune.bufsize`: a command with its payload must fit in it.
 pub const DEFAULT_BUFSIZE: usize = 16_384;
 
@@ -71,6 +57,7 @@ pub enum Error {
 /// One HAProxy behind an admin socket (level admin).
 pub struct Haproxy {
     pub socket: Socket,
+    timeout: Duration,
 }
 
 /// What a deploy did.
@@ -81,8 +68,9 @@ pub enum Deployed {
 }
 
 impl Haproxy {
-    pub fn new(socket: Socket) -> Self {
-        Self { socket }
+    /// The HAProxy behind `socket`; each command may take `timeout`, connect to last byte.
+    pub fn new(socket: Socket, timeout: Duration) -> Self {
+        Self { socket, timeout }
     }
 
     /// Sends one command (non-interactive mode: HAProxy answers and closes).
@@ -95,7 +83,7 @@ impl Haproxy {
             socket: self.socket.to_string(),
             command: first_line(command),
         };
-        let limit = timeout();
+        let limit = self.timeout;
         let deadline = Instant::now() + limit;
         let reply = match &self.socket {
             Socket::Unix(path) => {
@@ -572,7 +560,10 @@ mod tests {
 
     #[test]
     fn an_oversized_bundle_is_refused_before_sending() {
-        let haproxy = Haproxy::new(Socket::Unix("/nonexistent/sock".into()));
+        let haproxy = Haproxy::new(
+            Socket::Unix("/nonexistent/sock".into()),
+            Duration::from_secs(10),
+        );
         let big = "A".repeat(DEFAULT_BUFSIZE);
         assert!(matches!(
             haproxy.set_payload("/x.pem", &big),

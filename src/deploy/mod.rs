@@ -19,12 +19,13 @@ pub fn push_to_haproxy(
     chain: &Chain,
     key_pem: &str,
     info: &CertInfo,
+    timeout: std::time::Duration,
 ) -> Vec<anyhow::Error> {
     let path = bundles.path(name);
     let bundle = pem::bundle(chain, key_pem);
     let mut failures = Vec::new();
     for socket in sockets {
-        let haproxy = haproxy::Haproxy::new(socket.clone());
+        let haproxy = haproxy::Haproxy::new(socket.clone(), timeout);
         match haproxy.deploy(&path, &bundle, &info.serial) {
             Ok(haproxy::Deployed::Replaced(n)) => crate::log::info(format_args!(
                 "{name}: HAProxy at {socket} now serves it ({n} replaced, no reload)"

@@ -6,6 +6,8 @@
 
 mod account;
 mod hooks;
+mod install;
+mod obtain;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -13,19 +15,26 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use futures_util::StreamExt;
 
-use crate::acme::{self, Answer};
+use crate::acme;
 use crate::deploy::{self, Bundles};
 use crate::http01::Responder;
-use crate::pem::{self, CertInfo, Chain};
+use crate::pem::{CertInfo, Chain};
 use crate::settings::{CertSettings, Challenge, Hooks, Verbosity};
 use crate::store::{Lineage, Store};
 use crate::types::{CertName, Server, Socket};
 
+pub use crate::output::{date, rfc3339};
+pub use crate::types::join;
 pub use account::{MissingAccount, ask_terms, open_account};
 pub use hooks::{hook_env, post_hook};
+pub use install::{bundle_is_current, install};
+pub use obtain::{issue_local, order, refresh_ari};
+
+use install::reinstall;
+use obtain::ask_ca;
 
 /// A certificate the CA issued, with its key, not yet stored.
 pub struct Issued {
@@ -45,6 +54,8 @@ pub struct Run<'a> {
     pub hook_timeout: Duration,
     /// Sockets given now, pushed to in addition to each certificate's own.
     pub sockets: Vec<Socket>,
+    /// How long one HAProxy admin command may take.
+    pub haproxy_timeout: Duration,
     /// Orders placed at once.
     pub jobs: usize,
     /// Take every step up to saving, then stop (staging instead of Let's Encrypt).
@@ -288,6 +299,7 @@ impl Run<'_> {
                 &issued.chain,
                 &issued.key_pem,
                 &issued.info,
+                self.haproxy_timeout,
             );
             let lineage = Lineage {
                 name: name.clone(),
@@ -401,195 +413,6 @@ fn outcome(cert: JobCert, kind: OutcomeKind) -> Outcome {
     }
 }
 
-/// Orders one certificate and checks what came back; writes nothing. The responder, when
-/// the challenge needs one, is bound by the caller and serves the tokens of every order.
-pub async fn order(
-    account: &instant_acme::Account,
-    responder: Option<&Responder>,
-    name: &CertName,
-    wanted: &CertSettings,
-    replaces: Option<&instant_acme::CertificateIdentifier<'static>>,
-) -> anyhow::Result<Issued> {
-    let answer = match (&wanted.cert.challenge, responder) {
-        (Challenge::Webroot { webroot }, _) => Answer::Webroot(webroot),
-        (_, Some(r)) => Answer::Responder(&r.tokens),
-        _ => Answer::Stateless,
-    };
-    let key = crate::keys::generate(wanted.cert.key_type)?;
-    let csr = crate::keys::csr(&wanted.cert.domains, &key)?;
-    crate::log::verbose(format_args!(
-        "{name}: ordering a certificate for {} from {}",
-        join(&wanted.cert.domains),
-        wanted.cert.server
-    ));
-    let chain_pem = acme::issue(
-        account,
-        &wanted.cert.server,
-        &wanted.cert.domains,
-        &csr,
-        &answer,
-        replaces,
-    )
-    .await?;
-    let key_pem = key.serialize_pem();
-    let chain = Chain::parse(&chain_pem).context("reading the certificate the CA sent")?;
-    pem::check_key_matches(&chain.leaf, &key_pem)
-        .context("the CA's certificate does not match the key certctl sent")?;
-    let info = pem::cert_info(&chain.leaf).context("reading the certificate the CA sent")?;
-    Ok(Issued {
-        key_pem,
-        chain,
-        info,
-    })
-}
-
-/// A certificate from the local CA (created on first use): no network, no account.
-pub fn issue_local(store: &Store, wanted: &CertSettings) -> anyhow::Result<Issued> {
-    let ca = crate::local_ca::LocalCa::open_or_create(store)?;
-    let key = crate::keys::generate(wanted.cert.key_type)?;
-    let days = wanted.cert.days.unwrap_or(crate::local_ca::DEFAULT_DAYS);
-    let (chain, info) = ca.sign(&wanted.cert.domains, &key, days, wanted.cert.client_auth)?;
-    Ok(Issued {
-        key_pem: key.serialize_pem(),
-        chain,
-        info,
-    })
-}
-
-/// Stores a new certificate and its settings, then writes its bundle.
-pub fn install(
-    store: &Store,
-    bundles: &Bundles,
-    name: &CertName,
-    wanted: &CertSettings,
-    issued: &Issued,
-) -> anyhow::Result<()> {
-    store.save_generation(name, &issued.key_pem, &issued.chain, &issued.info)?;
-    store.save_settings(name, wanted)?;
-    bundles.write(
-        store,
-        name,
-        &issued.info.serial,
-        &pem::bundle(&issued.chain, &issued.key_pem),
-    )?;
-    Ok(())
-}
-
-/// Writes the bundle of `name` again from its stored files.
-fn reinstall(store: &Store, bundles: &Bundles, name: &CertName) -> anyhow::Result<Issued> {
-    let files = store.live_files(name)?;
-    let issued = Issued {
-        info: pem::cert_info(&files.chain.leaf)?,
-        key_pem: files.key_pem,
-        chain: files.chain,
-    };
-    bundles.write(
-        store,
-        name,
-        &issued.info.serial,
-        &pem::bundle(&issued.chain, &issued.key_pem),
-    )?;
-    crate::log::info(format_args!(
-        "{name}: the bundle was not the stored certificate's (an earlier run was \
-         interrupted); written again"
-    ));
-    Ok(issued)
-}
-
-/// Whether the bundle of `name` holds its live generation. False when a run was stopped
-/// between storing a new certificate and writing its bundle; true when the live files
-/// cannot be read (a damaged entry is for `list` to report, not a reason to write).
-pub fn bundle_is_current(store: &Store, bundles: &Bundles, name: &CertName, serial: &str) -> bool {
-    if bundles.stamped(store, name, serial) {
-        return true;
-    }
-    let Ok(files) = store.live_files(name) else {
-        return true;
-    };
-    bundles.holds(name, &pem::bundle(&files.chain, &files.key_pem))
-}
-
-/// Fetches the CA's renewal window for `cert`, records it, and says whether it is due now:
-/// Some(the leaf it replaces) when due.
-async fn ask_ca(
-    store: &Store,
-    account: &instant_acme::Account,
-    cert: &JobCert,
-) -> anyhow::Result<Option<Option<Vec<u8>>>> {
-    let leaf = store.live_leaf(&cert.name)?;
-    refresh_ari(
-        store,
-        account,
-        &cert.name,
-        &cert.settings.cert.server,
-        &leaf,
-    )
-    .await;
-    let meta = store
-        .lineage(&cert.name)?
-        .with_context(|| format!("{} is no longer managed", cert.name))?
-        .info;
-    let ari = store.ari(&cert.name);
-    let decision = pem::decide(now(), meta.not_before, meta.not_after, ari.as_ref(), false);
-    if decision != pem::Decision::Due {
-        crate::log::verbose(format_args!(
-            "{}: not due; the CA's renewal window starts {}",
-            cert.name,
-            ari.map_or_else(|| "nowhere (no ARI)".to_owned(), |a| date(a.window_start))
-        ));
-        return Ok(None);
-    }
-    Ok(Some(Some(leaf)))
-}
-
-/// Asks an ARI CA (RFC 9773) for the new certificate's renewal window and records it, so
-/// `renew` follows the CA's schedule; with a CA without ARI this sends nothing. A failure
-/// only costs the window: the lifetime rule then decides, so it is a warning.
-pub async fn refresh_ari(
-    store: &Store,
-    account: &instant_acme::Account,
-    name: &CertName,
-    server: &Server,
-    leaf_der: &[u8],
-) {
-    let result = async {
-        let ari =
-            acme::renewal_info(account, server, leaf_der)
-                .await?
-                .map(|(window, retry_after)| {
-                    pem::AriState::new(
-                        window.start.unix_timestamp(),
-                        window.end.unix_timestamp(),
-                        random_fraction(),
-                        now(),
-                        retry_after.as_secs(),
-                    )
-                });
-        store.save_ari(name, ari.as_ref())
-    }
-    .await;
-    if let Err(e) = result {
-        // a stale window must not decide: without one the lifetime rule does
-        let _ = store.save_ari(name, None);
-        crate::log::warn(format_args!(
-            "{name}: {e:#}; renewal falls back to the certificate's lifetime"
-        ));
-    }
-}
-
-/// A number in [0, 1) that differs between runs and hosts (to spread renewals in a window).
-fn random_fraction() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// Each distinct command once, in order.
 pub fn dedup<'a>(commands: impl IntoIterator<Item = Option<&'a str>>) -> Vec<&'a str> {
     let mut out: Vec<&str> = Vec::new();
@@ -601,39 +424,6 @@ pub fn dedup<'a>(commands: impl IntoIterator<Item = Option<&'a str>>) -> Vec<&'a
     out
 }
 
-pub fn join(domains: &[crate::types::DomainName]) -> String {
-    domains
-        .iter()
-        .map(|d| d.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-pub fn date(ts: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .map(|t| {
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-                t.year(),
-                t.month() as u8,
-                t.day(),
-                t.hour(),
-                t.minute()
-            )
-        })
-        .unwrap_or_else(|_| ts.to_string())
-}
-
-pub fn rfc3339(ts: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ts.to_string())
 }

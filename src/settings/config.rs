@@ -30,6 +30,11 @@ pub struct ConfigFile {
     pub hook_timeout: Option<u64>,
     #[serde(default)]
     pub haproxy_sockets: Vec<String>,
+    /// The file read, and its text (to name the line of a value); None when none was read.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+    #[serde(skip)]
+    text: String,
 }
 
 impl ConfigFile {
@@ -72,7 +77,14 @@ impl ConfigFile {
             ))
             .into()
         };
-        let config: Self = toml::from_str(text).map_err(|e| {
+        if let Some(n) = text.find('\0').map(|at| config_line_of_offset(text, at)) {
+            return Err(error(
+                Some(n),
+                config_key_on_line(text, n),
+                "contains a NUL byte; a config file is text",
+            ));
+        }
+        let mut config: Self = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|span| config_line_of_offset(text, span.start));
             let key = line.and_then(|n| config_key_on_line(text, n));
             error(line, key, e.message())
@@ -80,7 +92,21 @@ impl ConfigFile {
         if let Err((key, message)) = config.check() {
             return Err(error(config_line_of_key(text, key), Some(key), &message));
         }
+        config.path = Some(path.to_path_buf());
+        config.text = text.to_owned();
         Ok(config)
+    }
+
+    /// Where the value of `key` came from: this file, at the line that sets it.
+    pub fn source(&self, key: &'static str) -> super::Source {
+        super::Source::Config {
+            path: self
+                .path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+            line: config_line_of_key(&self.text, key),
+            key,
+        }
     }
 
     /// The checks TOML's types cannot make, as the flags get them.

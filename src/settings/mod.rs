@@ -27,7 +27,41 @@ pub const DEFAULT_CONFIG: &str = "/etc/certctl/config.toml";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:2031";
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// The global settings every subcommand works with.
+/// Where a setting's value came from, to name it in an error: the user fixes it there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Flag(&'static str),
+    Env(&'static str),
+    /// The config file, with the line and key that set it.
+    Config {
+        path: PathBuf,
+        line: Option<usize>,
+        key: &'static str,
+    },
+    /// A certificate's stored settings (settings.json).
+    Stored(String),
+    Default,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Flag(flag) => f.write_str(flag),
+            Source::Env(var) => write!(f, "the environment variable {var}"),
+            Source::Config { path, line, key } => {
+                write!(f, "config file {}", path.display())?;
+                if let Some(n) = line {
+                    write!(f, ", line {n}")?;
+                }
+                write!(f, ", key `{key}`")
+            }
+            Source::Stored(label) => write!(f, "the stored settings {label}"),
+            Source::Default => f.write_str("the built-in default"),
+        }
+    }
+}
+
+/// The global settings every subcommand works with, resolved once.
 #[derive(Debug, Clone)]
 pub struct Global {
     pub state_dir: PathBuf,
@@ -35,14 +69,36 @@ pub struct Global {
     pub server: Server,
     pub ca_bundle: Option<PathBuf>,
     pub verbosity: Verbosity,
+    /// How long a command waits for another certctl's lock (CERTCTL_LOCK_TIMEOUT).
+    pub lock_wait: Duration,
+    /// How long one HAProxy admin command may take (CERTCTL_HAPROXY_TIMEOUT).
+    pub haproxy_timeout: Duration,
+    /// The root of the system trust store `ca install` writes to (CERTCTL_TRUST_ROOT).
+    pub trust_root: PathBuf,
 }
+
+/// Default wait for the state lock.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(120);
+/// Default time for one HAProxy admin command, connect to last byte.
+pub const DEFAULT_HAPROXY_TIMEOUT: Duration = Duration::from_secs(10);
+/// No wait is longer than this, whatever a variable says (a day).
+const MAX_WAIT: Duration = Duration::from_secs(86_400);
 
 impl Global {
     pub fn resolve(args: &GlobalArgs, config: &ConfigFile) -> anyhow::Result<Self> {
-        let server_raw = args.server.clone().or_else(|| config.server.clone());
-        let server = match server_raw {
-            Some(raw) => Server::parse(&raw).map_err(BadInput::new)?,
-            None => Server::default(),
+        let origins = &args.origins;
+        let server = match (&args.server, &config.server) {
+            (Some(raw), _) => Server::parse(raw).map_err(|e| {
+                let source = if origins.from_env("server") {
+                    Source::Env("CERTCTL_SERVER")
+                } else {
+                    Source::Flag("--server")
+                };
+                BadInput::new(format!("{source} {e}"))
+            })?,
+            (None, Some(raw)) => Server::parse(raw)
+                .map_err(|e| BadInput::new(format!("{}: {e}", config.source("server"))))?,
+            (None, None) => Server::default(),
         };
         let ca_bundle = args.ca_bundle.clone().or_else(|| config.ca_bundle.clone());
         if let Some(path) = &ca_bundle {
@@ -73,8 +129,56 @@ impl Global {
             server,
             ca_bundle: ca_bundle.map(|p| std::path::absolute(&p).unwrap_or(p)),
             verbosity,
+            lock_wait: seconds_var("CERTCTL_LOCK_TIMEOUT", false)?.unwrap_or(DEFAULT_LOCK_WAIT),
+            haproxy_timeout: seconds_var("CERTCTL_HAPROXY_TIMEOUT", true)?
+                .unwrap_or(DEFAULT_HAPROXY_TIMEOUT),
+            trust_root: std::env::var_os("CERTCTL_TRUST_ROOT")
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| PathBuf::from("/"), PathBuf::from),
         })
     }
+}
+
+/// A number of seconds from the environment variable `var` (fractions when `fractions`),
+/// at most a day; unset or empty is None, anything else that is not such a number is bad
+/// input naming the variable.
+fn seconds_var(var: &'static str, fractions: bool) -> anyhow::Result<Option<Duration>> {
+    let raw = match std::env::var(var) {
+        Ok(raw) if !raw.trim().is_empty() => raw,
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(
+                BadInput::new(format!("{var} is not text; give a number of seconds")).into(),
+            );
+        }
+        _ => return Ok(None),
+    };
+    let bad = || {
+        BadInput::new(format!(
+            "{var}={raw:?} is not a number of seconds; give {}",
+            if fractions {
+                "a positive number like 10 or 2.5"
+            } else {
+                "a whole number like 120"
+            }
+        ))
+    };
+    let secs: f64 = if fractions {
+        raw.trim().parse().map_err(|_| bad())?
+    } else {
+        match raw.trim().parse::<u64>() {
+            Ok(n) => n.min(MAX_WAIT.as_secs()) as f64,
+            Err(e) if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) => {
+                MAX_WAIT.as_secs_f64()
+            }
+            Err(_) => return Err(bad().into()),
+        }
+    };
+    if !secs.is_finite() || secs < 0.0 || (fractions && secs == 0.0) {
+        return Err(bad().into());
+    }
+    Ok(Some(Duration::from_secs_f64(
+        secs.min(MAX_WAIT.as_secs_f64()),
+    )))
 }
 
 fn non_empty_path(path: Option<PathBuf>, flag: &str) -> anyhow::Result<Option<PathBuf>> {

@@ -252,12 +252,14 @@ impl Store {
                 self.backend.label(&Key::Settings(name.clone()))
             )
         })?;
+        // the generation's own name for its meta only on the error path: one read otherwise
+        let meta_label = || self.backend.live(name).meta_label;
         let meta = self
             .backend
             .live_meta(name)?
-            .with_context(|| format!("{name}: the live certificate's meta is missing"))?;
+            .with_context(|| format!("{} is missing", meta_label()))?;
         let info: CertInfo = serde_json::from_slice(&meta)
-            .with_context(|| format!("{name}: the live certificate's meta is damaged"))?;
+            .with_context(|| format!("{} is damaged", meta_label()))?;
         Ok(Some(Lineage {
             name: name.clone(),
             settings,

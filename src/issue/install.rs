@@ -1,0 +1,67 @@
+//! Installing a certificate on this host: stored as the live generation with its settings,
+//! then its bundle written; and telling whether a bundle is the stored certificate's.
+
+use crate::deploy::Bundles;
+use crate::pem;
+use crate::settings::CertSettings;
+use crate::store::Store;
+use crate::types::CertName;
+
+use super::Issued;
+
+/// Stores a new certificate and its settings, then writes its bundle.
+pub fn install(
+    store: &Store,
+    bundles: &Bundles,
+    name: &CertName,
+    wanted: &CertSettings,
+    issued: &Issued,
+) -> anyhow::Result<()> {
+    store.save_generation(name, &issued.key_pem, &issued.chain, &issued.info)?;
+    store.save_settings(name, wanted)?;
+    bundles.write(
+        store,
+        name,
+        &issued.info.serial,
+        &pem::bundle(&issued.chain, &issued.key_pem),
+    )?;
+    Ok(())
+}
+
+/// Writes the bundle of `name` again from its stored files.
+pub(super) fn reinstall(
+    store: &Store,
+    bundles: &Bundles,
+    name: &CertName,
+) -> anyhow::Result<Issued> {
+    let files = store.live_files(name)?;
+    let issued = Issued {
+        info: pem::cert_info(&files.chain.leaf)?,
+        key_pem: files.key_pem,
+        chain: files.chain,
+    };
+    bundles.write(
+        store,
+        name,
+        &issued.info.serial,
+        &pem::bundle(&issued.chain, &issued.key_pem),
+    )?;
+    crate::log::info(format_args!(
+        "{name}: the bundle was not the stored certificate's (an earlier run was \
+         interrupted); written again"
+    ));
+    Ok(issued)
+}
+
+/// Whether the bundle of `name` holds its live generation. False when a run was stopped
+/// between storing a new certificate and writing its bundle; true when the live files
+/// cannot be read (a damaged entry is for `list` to report, not a reason to write).
+pub fn bundle_is_current(store: &Store, bundles: &Bundles, name: &CertName, serial: &str) -> bool {
+    if bundles.stamped(store, name, serial) {
+        return true;
+    }
+    let Ok(files) = store.live_files(name) else {
+        return true;
+    };
+    bundles.holds(name, &pem::bundle(&files.chain, &files.key_pem))
+}

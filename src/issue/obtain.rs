@@ -1,0 +1,148 @@
+//! Getting a certificate: an ACME order (checked before it is returned, nothing written)
+//! or a signature of the local CA; and the CA's renewal window (ARI) for what was issued.
+
+use anyhow::Context;
+
+use super::{Issued, JobCert, date, join, now};
+use crate::acme::{self, Answer};
+use crate::http01::Responder;
+use crate::pem::{self, Chain};
+use crate::settings::{CertSettings, Challenge};
+use crate::store::Store;
+use crate::types::{CertName, Server};
+
+/// Orders one certificate and checks what came back; writes nothing. The responder, when
+/// the challenge needs one, is bound by the caller and serves the tokens of every order.
+pub async fn order(
+    account: &instant_acme::Account,
+    responder: Option<&Responder>,
+    name: &CertName,
+    wanted: &CertSettings,
+    replaces: Option<&instant_acme::CertificateIdentifier<'static>>,
+) -> anyhow::Result<Issued> {
+    let answer = match (&wanted.cert.challenge, responder) {
+        (Challenge::Webroot { webroot }, _) => Answer::Webroot(webroot),
+        (_, Some(r)) => Answer::Responder(&r.tokens),
+        _ => Answer::Stateless,
+    };
+    let key = crate::keys::generate(wanted.cert.key_type)?;
+    let csr = crate::keys::csr(&wanted.cert.domains, &key)?;
+    crate::log::verbose(format_args!(
+        "{name}: ordering a certificate for {} from {}",
+        join(&wanted.cert.domains),
+        wanted.cert.server
+    ));
+    let chain_pem = acme::issue(
+        account,
+        &wanted.cert.server,
+        &wanted.cert.domains,
+        &csr,
+        &answer,
+        replaces,
+    )
+    .await?;
+    let key_pem = key.serialize_pem();
+    let chain = Chain::parse(&chain_pem).context("reading the certificate the CA sent")?;
+    pem::check_key_matches(&chain.leaf, &key_pem)
+        .context("the CA's certificate does not match the key certctl sent")?;
+    let info = pem::cert_info(&chain.leaf).context("reading the certificate the CA sent")?;
+    Ok(Issued {
+        key_pem,
+        chain,
+        info,
+    })
+}
+
+/// A certificate from the local CA (created on first use): no network, no account.
+pub fn issue_local(store: &Store, wanted: &CertSettings) -> anyhow::Result<Issued> {
+    let ca = crate::local_ca::LocalCa::open_or_create(store)?;
+    let key = crate::keys::generate(wanted.cert.key_type)?;
+    let days = wanted.cert.days.unwrap_or(crate::local_ca::DEFAULT_DAYS);
+    let (chain, info) = ca.sign(&wanted.cert.domains, &key, days, wanted.cert.client_auth)?;
+    Ok(Issued {
+        key_pem: key.serialize_pem(),
+        chain,
+        info,
+    })
+}
+
+/// Fetches the CA's renewal window for `cert`, records it, and says whether it is due now:
+/// Some(the leaf it replaces) when due.
+pub(super) async fn ask_ca(
+    store: &Store,
+    account: &instant_acme::Account,
+    cert: &JobCert,
+) -> anyhow::Result<Option<Option<Vec<u8>>>> {
+    let leaf = store.live_leaf(&cert.name)?;
+    refresh_ari(
+        store,
+        account,
+        &cert.name,
+        &cert.settings.cert.server,
+        &leaf,
+    )
+    .await;
+    let meta = store
+        .lineage(&cert.name)?
+        .with_context(|| format!("{} is no longer managed", cert.name))?
+        .info;
+    let ari = store.ari(&cert.name);
+    let decision = pem::decide(now(), meta.not_before, meta.not_after, ari.as_ref(), false);
+    if decision != pem::Decision::Due {
+        crate::log::verbose(format_args!(
+            "{}: not due; the CA's renewal window starts {}",
+            cert.name,
+            ari.map_or_else(|| "nowhere (no ARI)".to_owned(), |a| date(a.window_start))
+        ));
+        return Ok(None);
+    }
+    Ok(Some(Some(leaf)))
+}
+
+/// Asks an ARI CA (RFC 9773) for the new certificate's renewal window and records it, so
+/// `renew` follows the CA's schedule; with a CA without ARI this sends nothing. A failure
+/// only costs the window: the lifetime rule then decides, so it is a warning.
+pub async fn refresh_ari(
+    store: &Store,
+    account: &instant_acme::Account,
+    name: &CertName,
+    server: &Server,
+    leaf_der: &[u8],
+) {
+    let result = async {
+        let ari =
+            acme::renewal_info(account, server, leaf_der)
+                .await?
+                .map(|(window, retry_after)| {
+                    pem::AriState::new(
+                        window.start.unix_timestamp(),
+                        window.end.unix_timestamp(),
+                        random_fraction(),
+                        now(),
+                        retry_after.as_secs(),
+                    )
+                });
+        store.save_ari(name, ari.as_ref())
+    }
+    .await;
+    if let Err(e) = result {
+        // a stale window must not decide: without one the lifetime rule does
+        let _ = store.save_ari(name, None);
+        crate::log::warn(format_args!(
+            "{name}: {e:#}; renewal falls back to the certificate's lifetime"
+        ));
+    }
+}
+
+/// A number in [0, 1) that differs between runs and hosts (to spread renewals in a window).
+fn random_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
