@@ -8,16 +8,13 @@ use serde::Serialize;
 
 use crate::cli::RenewArgs;
 use crate::deploy::Bundles;
-use crate::error::BadInput;
 use crate::issue::{
     self, Job, JobCert, MissingAccount, OutcomeKind, Run, Work, date, now, rfc3339,
 };
 use crate::pem::{self, Decision};
-use crate::settings::{self, ConfigFile, Global};
+use crate::settings::{ConfigFile, Global, RenewSettings};
 use crate::store::{Lineage, Store};
 use crate::types::CertName;
-
-const DEFAULT_JOBS: usize = 4;
 
 #[derive(Serialize)]
 struct Outcome {
@@ -35,19 +32,9 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
     // 1. which certificates; every named one must exist
     let (store, bundles) = super::open(global);
     let names = super::selected_names(global, &store, &args.names)?;
-    let jobs = args.jobs.unwrap_or(DEFAULT_JOBS);
-    if jobs == 0 {
-        return Err(BadInput::new("--jobs 0: give at least 1").into());
-    }
-    // hooks from the command line (or the config file) run in addition to the stored ones
-    let cli_hooks = settings::merge_hooks(&args.hooks, config);
-    let hook_timeout = settings::hook_timeout(&args.hooks, config);
-    let cli_sockets = settings::parse_sockets(if args.haproxy_sockets.is_empty() {
-        &config.haproxy_sockets
-    } else {
-        &args.haproxy_sockets
-    })
-    .map_err(BadInput::new)?;
+    // hooks and sockets from the command line (or the config file) apply in addition to
+    // the stored ones
+    let given = RenewSettings::resolve(config, &args)?;
 
     // 2. what is due, from the small metadata files alone: no request unless a certificate
     //    is due or its CA's ARI Retry-After has passed
@@ -101,11 +88,11 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
         store: &store,
         bundles: &bundles,
         verbosity: global.verbosity,
-        hooks: cli_hooks,
-        hook_timeout,
+        hooks: given.hooks,
+        hook_timeout: given.hook_timeout,
         haproxy_timeout: global.haproxy_timeout,
-        sockets: cli_sockets,
-        jobs,
+        sockets: given.sockets,
+        jobs: given.jobs,
         dry_run: args.dry_run,
         missing_account: MissingAccount::Create,
     };

@@ -6,16 +6,15 @@ use std::io::IsTerminal;
 
 use serde::Serialize;
 
-use crate::cli::{KeyType, RequestArgs};
+use crate::cli::RequestArgs;
 use crate::deploy::Bundles;
 use crate::error::BadInput;
 use crate::issue::{
     self, Job, JobCert, MissingAccount, OutcomeKind, Run, Work, date, now, rfc3339,
 };
 use crate::pem;
-use crate::settings::{self, CertConfig, CertSettings, Challenge, ConfigFile, Global, HostConfig};
+use crate::settings::{ConfigFile, Global, RequestSettings};
 use crate::store::Lineage;
-use crate::types::CertName;
 
 #[derive(Serialize)]
 struct Outcome<'a> {
@@ -29,61 +28,12 @@ struct Outcome<'a> {
 
 pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> anyhow::Result<()> {
     // 1. every input, before anything is written or sent
-    let local = global.server.is_local();
-    let domains = settings::parse_domains(&args.domains, local).map_err(BadInput::new)?;
-    if !local && (args.days.is_some() || args.client_auth) {
-        return Err(BadInput::new(
-            "--days and --client-auth apply to the local CA only (--server local); an ACME CA decides the lifetime",
-        )
-        .into());
-    }
-    if args.days.is_some_and(|d| !(1..=3650).contains(&d)) {
-        return Err(BadInput::new("--days must be between 1 and 3650").into());
-    }
-    let name = match &args.name {
-        Some(raw) => CertName::parse(raw).map_err(BadInput::new)?,
-        None => CertName::from_domain(&domains[0]).map_err(BadInput::new)?,
-    };
-    let challenge = Challenge::resolve(
-        args.challenge.or(config.challenge),
-        args.http_addr.as_deref().or(config.http_addr.as_deref()),
-        args.webroot.as_deref().or(config.webroot.as_deref()),
-    )
-    .map_err(BadInput::new)?;
-    if let Some(wild) = domains.iter().find(|d| d.is_wildcard() && !local) {
-        return Err(BadInput::new(format!(
-            "{wild} is a wildcard; wildcards need the DNS-01 challenge, and certctl answers HTTP-01: list each name instead"
-        ))
-        .into());
-    }
-    let email = args.email.clone().or_else(|| config.email.clone());
-    if let Some(e) = &email {
-        if !e.contains('@') || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(BadInput::new(format!("--email {e:?} is not an e-mail address")).into());
-        }
-    }
-    let wanted = CertSettings {
-        cert: CertConfig {
-            domains: domains.clone(),
-            key_type: args.key_type.or(config.key_type).unwrap_or(KeyType::Ec256),
-            server: global.server.clone(),
-            challenge,
-            email,
-            days: args.days,
-            client_auth: args.client_auth,
-        },
-        host: HostConfig {
-            ca_bundle: global.ca_bundle.clone(),
-            hooks: settings::merge_hooks(&args.hooks, config),
-            haproxy_sockets: settings::parse_sockets(if args.haproxy_sockets.is_empty() {
-                &config.haproxy_sockets
-            } else {
-                &args.haproxy_sockets
-            })
-            .map_err(BadInput::new)?,
-        },
-    };
-    let hook_timeout = settings::hook_timeout(&args.hooks, config);
+    let RequestSettings {
+        name,
+        wanted,
+        hook_timeout,
+    } = RequestSettings::resolve(global, config, &args)?;
+    let local = wanted.cert.server.is_local();
 
     // 2. a new account needs the terms agreed to: without a terminal to ask on, that is
     //    --agree-tos; then the directories must take the result, and nobody else may write

@@ -3,6 +3,7 @@
 //! Precedence: flags > environment (clap reads both) > config file > built-in defaults.
 //! Nothing here touches the network or writes to disk.
 
+mod commands;
 mod config;
 mod stored;
 
@@ -16,6 +17,7 @@ use crate::error::BadInput;
 pub use crate::log::Verbosity;
 use crate::types::Server;
 
+pub use commands::{RenewSettings, RequestSettings, email};
 pub use config::ConfigFile;
 pub use stored::{CertConfig, CertSettings, Challenge, Hooks, HostConfig, parse_sockets};
 // re-exported while callers move to crate::types

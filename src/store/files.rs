@@ -161,11 +161,10 @@ impl Backend for Files {
         if let Some(dir) = path.parent() {
             // a certificate's directory exists once it is managed; the others on first use
             let per_cert = matches!(key, Key::Ari(_) | Key::Deployed(_));
-            if !(per_cert && !dir.is_dir()) {
-                create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
-            } else {
+            if per_cert && !dir.is_dir() {
                 bail!("{} is not managed any more", dir.display());
             }
+            create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let mode = if key.is_secret() {
             SECRET_MODE

@@ -11,8 +11,11 @@ use crate::types::{CertName, DomainName, KeyType, Server};
 /// A fresh, empty store and whatever keeps it alive (a temp dir, a server).
 pub type Fresh = Box<dyn Fn() -> (Store, Box<dyn std::any::Any>)>;
 
+/// One case of the suite: its name and its body.
+type Case = (&'static str, fn(&Store));
+
 pub fn run_all(fresh: Fresh) {
-    let cases: [(&str, fn(&Store)); 9] = [
+    let cases: [Case; 9] = [
         ("values_round_trip", values_round_trip),
         ("accounts_round_trip", accounts_round_trip),
         (

@@ -2,6 +2,9 @@
 //! writes), account keys (JWK) and private keys in their PEM forms. Pure functions over
 //! text and bytes: `cmd::import` does the reading and decides what to take over.
 
+mod hooks;
+pub mod lineage;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
