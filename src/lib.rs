@@ -4,12 +4,12 @@
 
 pub mod acme;
 pub mod certbot;
+pub mod challenge;
 pub mod cli;
 pub mod cmd;
 pub mod error;
 pub mod haproxy;
 pub mod hooks;
-pub mod http01;
 pub mod keys;
 pub mod local_ca;
 pub mod log;

@@ -5,20 +5,19 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::net::SocketAddr;
 
 use anyhow::{Context, anyhow};
 use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::acme::AcmeHttp;
+use crate::challenge::{Responders, Solvers};
 use crate::cli::RenewArgs;
 use crate::cmd::request::{self, Issued, date, hook_env, now, rfc3339};
 use crate::error::BadInput;
 use crate::hooks::Hook;
-use crate::http01::Responder;
 use crate::pem::{self, Decision};
-use crate::settings::{self, CertName, CertSettings, Challenge, ConfigFile, Global, Server};
+use crate::settings::{self, CertName, CertSettings, ConfigFile, Global, Server};
 use crate::store::{Lineage, Store};
 
 const DEFAULT_JOBS: usize = 4;
@@ -155,14 +154,12 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
         }
     }
 
-    // 5. one responder per address, shared by all orders
-    let mut responders: HashMap<SocketAddr, anyhow::Result<Responder>> = HashMap::new();
+    // 5. the challenge solvers of each certificate, one responder per address shared by all
+    let mut responders = Responders::default();
+    let mut solvers = HashMap::new();
     for lineage in &due {
-        if let Challenge::Standalone { http_addr } = lineage.settings.challenge {
-            if let Entry::Vacant(slot) = responders.entry(http_addr) {
-                slot.insert(Responder::bind(http_addr).await);
-            }
-        }
+        let built = Solvers::from_setting(&lineage.settings.challenge, &mut responders).await;
+        solvers.insert(lineage.name.clone(), built);
     }
 
     let store_ref = &store;
@@ -172,10 +169,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
         futures_util::stream::iter(due.into_iter().map(|lineage| {
             let server = effective_server(&lineage.settings.server, args.dry_run);
             let account = accounts.get(&(server.clone(), lineage.settings.ca_bundle.clone()));
-            let responder = match lineage.settings.challenge {
-                Challenge::Standalone { http_addr } => responders.get(&http_addr),
-                _ => None,
-            };
+            let solvers = solvers.get(&lineage.name);
             // an ARI CA is told which certificate this one replaces (RFC 9773); never by a
             // dry run: a CA takes one replacement per certificate, so a rehearsal would
             // make the real renewal fail (and staging knows no production certificate)
@@ -196,23 +190,17 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
                             .ok_or_else(|| anyhow!("no account"))?
                             .as_ref()
                             .map_err(|e| anyhow!("{e}"))?;
-                        let responder = match responder {
-                            Some(Ok(r)) => Some(r),
+                        let solvers = match solvers {
+                            Some(Ok(s)) => s,
                             Some(Err(e)) => return Err(anyhow!("{e:#}")),
-                            None => None,
+                            None => return Err(anyhow!("no challenge solver")),
                         };
                         let wanted = CertSettings {
                             server,
                             ..lineage.settings.clone()
                         };
-                        request::order(
-                            account,
-                            responder,
-                            &lineage.name,
-                            &wanted,
-                            replaces.as_ref(),
-                        )
-                        .await
+                        request::order(account, solvers, &lineage.name, &wanted, replaces.as_ref())
+                            .await
                     })
                     .await;
                 line.finish(if result.is_ok() { "issued" } else { "failed" });
@@ -222,7 +210,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
         .buffer_unordered(jobs)
         .collect()
         .await;
-    drop(responders);
+    drop((solvers, responders));
 
     // 7. install each new certificate (or, for a repair, the stored one), then its deploy
     //    hooks

@@ -8,11 +8,11 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use serde::Serialize;
 
-use crate::acme::{self, AcmeHttp, Answer};
+use crate::acme::{self, AcmeHttp};
+use crate::challenge::{Responders, Solvers};
 use crate::cli::{HookArgs, KeyType, RequestArgs};
 use crate::error::BadInput;
 use crate::hooks::Hook;
-use crate::http01::Responder;
 use crate::pem::{self, CertInfo, Chain};
 use crate::settings::{self, CertName, CertSettings, Challenge, ConfigFile, Global, Hooks};
 use crate::store::{Lineage, Store};
@@ -161,10 +161,8 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
     } else {
         // 5b. the responder's address must be free before anything is sent to the CA; then
         //     the account (stored, or created once the terms are agreed to), the order
-        let responder = match &wanted.challenge {
-            Challenge::Standalone { http_addr } => Some(Responder::bind(*http_addr).await?),
-            _ => None,
-        };
+        let mut responders = Responders::default();
+        let solvers = Solvers::from_setting(&wanted.challenge, &mut responders).await?;
         let http = AcmeHttp::new(wanted.ca_bundle.as_deref())?;
         let account = open_account(&store, &http, &wanted, args.agree_tos).await?;
         // replacing a certificate of an ARI CA: say which one (RFC 9773)
@@ -177,17 +175,11 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         let line = progress.line(name.as_str());
         let issued = line
             .clone()
-            .scope(order(
-                &account,
-                responder.as_ref(),
-                &name,
-                &wanted,
-                replaces.as_ref(),
-            ))
+            .scope(order(&account, &solvers, &name, &wanted, replaces.as_ref()))
             .await;
         line.finish(if issued.is_ok() { "issued" } else { "failed" });
         let issued = issued.with_context(no_cert)?;
-        drop(responder);
+        drop((solvers, responders));
         install(&store, &name, &wanted, &issued)?;
         refresh_ari(&store, &account, &name, &wanted.server, &issued.chain.leaf).await;
         issued
@@ -253,20 +245,15 @@ pub struct Issued {
     pub info: CertInfo,
 }
 
-/// Orders one certificate and checks what came back; writes nothing. The responder, when
-/// the challenge needs one, is bound by the caller and serves the tokens of every order.
+/// Orders one certificate and checks what came back; writes nothing. The solvers answer
+/// its challenges; the caller builds them (one responder per address for every order).
 pub async fn order(
     account: &instant_acme::Account,
-    responder: Option<&Responder>,
+    solvers: &Solvers,
     name: &CertName,
     wanted: &CertSettings,
     replaces: Option<&instant_acme::CertificateIdentifier<'static>>,
 ) -> anyhow::Result<Issued> {
-    let answer = match (&wanted.challenge, responder) {
-        (Challenge::Webroot { webroot }, _) => Answer::Webroot(webroot),
-        (_, Some(r)) => Answer::Responder(&r.tokens),
-        _ => Answer::Stateless,
-    };
     let key = crate::keys::generate(wanted.key_type)?;
     let csr = crate::keys::csr(&wanted.domains, &key)?;
     crate::log::verbose(format_args!(
@@ -279,7 +266,7 @@ pub async fn order(
         &wanted.server,
         &wanted.domains,
         &csr,
-        &answer,
+        solvers,
         replaces,
     )
     .await?;
