@@ -1,6 +1,6 @@
 //! Challenge solvers: what answers a CA's challenge, behind one trait (`Solver`), chosen per
 //! identifier (`Solvers`), and the guard that takes down whatever was presented, on success,
-//! failure or cancellation (`Guard`; `finish_cleanups` for the cancelled ones). Speaks no
+//! failure or cancellation (`Guard`; `close` and `finish_cleanups` for a signal). Speaks no
 //! ACME: the order flow (crate::acme) turns challenges into `Task`s. A new challenge type is
 //! a new solver file and one arm in `Solvers::from_setting`.
 
@@ -13,6 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -191,12 +192,23 @@ type Presented = Vec<(Arc<dyn Solver>, Vec<Task>)>;
 #[derive(Default)]
 pub struct Guard {
     presented: Presented,
+    /// Counted in `OUT` from its first `present` until its cleanup has finished.
+    counted: bool,
 }
 
 impl Guard {
     /// Presents `tasks`, one batch per solver. Each batch is recorded before its solver runs,
-    /// so a batch presented only in part is cleaned up too.
+    /// so a batch presented only in part is cleaned up too. Refused once `close` was called.
     pub async fn present(&mut self, solvers: &Solvers, tasks: Vec<Task>) -> anyhow::Result<()> {
+        // counted before the check, and `close` sets before it reads: of a present and a
+        // close that race, at least one sees the other (both SeqCst)
+        if !self.counted {
+            OUT.fetch_add(1, Ordering::SeqCst);
+            self.counted = true;
+        }
+        if CLOSING.load(Ordering::SeqCst) {
+            anyhow::bail!("interrupted: no challenge answer is presented any more");
+        }
         let first = self.presented.len();
         for task in tasks {
             let solver = solvers.solver(&task.identifier);
@@ -214,28 +226,38 @@ impl Guard {
         Ok(())
     }
 
-    /// Takes down everything presented; every solver is asked even when one fails.
+    /// Takes down everything presented; every solver is asked even when one fails. If this
+    /// is cancelled half way, the guard's `Drop` asks them all again.
     pub async fn cleanup(mut self) -> anyhow::Result<()> {
-        clean(std::mem::take(&mut self.presented)).await
+        let result = clean(&self.presented).await;
+        self.presented.clear();
+        result
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
         let presented = std::mem::take(&mut self.presented);
+        let counted = std::mem::take(&mut self.counted);
+        let done = move || {
+            if counted {
+                OUT.fetch_sub(1, Ordering::SeqCst);
+            }
+        };
         if presented.is_empty() {
-            return;
+            return done();
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             crate::log::warn(format_args!(
                 "challenge answers left in place: no runtime to remove them"
             ));
-            return;
+            return done();
         };
         let task = runtime.spawn(async move {
-            if let Err(e) = clean(presented).await {
+            if let Err(e) = clean(&presented).await {
                 crate::log::warn(format_args!("{e:#}"));
             }
+            done();
         });
         let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
         pending.retain(|t| !t.is_finished());
@@ -243,9 +265,9 @@ impl Drop for Guard {
     }
 }
 
-async fn clean(presented: Presented) -> anyhow::Result<()> {
+async fn clean(presented: &Presented) -> anyhow::Result<()> {
     let mut failures = Vec::new();
-    for (solver, batch) in &presented {
+    for (solver, batch) in presented {
         if let Err(e) = solver.cleanup(batch).await {
             failures.push(format!("{e:#}"));
         }
@@ -257,6 +279,19 @@ async fn clean(presented: Presented) -> anyhow::Result<()> {
             failures.join("; ")
         )),
     }
+}
+
+/// Guards that may have answers out: from their first `present` to their finished cleanup.
+static OUT: AtomicUsize = AtomicUsize::new(0);
+/// Set by `close`: nothing is presented any more.
+static CLOSING: AtomicBool = AtomicBool::new(false);
+
+/// For a signal that ends the process: from now on nothing is presented. True while some
+/// answer may be out (presented, or its cleanup not finished): the process must then wait
+/// for the cleanups; false when it may end at once.
+pub fn close() -> bool {
+    CLOSING.store(true, Ordering::SeqCst);
+    OUT.load(Ordering::SeqCst) > 0
 }
 
 /// Cleanups spawned by guards dropped before they could clean up (a cancelled order).
