@@ -106,7 +106,7 @@ fn watch_signals() -> anyhow::Result<()> {
     let (registered, ready) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let watching = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+            .enable_io()
             .build()
             .and_then(|runtime| Ok((runtime.block_on(async { signals() })?, runtime)));
         let ((mut interrupt, mut terminate), runtime) = match watching {
