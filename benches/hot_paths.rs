@@ -14,8 +14,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use certctl::deploy::Bundles;
 use certctl::issue;
 use certctl::pem::{self, AriState, Chain, Decision};
-use certctl::settings::{CertName, CertSettings, DomainName};
+use certctl::settings::CertSettings;
 use certctl::store::Store;
+use certctl::types::{CertName, DomainName};
 
 const DAY: i64 = 86_400;
 // 2026-01-01T00:00:00Z

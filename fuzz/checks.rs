@@ -7,7 +7,8 @@ use std::path::{Component, Path};
 
 use certctl::deploy::haproxy::{Socket, find_cert, parse_cert_list, parse_serial};
 use certctl::pem::{Chain, bundle, cert_info, certificates, check_key_matches};
-use certctl::settings::{CertName, CertSettings, ConfigFile, DomainName, parse_domains};
+use certctl::settings::{CertSettings, ConfigFile};
+use certctl::types::{CertName, DomainName, parse_domains};
 
 /// Names: DomainName::parse and parse_local, CertName::parse, a list of names.
 pub fn names(data: &[u8]) {

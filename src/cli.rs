@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-pub use crate::types::{ChallengeKind, KeyType, RevocationReason};
+use crate::types::{ChallengeKind, KeyType, RevocationReason};
 
 /// Gets, renews, revokes and installs TLS certificates for HAProxy and other proxies.
 ///

@@ -4,8 +4,7 @@
 use anyhow::{Context, anyhow};
 use rcgen::{CertificateParams, DistinguishedName, KeyPair, RsaKeySize};
 
-use crate::cli::KeyType;
-use crate::settings::DomainName;
+use crate::types::{DomainName, KeyType};
 
 pub fn generate(key_type: KeyType) -> anyhow::Result<KeyPair> {
     let key = match key_type {

@@ -4,13 +4,13 @@
 
 pub mod acme;
 pub mod certbot;
+pub mod challenge;
 pub mod cli;
 pub mod cmd;
 pub mod deploy;
 pub mod durable;
 pub mod error;
 pub mod hooks;
-pub mod http01;
 pub mod issue;
 pub mod keys;
 pub mod local_ca;

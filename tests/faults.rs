@@ -1,6 +1,7 @@
 //! Faults, with the real components: a CA that rejects half of all nonces or dies in the
-//! middle of an order, certctl killed at random moments of a renewal, an ssl directory that
-//! turns read-only or fills up, a HAProxy admin socket that hangs, hooks that hang or flood.
+//! middle of an order, certctl killed at random moments of a renewal or stopped by SIGTERM
+//! or Ctrl-C, an ssl directory that turns read-only or fills up, a HAProxy admin socket that
+//! hangs, hooks that hang or flood.
 //! Each must end in a clear error (or success) with no working certificate lost and no
 //! half-written file, and the next run must finish the work.
 
@@ -16,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::fixtures::{both_snapshots, request, serial_hex};
+use common::fixtures::{both_snapshots, on_terminal, request, serial_hex};
 use common::process::free_port;
 use common::{Lab, LabOptions, run_command};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -648,4 +649,233 @@ fn hooks_that_hang_or_flood_are_killed_and_their_output_bounded() {
     // the certificate is installed all the same
     let bundle = fs::read(lab.ssl_dir().join("mon-app.test.pem")).unwrap();
     assert_eq!(bundle, live_bundle(&lab, "mon-app.test").unwrap());
+}
+
+/// `certctl <args>` running in the background with its output in a file of the lab; killed
+/// if still running when dropped.
+struct Background {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Background {
+    fn start(lab: &Lab, args: &[&str]) -> Background {
+        let log = lab.root().join("background.log");
+        let out = fs::File::create(&log).unwrap();
+        let mut command = lab.certctl();
+        command
+            .args(args)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        eprintln!("$ certctl {}", args.join(" "));
+        Background {
+            child: command.spawn().unwrap(),
+            log,
+        }
+    }
+
+    fn output(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `ready` until it holds; panics (with certctl's output) when certctl exits
+    /// first or a minute passes.
+    fn wait_for(&mut self, what: &str, mut ready: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready() {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "certctl exited ({status}) before {what}:\n{}",
+                    self.output()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} after a minute:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most 30 s) for certctl to exit; its exit code and output.
+    fn terminate(&mut self) -> (Option<i32>, String) {
+        // SAFETY: kill(2) has no memory-safety preconditions; the child is not reaped yet.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let output = self.output();
+                eprintln!("{output}--- {status}");
+                return (status.code(), output);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "certctl still running 30 s after SIGTERM:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A helper process, killed when dropped.
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Where Pebble validates HTTP-01 in a lab without HAProxy: a listener that accepts and
+/// never answers, so validation cannot finish while a test looks at the running order.
+fn silent_validation(lab: &Lab) -> TcpListener {
+    let listener = TcpListener::bind(lab.http_addr()).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    listener
+}
+
+#[test]
+fn sigterm_during_a_webroot_order_removes_its_token_file_and_exits_143() {
+    let lab = lab_without_haproxy();
+    let _validation = silent_validation(&lab);
+    let webroot = lab.root().join("www");
+    fs::create_dir(&webroot).unwrap();
+    let tokens = webroot.join(".well-known/acme-challenge");
+    let webroot_arg = webroot.display().to_string();
+    let mut certctl = Background::start(
+        &lab,
+        &[
+            "request",
+            "mon-app.test",
+            "--agree-tos",
+            "--challenge",
+            "webroot",
+            "--webroot",
+            &webroot_arg,
+        ],
+    );
+    certctl.wait_for("token file in the webroot", || {
+        fs::read_dir(&tokens).is_ok_and(|mut d| d.next().is_some())
+    });
+    let (code, output) = certctl.terminate();
+    assert_eq!(code, Some(143), "{output}");
+    assert!(
+        output.contains("certctl: interrupted (SIGTERM)"),
+        "{output}"
+    );
+    let left: Vec<_> = fs::read_dir(&tokens).unwrap().flatten().collect();
+    assert!(left.is_empty(), "token files left behind: {left:?}");
+    assert!(!lab.ssl_dir().join("mon-app.test.pem").exists());
+}
+
+#[test]
+fn sigterm_during_a_standalone_order_frees_the_port_and_exits_143() {
+    let lab = lab_without_haproxy();
+    let validation = silent_validation(&lab);
+    // certctl's responder on a port of its own; Pebble asks the silent listener
+    let responder = format!("127.0.0.1:{}", free_port());
+    let mut certctl = Background::start(
+        &lab,
+        &[
+            "request",
+            "mon-app.test",
+            "--agree-tos",
+            "--http-addr",
+            &responder,
+        ],
+    );
+    // Pebble connects once certctl has presented the token and told it to validate
+    let mut held = Vec::new();
+    certctl.wait_for("validation request from Pebble", || {
+        match validation.accept() {
+            Ok((stream, _)) => held.push(stream),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}"),
+        }
+        !held.is_empty()
+    });
+    assert!(
+        std::net::TcpStream::connect(&responder).is_ok(),
+        "the responder serves while the order runs"
+    );
+    let pid = certctl.child.id();
+    let (code, output) = certctl.terminate();
+    assert_eq!(code, Some(143), "{output}");
+    assert!(
+        output.contains("certctl: interrupted (SIGTERM)"),
+        "{output}"
+    );
+    assert!(!common::process_alive(pid));
+    TcpListener::bind(&responder).expect("the responder's port is free again");
+}
+
+#[test]
+fn sigterm_while_waiting_for_the_state_lock_ends_at_once() {
+    let lab = lab_without_haproxy();
+    request(&lab, &["mon-app.test"]).assert_success();
+    // another process holds the lock; certctl would wait for it up to two minutes
+    let lock = lab.state_dir().join("lock");
+    let mut holder = KilledOnDrop(
+        Command::new("python3")
+        .arg("-c")
+        .arg("import fcntl,sys,time\nf=open(sys.argv[1],'r+')\nfcntl.lockf(f,fcntl.LOCK_EX)\nprint('locked',flush=True)\ntime.sleep(300)")
+        .arg(&lock)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.0.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let mut certctl = Background::start(&lab, &["renew", "--force"]);
+    // it has opened the lock file: it waits for the lock now
+    let fds = format!("/proc/{}/fd", certctl.child.id());
+    certctl.wait_for("the lock file opened", || {
+        fs::read_dir(&fds)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target == lock))
+    });
+    let started = Instant::now();
+    let (code, output) = certctl.terminate();
+    drop(holder);
+    assert_eq!(code, Some(143), "{output}");
+    assert!(
+        output.contains("certctl: interrupted (SIGTERM)"),
+        "{output}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "SIGTERM took {:?}, as if the lock wait ran out first",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn ctrl_c_at_a_confirmation_prompt_exits_130_and_changes_nothing() {
+    let lab = lab_without_haproxy();
+    request(&lab, &["mon-app.test"]).assert_success();
+    let before = both_snapshots(&lab);
+    let out = on_terminal(&lab, "\x03", &["delete", "mon-app.test"]);
+    assert_eq!(out.code(), Some(130), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("certctl: interrupted (SIGINT)"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(both_snapshots(&lab), before);
 }

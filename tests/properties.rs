@@ -6,7 +6,7 @@
 use std::path::{Component, Path};
 
 use certctl::pem::{AriState, Decision, decide, renewal_due, renewal_time};
-use certctl::settings::{CertName, DomainName};
+use certctl::types::{CertName, DomainName};
 use proptest::prelude::*;
 
 /// Raw names: anything, domain-like ASCII with the usual mistakes, and Unicode letters.

@@ -371,7 +371,7 @@ fn challenge(
                 }
             };
             let challenge = Challenge::resolve(
-                Some(crate::cli::ChallengeKind::Webroot),
+                Some(crate::types::ChallengeKind::Webroot),
                 None,
                 Some(Path::new(root)),
             )?;

@@ -11,7 +11,6 @@ mod obtain;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,10 +18,10 @@ use anyhow::anyhow;
 use futures_util::StreamExt;
 
 use crate::acme;
+use crate::challenge::{Responders, Solvers};
 use crate::deploy::{self, Bundles};
-use crate::http01::Responder;
 use crate::pem::{CertInfo, Chain};
-use crate::settings::{CertSettings, Challenge, Hooks, Verbosity};
+use crate::settings::{CertSettings, Hooks, Verbosity};
 use crate::store::{Lineage, Store};
 use crate::types::{CertName, Server, Socket};
 
@@ -165,24 +164,18 @@ impl Run<'_> {
             }
         }
 
-        // 3. one responder per address, shared by all orders, bound before anything is sent
-        //    to the CA
-        let mut responders: HashMap<SocketAddr, anyhow::Result<Responder>> = HashMap::new();
+        // 3. each certificate's challenge solvers, with one responder per address shared by
+        //    all orders, bound before anything is sent to the CA
+        let mut responders = Responders::default();
+        let mut solvers = Vec::with_capacity(orders.len());
         for (cert, _) in &orders {
-            if let Challenge::Standalone { http_addr } = cert.settings.cert.challenge {
-                if let Entry::Vacant(slot) = responders.entry(http_addr) {
-                    slot.insert(Responder::bind(http_addr).await);
-                }
-            }
+            solvers
+                .push(Solvers::from_setting(&cert.settings.cert.challenge, &mut responders).await);
         }
-        let responder_of = |settings: &CertSettings| match settings.cert.challenge {
-            Challenge::Standalone { http_addr } => responders.get(&http_addr),
-            _ => None,
-        };
 
         // 4. the accounts of the CAs that orders go to (none for an order that cannot run)
-        for (cert, _) in &orders {
-            if !matches!(responder_of(&cert.settings), Some(Err(_))) {
+        for ((cert, _), solver) in orders.iter().zip(&solvers) {
+            if solver.is_ok() {
                 accounts.open(self, &cert.settings).await;
             }
         }
@@ -191,39 +184,37 @@ impl Run<'_> {
         // 5. the orders, `jobs` at a time, each with its progress line on a terminal
         let progress = crate::progress::Progress::new(self.verbosity);
         let results: Vec<(JobCert, anyhow::Result<Issued>)> =
-            futures_util::stream::iter(orders.into_iter().map(|(cert, replaces)| {
-                let line = progress.line(cert.name.as_str());
-                let responder = responder_of(&cert.settings);
-                async move {
-                    let result = line
-                        .clone()
-                        .scope(async {
-                            if cert.settings.cert.server.is_local() {
-                                return issue_local(self.store, &cert.settings);
-                            }
-                            let responder = match responder {
-                                Some(Ok(r)) => Some(r),
-                                Some(Err(e)) => return Err(anyhow!("{e:#}")),
-                                None => None,
-                            };
-                            let mut wanted = cert.settings.clone();
-                            wanted.cert.server = self.effective_server(&wanted.cert.server);
-                            // never by a dry run: a CA takes one replacement per certificate
-                            let replaces = replaces
-                                .filter(|_| !self.dry_run)
-                                .and_then(|der| acme::cert_id(&der).ok());
-                            let account = accounts.get(self, &cert.settings)?;
-                            order(account, responder, &cert.name, &wanted, replaces.as_ref()).await
-                        })
-                        .await;
-                    line.finish(if result.is_ok() { "issued" } else { "failed" });
-                    (cert, result)
-                }
-            }))
+            futures_util::stream::iter(orders.into_iter().zip(&solvers).map(
+                |((cert, replaces), solvers)| {
+                    let line = progress.line(cert.name.as_str());
+                    async move {
+                        let result = line
+                            .clone()
+                            .scope(async {
+                                if cert.settings.cert.server.is_local() {
+                                    return issue_local(self.store, &cert.settings);
+                                }
+                                let solvers = solvers.as_ref().map_err(|e| anyhow!("{e:#}"))?;
+                                let mut wanted = cert.settings.clone();
+                                wanted.cert.server = self.effective_server(&wanted.cert.server);
+                                // never by a dry run: a CA takes one replacement per certificate
+                                let replaces = replaces
+                                    .filter(|_| !self.dry_run)
+                                    .and_then(|der| acme::cert_id(&der).ok());
+                                let account = accounts.get(self, &cert.settings)?;
+                                order(account, solvers, &cert.name, &wanted, replaces.as_ref())
+                                    .await
+                            })
+                            .await;
+                        line.finish(if result.is_ok() { "issued" } else { "failed" });
+                        (cert, result)
+                    }
+                },
+            ))
             .buffer_unordered(self.jobs.max(1))
             .collect()
             .await;
-        drop(responders);
+        drop((solvers, responders));
 
         // 6. store and install each new certificate; a reinstall takes the stored one
         let mut installed: Vec<(JobCert, Issued, bool)> = Vec::new();

@@ -4,27 +4,22 @@
 use anyhow::Context;
 
 use super::{Issued, JobCert, date, join, now};
-use crate::acme::{self, Answer};
-use crate::http01::Responder;
+use crate::acme;
+use crate::challenge::Solvers;
 use crate::pem::{self, Chain};
-use crate::settings::{CertSettings, Challenge};
+use crate::settings::CertSettings;
 use crate::store::Store;
 use crate::types::{CertName, Server};
 
-/// Orders one certificate and checks what came back; writes nothing. The responder, when
-/// the challenge needs one, is bound by the caller and serves the tokens of every order.
+/// Orders one certificate and checks what came back; writes nothing. The solvers answer its
+/// challenges (a responder they use is bound by the caller and shared by every order).
 pub async fn order(
     account: &instant_acme::Account,
-    responder: Option<&Responder>,
+    solvers: &Solvers,
     name: &CertName,
     wanted: &CertSettings,
     replaces: Option<&instant_acme::CertificateIdentifier<'static>>,
 ) -> anyhow::Result<Issued> {
-    let answer = match (&wanted.cert.challenge, responder) {
-        (Challenge::Webroot { webroot }, _) => Answer::Webroot(webroot),
-        (_, Some(r)) => Answer::Responder(&r.tokens),
-        _ => Answer::Stateless,
-    };
     let key = crate::keys::generate(wanted.cert.key_type)?;
     let csr = crate::keys::csr(&wanted.cert.domains, &key)?;
     crate::log::verbose(format_args!(
@@ -37,7 +32,7 @@ pub async fn order(
         &wanted.cert.server,
         &wanted.cert.domains,
         &csr,
-        &answer,
+        solvers,
         replaces,
     )
     .await?;

@@ -20,8 +20,6 @@ use crate::types::Server;
 pub use commands::{RenewSettings, RequestSettings, email};
 pub use config::ConfigFile;
 pub use stored::{CertConfig, CertSettings, Challenge, Hooks, HostConfig, parse_sockets};
-// re-exported while callers move to crate::types
-pub use crate::types::{CertName, DomainName, KNOWN_SERVERS, MAX_NAMES, parse_domains};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/certctl";
 pub const DEFAULT_SSL_DIR: &str = "/etc/haproxy/ssl";

@@ -1,10 +1,11 @@
-//! The HTTP-01 challenge responder: answers GET/HEAD /.well-known/acme-challenge/<token>
-//! for the tokens it was given, 404 for anything else, 405 for other methods.
-//! It knows tokens and key authorizations, nothing of accounts or storage; it binds only
-//! where told, caps header size, request time and open connections (`Limits`), never
-//! reads a file, and stops when dropped.
+//! HTTP-01 (RFC 8555 §8.3) answered by certctl itself: the responder answers GET/HEAD
+//! /.well-known/acme-challenge/<token> for the tokens it was given, 404 for anything else,
+//! 405 for other methods; `Standalone` is the solver that gives it tokens. It binds only where
+//! told, caps header size, request time and open connections (`Limits`), never reads a
+//! file, and stops when dropped.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -20,6 +21,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+
+use super::{ChallengeType, Pending, Solver, Task, valid_token};
 
 pub const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
@@ -78,14 +81,6 @@ impl Tokens {
     }
 }
 
-/// True for a token the CA may legitimately send: base64url, 1 to 256 characters.
-pub fn valid_token(token: &str) -> bool {
-    (1..=256).contains(&token.len())
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 /// A running responder; stops serving when dropped.
 pub struct Responder {
     pub tokens: Tokens,
@@ -121,6 +116,63 @@ impl Responder {
 impl Drop for Responder {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// The responders of one run, one per address, shared by all its certificates. An address
+/// that cannot be bound is tried once; each certificate that needs it gets the error.
+#[derive(Default)]
+pub struct Responders(HashMap<SocketAddr, Result<Arc<Responder>, String>>);
+
+impl Responders {
+    pub async fn bind(&mut self, addr: SocketAddr) -> anyhow::Result<Arc<Responder>> {
+        let bound = match self.0.entry(addr) {
+            Entry::Occupied(slot) => slot.into_mut(),
+            Entry::Vacant(slot) => {
+                let bound = Responder::bind(addr).await.map(Arc::new);
+                slot.insert(bound.map_err(|e| format!("{e:#}")))
+            }
+        };
+        match bound {
+            Ok(responder) => Ok(responder.clone()),
+            Err(e) => Err(anyhow!("{e}")),
+        }
+    }
+}
+
+/// The solver that serves HTTP-01 tokens from certctl's own responder.
+pub struct Standalone {
+    responder: Arc<Responder>,
+}
+
+impl Standalone {
+    pub fn new(responder: Arc<Responder>) -> Self {
+        Self { responder }
+    }
+}
+
+impl Solver for Standalone {
+    fn challenge_type(&self) -> ChallengeType {
+        ChallengeType::Http01
+    }
+
+    fn present<'a>(&'a self, tasks: &'a [Task]) -> Pending<'a> {
+        Box::pin(async move {
+            for task in tasks {
+                let tokens = &self.responder.tokens;
+                tokens.insert(task.token.as_str(), task.key_authorization.as_str());
+            }
+            Ok(())
+        })
+    }
+
+    fn cleanup<'a>(&'a self, tasks: &'a [Task]) -> Pending<'a> {
+        Box::pin(async move {
+            for task in tasks {
+                self.responder.tokens.remove(task.token.as_str());
+            }
+            Ok(())
+        })
     }
 }
 
@@ -477,6 +529,24 @@ mod tests {
         // another loopback address, same port: nothing listens there
         let other = SocketAddr::from(([127, 0, 0, 2], responder.addr.port()));
         assert!(tokio::net::TcpStream::connect(other).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn one_responder_per_address_for_the_whole_run() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap();
+        let mut responders = Responders::default();
+        let first = responders.bind(addr).await.unwrap();
+        let second = responders.bind(addr).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        // a taken address is tried once, and each certificate that needs it is told
+        let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = squatter.local_addr().unwrap();
+        for _ in 0..2 {
+            let err = responders.bind(taken).await.err().unwrap().to_string();
+            assert!(err.contains("already in use"), "{err}");
+        }
     }
 
     #[tokio::test]

@@ -1,0 +1,21 @@
+//! The only module that speaks ACME (RFC 8555), on top of instant-acme. It adds what that
+//! crate lacks: trust of a `--ca-bundle` with many certificates, request timeouts, one
+//! retry policy for badNonce, 429 and 5xx, and problem documents turned into clear errors.
+//! It knows nothing of files or of how a challenge is answered: callers pass credentials
+//! and solvers (crate::challenge) in, and store what comes out.
+//!
+//! One file per noun: `transport` (the HTTPS client and its nonces), `retry` (when an
+//! exchange is tried again), `account`, `order` (the order flow, ARI, revocation) and
+//! `problem` (what a person reads when the CA says no).
+
+mod account;
+mod order;
+mod problem;
+mod retry;
+mod transport;
+
+pub use account::{create_account, restore_account, terms_of_service};
+pub use order::{cert_id, issue, renewal_info, revoke};
+pub use problem::explain;
+pub use retry::RetryAfter;
+pub use transport::AcmeHttp;
