@@ -1,7 +1,7 @@
-//! Durable, careful file writes shared by the state's file backend and deployment: temp file
-//! in the same directory, fsync, rename, fsync the directory; files created exclusively with
-//! their mode set before any byte is written; leftovers of killed runs marked for cleanup.
-//! Knows nothing of what the files hold.
+//! Careful file I/O shared by the state's file backend, deployment and settings: durable
+//! writes (temp file in the same directory, fsync, rename, fsync the directory), files
+//! created exclusively with their mode set before any byte is written, leftovers of killed
+//! runs marked for cleanup, and bounded reads of regular files. Knows nothing of contents.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -100,6 +100,36 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Largest config file or `--ca-bundle` read: both are a few kilobytes; this keeps a
+/// mistaken path (`/dev/zero`, a disk image) from eating the memory.
+pub const MAX_INPUT_FILE: u64 = 1 << 20;
+
+/// Reads a regular file of at most `MAX_INPUT_FILE` bytes; anything else is an error that
+/// says what the path is instead.
+pub fn read_small_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(Error::new(ErrorKind::InvalidInput, "it is a directory"));
+    }
+    if !meta.is_file() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "it is not a regular file (a device, pipe or socket)",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_INPUT_FILE {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("it is larger than {} KiB", MAX_INPUT_FILE / 1024),
+        ));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

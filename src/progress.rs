@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::settings::Verbosity;
+use crate::log::Verbosity;
 
 tokio::task_local! {
     static LINE: Line;

@@ -173,7 +173,7 @@ impl AcmeHttp {
         let native = rustls_native_certs::load_native_certs();
         roots.add_parsable_certificates(native.certs);
         if let Some(path) = ca_bundle {
-            let bytes = crate::settings::read_small_file(path)
+            let bytes = crate::durable::read_small_file(path)
                 .with_context(|| format!("reading --ca-bundle {}", path.display()))?;
             for der in crate::pem::certificates(&bytes)? {
                 roots.add(der.into()).with_context(|| {

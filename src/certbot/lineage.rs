@@ -14,7 +14,7 @@ use x509_parser::public_key::PublicKey;
 use super::hooks::take_hook;
 use super::{RenewalConf, Value, account_dir, account_key_pkcs8, pkcs8_pem};
 use crate::error::BadInput;
-use crate::issue::date;
+use crate::output::date;
 use crate::pem::{self, CertInfo, Chain};
 use crate::settings::{CertConfig, CertSettings, Challenge, DEFAULT_HTTP_ADDR, Hooks, HostConfig};
 use crate::types::{CertName, DomainName, KeyType, MAX_NAMES, Server};
@@ -277,7 +277,7 @@ pub fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
         format!(
             "certificate {} for {} (valid until {}), its chain and key",
             info.serial,
-            crate::issue::join(&settings.cert.domains),
+            crate::types::join(&settings.cert.domains),
             date(info.not_after)
         ),
     );

@@ -191,35 +191,7 @@ fn non_empty_path(path: Option<PathBuf>, flag: &str) -> anyhow::Result<Option<Pa
     }
 }
 
-/// Largest config file or `--ca-bundle` read: both are a few kilobytes; this keeps a
-/// mistaken path (`/dev/zero`, a disk image) from eating the memory.
-pub const MAX_INPUT_FILE: u64 = 1 << 20;
-
-/// Reads a regular file of at most `MAX_INPUT_FILE` bytes; anything else is an error that
-/// says what the path is instead.
-pub fn read_small_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::{Error, ErrorKind, Read};
-    let file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
-    if meta.is_dir() {
-        return Err(Error::new(ErrorKind::InvalidInput, "it is a directory"));
-    }
-    if !meta.is_file() {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "it is not a regular file (a device, pipe or socket)",
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_INPUT_FILE + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_INPUT_FILE {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            format!("it is larger than {} KiB", MAX_INPUT_FILE / 1024),
-        ));
-    }
-    Ok(bytes)
-}
+pub use crate::durable::{MAX_INPUT_FILE, read_small_file};
 
 /// A `--ca-bundle` must be a readable PEM file with at least one certificate.
 pub fn check_ca_bundle(path: &Path) -> anyhow::Result<()> {

@@ -515,4 +515,30 @@ mod tests {
         assert!(text.contains("key.pem is missing"), "{text}");
         assert!(store.live_files(&name).is_err());
     }
+
+    #[test]
+    fn a_bad_stored_value_is_reported_as_the_stored_file_not_as_a_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::files(&dir.path().join("state"));
+        let name = CertName::parse("a.fr").unwrap();
+        stored(&store, &name);
+        let path = dir.path().join("state/certs/a.fr/settings.json");
+        let text = fs::read_to_string(&path).unwrap();
+        let bad = text.replace(
+            "https://acme-v02.api.letsencrypt.org/directory",
+            "http://x/dir",
+        );
+        assert_ne!(text, bad);
+        fs::write(&path, bad).unwrap();
+        let err = format!("{:#}", store.lineage(&name).unwrap_err());
+        assert!(
+            err.contains(&format!("{} is damaged", path.display())),
+            "{err}"
+        );
+        assert!(
+            err.contains("\"http://x/dir\" is neither an https URL"),
+            "{err}"
+        );
+        assert!(!err.contains("--server"), "{err}");
+    }
 }
