@@ -3,7 +3,7 @@
 //! log level from CERTCTL_LOG. No CA is needed: the effective server shows in the error of
 //! `account thumbprint` with no account, the effective ssl dir in `list --json`.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

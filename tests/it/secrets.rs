@@ -1,9 +1,9 @@
 //! Secrets: private keys, bundles and account credentials are 0600 and their directories
 //! 0700 whatever the umask; no key material ever reaches a log line or an error message;
 //! hooks get values through the environment only, so no path or name can inject shell.
-//! (tests/common's `run_command` also checks every run of the suite for key material.)
+//! (tests/it/common's `run_command` also checks every run of the suite for key material.)
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

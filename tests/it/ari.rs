@@ -3,7 +3,7 @@
 //! echo of `replaces`. The CA's window decides renewal, Retry-After keeps cron runs off the
 //! network, and every renewal names the certificate it replaces.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::process::Command;

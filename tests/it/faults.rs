@@ -4,7 +4,7 @@
 //! Each must end in a clear error (or success) with no working certificate lost and no
 //! half-written file, and the next run must finish the work.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

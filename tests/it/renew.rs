@@ -1,7 +1,7 @@
 //! `certctl renew` against real Pebble (short validity makes renewal due for real) behind
 //! real HAProxy: due vs not due, --force, failure isolation, the lock, hooks, --dry-run.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -1,10 +1,10 @@
 //! Bad input, as a table: command lines, names, `--server`, key types, `--ca-bundle` and
 //! config files, and a damaged store for every subcommand that reads one. Each case must
 //! exit 2 (bad input) or 1 (a damaged store), say what is wrong, and leave the state and
-//! ssl directories byte for byte as they were. The cases in tests/request.rs (bad input of
+//! ssl directories byte for byte as they were. The cases in tests/it/request.rs (bad input of
 //! `request`) are not repeated here.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -290,7 +290,7 @@ fn bad_input_and_damaged_stores_exit_with_a_reason_and_change_nothing() {
         request_case(&["."], "ends with a dot"),
         request_case(&[".mon-app.test"], "empty label"),
         request_case(&[&long_name], "longer than 253"),
-        // a valid domain too long to name a certificate (found by tests/properties.rs: it
+        // a valid domain too long to name a certificate (found by tests/it/properties.rs: it
         // was issued, then never listed nor renewed)
         request_case(&[&long_first], "choose a shorter name with --name"),
         request_case(&["xn--a.test"], "punycode"),

@@ -3,7 +3,7 @@
 //! bundles rebuilt only where they differ, listings of whole, damaged and empty stores, and
 //! bad input (exit 2) leaving the state and ssl directories exactly as they were.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -3,7 +3,7 @@
 //! proxy, several proxies with one down, no transaction left open after a failed commit,
 //! stateless HTTP-01 answered by HAProxy itself, webroot, and a TCP (seed 004) frontend.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

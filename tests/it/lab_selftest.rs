@@ -2,7 +2,7 @@
 //! and serves (and reloads) certificates, labs are independent and leave no process behind.
 //! Depends on nothing certctl does; `certctl()` is only inspected, never run.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};

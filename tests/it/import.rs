@@ -3,7 +3,7 @@
 //! certbot cannot produce here (P-256 account keys, wildcards, DNS plugins, damaged files).
 //! certbot's directory must be byte for byte the same afterwards.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,7 @@
 //! served chain, key types, account reuse, the not-due case, and every bad input and
 //! failure leaving the state and ssl directories exactly as they were.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::fs;
