@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::fixtures::{Snapshot, request, snapshot};
+use common::hermetic;
 use common::{Lab, LabOptions, run_command};
 
 /// What a case does to a copy of the store before running.
@@ -455,13 +456,7 @@ fn bad_input_and_damaged_stores_exit_with_a_reason_and_change_nothing() {
             }
         };
         let before: (Snapshot, Snapshot) = (snapshot(&state_dir), snapshot(&ssl_dir));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_certctl"));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("CERTCTL_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.stdin(std::process::Stdio::null());
+        let mut cmd = hermetic::certctl_in(lab.root());
         match &c.globals {
             Some(g) => {
                 cmd.args(g);

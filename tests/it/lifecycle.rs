@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use common::fixtures::{both_snapshots, on_terminal, request, snapshot};
+use common::hermetic;
 use common::{Lab, LabOptions, Output, run_command};
 
 /// A lab without HAProxy (Pebble validates against certctl's responder directly), holding
@@ -78,20 +78,16 @@ fn mtime(path: &Path) -> SystemTime {
     fs::metadata(path).unwrap().modified().unwrap()
 }
 
-/// certctl on a state and ssl directory of one's choosing, no lab needed.
+/// certctl on a state and ssl directory of one's choosing, no lab needed; hermetic, its
+/// empty config file beside the state directory.
 fn certctl_in(state: &Path, ssl: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certctl"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("CERTCTL_") {
-            cmd.env_remove(key);
-        }
-    }
+    let dir = state.parent().expect("the state directory has a parent");
+    let mut cmd = hermetic::certctl_in(dir);
     cmd.arg("--state-dir")
         .arg(state)
         .arg("--ssl-dir")
         .arg(ssl)
-        .args(args)
-        .stdin(Stdio::null());
+        .args(args);
     run_command(cmd)
 }
 

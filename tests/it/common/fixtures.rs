@@ -29,10 +29,7 @@ pub fn certctl_with(lab: &Lab, overrides: &[(&str, &OsStr)]) -> Command {
         ("--server", OsString::from(lab.directory_url())),
         ("--ca-bundle", lab.ca_bundle().into_os_string()),
     ];
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certctl"));
-    cmd.stdin(std::process::Stdio::null())
-        .env_remove("CERTCTL_STATE_DIR")
-        .env_remove("CERTCTL_SSL_DIR");
+    let mut cmd = super::hermetic::certctl_in(lab.root());
     for (flag, value) in defaults {
         let value = overrides
             .iter()
@@ -135,20 +132,10 @@ sys.exit(os.waitstatus_to_exitcode(status))
 pub fn on_terminal(lab: &Lab, answer: &str, args: &[&str]) -> Output {
     let driver = lab.root().join("pty-driver.py");
     std::fs::write(&driver, PTY_DRIVER).unwrap();
-    let certctl = lab.certctl();
-    let mut cmd = Command::new("python3");
-    cmd.arg(&driver)
-        .arg(answer)
-        .arg(certctl.get_program())
-        .args(certctl.get_args())
-        .args(args)
-        .stdin(Stdio::null());
-    // the same environment as lab.certctl(): no CERTCTL_* or proxy variables
-    for (key, value) in certctl.get_envs() {
-        match value {
-            Some(v) => cmd.env(key, v),
-            None => cmd.env_remove(key),
-        };
-    }
+    let mut driver_cmd = Command::new("python3");
+    driver_cmd.arg(&driver).arg(answer).stdin(Stdio::null());
+    // the same environment as lab.certctl(): nothing of the host's
+    let mut cmd = super::hermetic::through(driver_cmd, &lab.certctl());
+    cmd.args(args);
     run_command(cmd)
 }

@@ -143,8 +143,10 @@ pub struct ProcessGuard {
 }
 
 impl ProcessGuard {
-    /// Spawns `command` with stdin closed and output appended to `log`.
+    /// Spawns `command` with stdin closed, output appended to `log` and none of the host's
+    /// variables that `hermetic::scrub` clears.
     pub fn spawn(name: &str, mut command: Command, log: PathBuf) -> ProcessGuard {
+        super::hermetic::scrub(&mut command);
         let out = File::create(&log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
         let err = out.try_clone().expect("duplicating log file handle");
         command.stdin(Stdio::null()).stdout(out).stderr(err);
