@@ -146,6 +146,30 @@ impl Rng {
     }
 }
 
+/// Kills (SIGKILL) the processes whose pids a hook listed in a file, when dropped, if they
+/// still run what the hook started (their command line holds `mark`; a pid can be reused):
+/// what a test's hook left behind never outlives the test.
+struct KillListed {
+    pids: PathBuf,
+    mark: &'static str,
+}
+
+impl Drop for KillListed {
+    fn drop(&mut self) {
+        let text = fs::read_to_string(&self.pids).unwrap_or_default();
+        for pid in text
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(self.mark) {
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
 /// A tmpfs mounted over a directory for the life of the guard (root only).
 struct Tmpfs(PathBuf);
 
@@ -542,9 +566,9 @@ fn a_hanging_haproxy_socket_is_bounded_reported_and_the_others_updated() {
     let stop = AtomicBool::new(false);
     let real = lab.admin_socket().display().to_string();
     let hanging = hang_path.display().to_string();
-    let (out, elapsed) = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            // accepts and never answers, holding every connection open
+    let (out, elapsed, accepted) = std::thread::scope(|scope| {
+        let hanging_proxy = scope.spawn(|| {
+            // accepts and never answers, holding every connection open until certctl is done
             let mut held = Vec::new();
             while !stop.load(Ordering::SeqCst) {
                 if let Ok((stream, _)) = hang.accept() {
@@ -552,6 +576,7 @@ fn a_hanging_haproxy_socket_is_bounded_reported_and_the_others_updated() {
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
+            held.len()
         });
         let mut cmd = lab.certctl();
         cmd.env("CERTCTL_HAPROXY_TIMEOUT", "1").args([
@@ -569,8 +594,9 @@ fn a_hanging_haproxy_socket_is_bounded_reported_and_the_others_updated() {
         let out = run_command(cmd);
         let elapsed = t.elapsed();
         stop.store(true, Ordering::SeqCst);
-        (out, elapsed)
+        (out, elapsed, hanging_proxy.join().unwrap())
     });
+    eprintln!("certctl gave up on the hanging socket and finished in {elapsed:?}");
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr.contains(&hanging) && out.stderr.contains("did not answer"),
@@ -583,7 +609,13 @@ fn a_hanging_haproxy_socket_is_bounded_reported_and_the_others_updated() {
         "the other proxy was still updated: {}",
         out.stderr
     );
-    assert!(elapsed < Duration::from_secs(20), "bounded: {elapsed:?}");
+    // Bounded, without betting on the machine's speed: the hanging proxy took certctl's
+    // connection and neither answered nor closed it while certctl ran, so certctl ending
+    // at all (run_command allows minutes) means it gave up on its own, as reported above.
+    assert!(
+        accepted >= 1,
+        "certctl never connected to the hanging socket"
+    );
     // the real HAProxy serves the new certificate, the bundle is written
     let bundle = fs::read(lab.ssl_dir().join("a.mon-app.test.pem")).unwrap();
     let (serial, _) = parse_bundle(&bundle).unwrap();
@@ -595,10 +627,17 @@ fn hooks_that_hang_or_flood_are_killed_and_their_output_bounded() {
     let lab = lab_without_haproxy();
     let pids = lab.root().join("pids");
     let flood = "head -c 3000000 /dev/zero | tr '\\0' x; head -c 500000 /dev/zero | tr '\\0' y >&2; echo done";
+    // The hanging hook runs for an hour, far beyond run_command's bound on certctl: a
+    // certctl that returns at all has killed it. Whatever it leaves running is killed at
+    // the end of the test all the same.
     let hang = format!(
-        "echo $$ > {p}; sleep 120 & echo $! >> {p}; wait",
+        "echo $$ > {p}; sleep 3600 & echo $! >> {p}; wait",
         p = pids.display()
     );
+    let _leftovers = KillListed {
+        pids: pids.clone(),
+        mark: "3600",
+    };
     let t = Instant::now();
     let out = request(
         &lab,
@@ -612,14 +651,16 @@ fn hooks_that_hang_or_flood_are_killed_and_their_output_bounded() {
             "2",
         ],
     );
-    let elapsed = t.elapsed();
+    eprintln!(
+        "certctl killed the hanging hook and finished in {:?}",
+        t.elapsed()
+    );
     assert_eq!(
         out.code(),
         Some(1),
         "{}",
         &out.stderr[out.stderr.len().saturating_sub(2000)..]
     );
-    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
     assert!(
         out.stderr.len() < 64 * 1024 + 4096,
         "hook output is bounded in the log: {} bytes",

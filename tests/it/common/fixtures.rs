@@ -89,7 +89,8 @@ pub fn serial_hex(der: &[u8]) -> String {
 
 /// Drives a command on a pseudo-terminal: waits for the `[y/N]` prompt, types the answer,
 /// echoes everything the terminal showed on stdout and exits with the command's code.
-/// Bounded: kills the command after 60 s. Needs no stdin of its own.
+/// Bounded: kills the command after 150 s (less than run_command's bound, so that what the
+/// terminal showed is reported). Needs no stdin of its own.
 const PTY_DRIVER: &str = r#"
 import os, pty, select, signal, sys, time
 answer = sys.argv[1].encode()
@@ -97,7 +98,7 @@ argv = sys.argv[2:]
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(argv[0], argv)
-deadline = time.monotonic() + 60
+deadline = time.monotonic() + 150
 shown = b""
 sent = False
 while True:
@@ -106,7 +107,7 @@ while True:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         sys.stdout.write(shown.decode(errors="replace"))
-        sys.stderr.write("pty driver: no exit within 60 s; killed\n")
+        sys.stderr.write("pty driver: no exit within 150 s; killed\n")
         sys.exit(124)
     ready, _, _ = select.select([fd], [], [], min(left, 0.5))
     if not ready:
