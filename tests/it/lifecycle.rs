@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use common::fixtures::{both_snapshots, on_terminal, request, snapshot};
+use common::fixtures::{both_snapshots, certctl_with, on_terminal, request, snapshot};
 use common::hermetic;
 use common::{Lab, LabOptions, Output, run_command};
 
@@ -332,6 +332,61 @@ fn no_terminal_without_yes_and_unknown_names_exit_2_and_change_nothing() {
             .contains("unknown.test")
     );
     assert_eq!(ca_status(&lab, &serial), "Valid");
+}
+
+/// /etc/haproxy/ssl and /var/lib/certctl are often on different file systems: the bundle
+/// then goes into the archive by a synced copy and a removal (a rename fails with EXDEV).
+/// The ssl directory is put on /dev/shm (tmpfs); where that is not another file system
+/// than the lab's, the test says on stderr that it checked nothing.
+#[test]
+fn delete_archives_a_bundle_from_another_file_system() {
+    use std::os::unix::fs::MetadataExt;
+
+    let lab = lab_with(&[]);
+    let device = |path: &Path| fs::metadata(path).unwrap().dev();
+    let ssl = match tempfile::tempdir_in("/dev/shm") {
+        Ok(dir) if device(dir.path()) != device(&lab.state_dir()) => dir,
+        Ok(_) => {
+            eprintln!(
+                "SKIPPED: delete across file systems; /dev/shm is on the same file system as {}",
+                lab.state_dir().display()
+            );
+            return;
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: delete across file systems; no directory in /dev/shm: {e}");
+            return;
+        }
+    };
+    let flags = [("--ssl-dir", ssl.path().as_os_str())];
+    let http_addr = lab.http_addr();
+    let mut cmd = certctl_with(&lab, &flags);
+    cmd.args([
+        "request",
+        "x.test",
+        "--agree-tos",
+        "--http-addr",
+        &http_addr,
+    ]);
+    run_command(cmd).assert_success();
+    let bundle = ssl.path().join("x.test.pem");
+    let bytes = fs::read(&bundle).unwrap();
+
+    let mut cmd = certctl_with(&lab, &flags);
+    cmd.args(["delete", "x.test", "--yes"]);
+    run_command(cmd).assert_success();
+    assert!(!bundle.exists(), "the bundle left the ssl directory");
+    assert!(!cert_dir(&lab, "x.test").exists());
+    let folders = archive_folders(&lab);
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let archived = folders[0].join("x.test.pem");
+    assert_eq!(fs::read(&archived).unwrap(), bytes, "the same bundle");
+    assert_eq!(device(&archived), device(&lab.state_dir()));
+    assert_eq!(
+        fs::metadata(&archived).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(fs::read_dir(ssl.path()).unwrap().count(), 0, "nothing left");
 }
 
 #[test]
