@@ -182,10 +182,12 @@ impl ProcessGuard {
     /// Polls `ready` every 50 ms until it returns true; panics with the log tail when the
     /// process exits or `timeout` passes first.
     pub fn wait_until(&mut self, what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
         loop {
             self.assert_running();
             if ready() {
+                eprintln!("{} ready after {:?}", self.name, started.elapsed());
                 return;
             }
             if Instant::now() >= deadline {
