@@ -1,6 +1,6 @@
 //! Generates completions/ (bash, zsh, fish) and man/ (certctl.1 and one page per
 //! subcommand) from the clap definition, `certctl::cli::Cli`. Run it through
-//! `scripts/gen-docs`; tests/docs.rs runs `generate` too and fails when the committed
+//! `scripts/gen-docs`; tests/it/docs.rs runs `generate` too and fails when the committed
 //! files differ. The output depends on nothing but the clap definition and the version.
 
 use std::fs;
@@ -30,7 +30,7 @@ pub fn generate(out: &Path) -> io::Result<()> {
     Ok(())
 }
 
-#[allow(dead_code)] // tests/docs.rs includes this file for `generate` alone
+#[allow(dead_code)] // tests/it/docs.rs includes this file for `generate` alone
 fn main() {
     let Some(out) = std::env::args_os().nth(1) else {
         eprintln!("usage: gen_docs OUT_DIR   (writes OUT_DIR/completions and OUT_DIR/man)");

@@ -1,6 +1,6 @@
 //! What each fuzz target checks on one input: no panic, and the invariants the rest of
 //! certctl relies on. Shared by the cargo-fuzz targets (fuzz/fuzz_targets/) and by
-//! tests/fuzz_seeds.rs, which runs the seed corpus and every crash found as plain tests.
+//! tests/it/fuzz_seeds.rs, which runs the seed corpus and every crash found as plain tests.
 //! Reads nothing from disk except what a config file's `ca_bundle` names.
 
 use std::path::{Component, Path};

@@ -30,8 +30,8 @@ cargo clippy --all-targets --locked -- -D warnings
 heading "cargo test --locked --all-targets"
 cargo test --locked --all-targets
 
-# The property tests (tests/properties.rs) and the fuzz checks over the seed corpus and
-# every crash found (tests/fuzz_seeds.rs) ran above; now the fuzzers themselves, briefly
+# The property tests (tests/it/properties.rs) and the fuzz checks over the seed corpus and
+# every crash found (tests/it/fuzz_seeds.rs) ran above; now the fuzzers themselves, briefly
 # (scripts/fuzz runs them longer). CERTCTL_FUZZ_SECONDS=0 skips this step.
 fuzz_seconds=${CERTCTL_FUZZ_SECONDS:-20}
 if [[ $fuzz_seconds != 0 ]]; then

@@ -28,7 +28,8 @@ impl CertbotDirs {
 
 /// `certbot certonly --standalone` against the lab's Pebble, answering HTTP-01 on the lab's
 /// responder address (where HAProxy forwards challenges), trusting Pebble through
-/// REQUESTS_CA_BUNDLE; `args` adds -d names, hooks, key type...
+/// REQUESTS_CA_BUNDLE and nothing else of the host's environment; `args` adds -d names,
+/// hooks, key type...
 pub fn certonly(lab: &Lab, dirs: &CertbotDirs, args: &[&str]) -> Output {
     let installed = Command::new("certbot")
         .arg("--version")
@@ -43,13 +44,8 @@ pub fn certonly(lab: &Lab, dirs: &CertbotDirs, args: &[&str]) -> Output {
     let http_addr = lab.http_addr();
     let (address, port) = http_addr.rsplit_once(':').expect("host:port");
     let mut command = Command::new("certbot");
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CERTCTL_") || key.to_ascii_lowercase().ends_with("_proxy") {
-            command.env_remove(&*key);
-        }
-    }
-    command
+    // none of the host's CA bundles or proxies (`hermetic::scrub`); Pebble's CA only
+    super::hermetic::scrub(&mut command)
         .env("REQUESTS_CA_BUNDLE", lab.ca_bundle())
         .args([
             "certonly",

@@ -3,13 +3,12 @@
 //! proxy, several proxies with one down, no transaction left open after a failed commit,
 //! stateless HTTP-01 answered by HAProxy itself, webroot, and a TCP (seed 004) frontend.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use common::fixtures::{request, serial_hex};
 use common::process::{ProcessGuard, free_port};
@@ -224,7 +223,7 @@ fn webroot_writes_tokens_for_a_real_static_file_server_and_removes_them() {
         .arg(&webroot);
     let mut guard = ProcessGuard::spawn("http.server", server, lab.root().join("http-server.log"));
     let addr = lab.http_addr().parse().unwrap();
-    guard.wait_until("http.server listens", Duration::from_secs(10), || {
+    guard.wait_until("http.server listens", common::STARTUP_TIMEOUT, || {
         common::process::accepts(addr)
     });
 

@@ -1,7 +1,7 @@
 //! Progress lines (issue 9): on a terminal each order shows one line with its state and
 //! ends on its outcome; without a terminal (cron) nothing but results and errors.
 
-mod common;
+use crate::common;
 
 use common::fixtures::{on_terminal, request};
 use common::{Lab, LabOptions};

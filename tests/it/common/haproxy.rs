@@ -48,7 +48,9 @@ global
 defaults
     mode http
     timeout connect 5s
-    timeout client 30s
+    # longer than any certctl run may take (RUN_TIMEOUT): a connection a test holds open
+    # across a run is never closed for idleness, however slow the machine
+    timeout client 3m
     timeout server 30s
 
 frontend http

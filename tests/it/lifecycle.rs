@@ -3,16 +3,16 @@
 //! bundles rebuilt only where they differ, listings of whole, damaged and empty stores, and
 //! bad input (exit 2) leaving the state and ssl directories exactly as they were.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use common::fixtures::{both_snapshots, on_terminal, request, snapshot};
+use common::fixtures::{both_snapshots, certctl_with, on_terminal, request, snapshot};
+use common::hermetic;
 use common::{Lab, LabOptions, Output, run_command};
 
 /// A lab without HAProxy (Pebble validates against certctl's responder directly), holding
@@ -78,20 +78,16 @@ fn mtime(path: &Path) -> SystemTime {
     fs::metadata(path).unwrap().modified().unwrap()
 }
 
-/// certctl on a state and ssl directory of one's choosing, no lab needed.
+/// certctl on a state and ssl directory of one's choosing, no lab needed; hermetic, its
+/// empty config file beside the state directory.
 fn certctl_in(state: &Path, ssl: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certctl"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("CERTCTL_") {
-            cmd.env_remove(key);
-        }
-    }
+    let dir = state.parent().expect("the state directory has a parent");
+    let mut cmd = hermetic::certctl_in(dir);
     cmd.arg("--state-dir")
         .arg(state)
         .arg("--ssl-dir")
         .arg(ssl)
-        .args(args)
-        .stdin(Stdio::null());
+        .args(args);
     run_command(cmd)
 }
 
@@ -338,6 +334,61 @@ fn no_terminal_without_yes_and_unknown_names_exit_2_and_change_nothing() {
     assert_eq!(ca_status(&lab, &serial), "Valid");
 }
 
+/// /etc/haproxy/ssl and /var/lib/certctl are often on different file systems: the bundle
+/// then goes into the archive by a synced copy and a removal (a rename fails with EXDEV).
+/// The ssl directory is put on /dev/shm (tmpfs); where that is not another file system
+/// than the lab's, the test says on stderr that it checked nothing.
+#[test]
+fn delete_archives_a_bundle_from_another_file_system() {
+    use std::os::unix::fs::MetadataExt;
+
+    let lab = lab_with(&[]);
+    let device = |path: &Path| fs::metadata(path).unwrap().dev();
+    let ssl = match tempfile::tempdir_in("/dev/shm") {
+        Ok(dir) if device(dir.path()) != device(&lab.state_dir()) => dir,
+        Ok(_) => {
+            eprintln!(
+                "SKIPPED: delete across file systems; /dev/shm is on the same file system as {}",
+                lab.state_dir().display()
+            );
+            return;
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: delete across file systems; no directory in /dev/shm: {e}");
+            return;
+        }
+    };
+    let flags = [("--ssl-dir", ssl.path().as_os_str())];
+    let http_addr = lab.http_addr();
+    let mut cmd = certctl_with(&lab, &flags);
+    cmd.args([
+        "request",
+        "x.test",
+        "--agree-tos",
+        "--http-addr",
+        &http_addr,
+    ]);
+    run_command(cmd).assert_success();
+    let bundle = ssl.path().join("x.test.pem");
+    let bytes = fs::read(&bundle).unwrap();
+
+    let mut cmd = certctl_with(&lab, &flags);
+    cmd.args(["delete", "x.test", "--yes"]);
+    run_command(cmd).assert_success();
+    assert!(!bundle.exists(), "the bundle left the ssl directory");
+    assert!(!cert_dir(&lab, "x.test").exists());
+    let folders = archive_folders(&lab);
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let archived = folders[0].join("x.test.pem");
+    assert_eq!(fs::read(&archived).unwrap(), bytes, "the same bundle");
+    assert_eq!(device(&archived), device(&lab.state_dir()));
+    assert_eq!(
+        fs::metadata(&archived).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(fs::read_dir(ssl.path()).unwrap().count(), 0, "nothing left");
+}
+
 #[test]
 fn delete_needs_no_ca_and_clears_a_damaged_entry() {
     let lab = lab_with(&["a.test", "b.test"]);
@@ -528,7 +579,15 @@ fn list_shows_every_certificate_as_a_table_and_as_json() {
     assert_eq!(b[8], "ok");
 
     // JSON: the documented fields, every one of them
+    let unix_now = || {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let before_list = unix_now();
     let (out, rows) = list_json(&lab);
+    let after_list = unix_now();
     out.assert_success();
     assert_eq!(rows.len(), 2);
     let fields: Vec<&str> = rows[1]
@@ -586,11 +645,14 @@ fn list_shows_every_certificate_as_a_table_and_as_json() {
         time("renew_after"),
         not_after - (not_after - not_before) / 3
     );
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    assert_eq!(b["days_left"], (not_after - now).div_euclid(86_400));
+    // list read the clock between these two readings: its day count is one of theirs
+    // (they differ only when a day boundary of not_after falls in between)
+    let days_left = |now: i64| serde_json::json!((not_after - now).div_euclid(86_400));
+    assert!(
+        [days_left(before_list), days_left(after_list)].contains(&b["days_left"]),
+        "{} days left",
+        b["days_left"]
+    );
 
     // a missing bundle shows, and is not damage
     fs::remove_file(bundle(&lab, "a.test")).unwrap();

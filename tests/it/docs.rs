@@ -2,7 +2,7 @@
 //! regenerates them into a temp dir and fails, naming each difference, when the committed
 //! files are not what `scripts/gen-docs` would write now.
 
-#[path = "../examples/gen_docs.rs"]
+#[path = "../../examples/gen_docs.rs"]
 mod gen_docs;
 
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! served chain, key types, account reuse, the not-due case, and every bad input and
 //! failure leaving the state and ssl directories exactly as they were.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::fs;
@@ -411,10 +411,9 @@ fn failures_exit_1_and_keep_the_existing_certificate() {
     drop(squatter);
     assert_eq!(both_snapshots(&lab), before);
 
-    // the CA cannot validate: the responder listens where HAProxy does not forward
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let elsewhere = free.local_addr().unwrap().to_string();
-    drop(free);
+    // the CA cannot validate: the responder listens where HAProxy does not forward (a port
+    // of the lab's own: one bound and dropped here could go to a test running beside)
+    let elsewhere = format!("127.0.0.1:{}", common::process::free_port());
     let out = lab.run(&[
         "request",
         "mon-app.test",

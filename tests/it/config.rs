@@ -3,37 +3,33 @@
 //! log level from CERTCTL_LOG. No CA is needed: the effective server shows in the error of
 //! `account thumbprint` with no account, the effective ssl dir in `list --json`.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use common::certbot::FakeLineage;
+use common::hermetic;
 use common::{Output, run_command};
 
 const LETSENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
-/// `certctl ARGS` with exactly the CERTCTL_* variables given.
-fn certctl(env: &[(&str, &Path)], args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_certctl"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("CERTCTL_") {
-            command.env_remove(key);
-        }
-    }
+/// `certctl ARGS` with exactly the CERTCTL_* variables given, and without CERTCTL_CONFIG
+/// among them an empty config file in `dir` (never the host's /etc/certctl/config.toml).
+fn certctl(dir: &Path, env: &[(&str, &Path)], args: &[&str]) -> Output {
+    let mut command = hermetic::certctl_in(dir);
     for (key, value) in env {
         command.env(key, value);
     }
-    command.args(args).stdin(Stdio::null());
+    command.args(args);
     run_command(command)
 }
 
 /// The server certctl would use, from the error of `account thumbprint` with no account.
-fn effective_server(env: &[(&str, &Path)], args: &[&str]) -> String {
+fn effective_server(dir: &Path, env: &[(&str, &Path)], args: &[&str]) -> String {
     let mut all = args.to_vec();
     all.extend(["account", "thumbprint"]);
-    let out = certctl(env, &all);
+    let out = certctl(dir, env, &all);
     assert_eq!(out.code(), Some(2), "{}", out.stderr);
     let rest = out
         .stderr
@@ -47,10 +43,10 @@ fn effective_server(env: &[(&str, &Path)], args: &[&str]) -> String {
 }
 
 /// The ssl dir certctl would use, from the bundle path `list --json` shows.
-fn effective_ssl_dir(env: &[(&str, &Path)], args: &[&str]) -> String {
+fn effective_ssl_dir(dir: &Path, env: &[(&str, &Path)], args: &[&str]) -> String {
     let mut all = args.to_vec();
     all.extend(["list", "--json"]);
-    let out = certctl(env, &all);
+    let out = certctl(dir, env, &all);
     out.assert_success();
     let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let bundle = rows[0]["bundle"].as_str().unwrap().to_owned();
@@ -83,6 +79,7 @@ fn flags_win_over_environment_over_the_file_over_defaults() {
     .write(&certbot);
     let state_arg = state.to_str().unwrap();
     certctl(
+        tmp.path(),
         &[],
         &[
             "--state-dir",
@@ -116,40 +113,45 @@ fn flags_win_over_environment_over_the_file_over_defaults() {
 
     // flag > environment
     assert_eq!(
-        effective_ssl_dir(&env_all, &flags),
+        effective_ssl_dir(tmp.path(), &env_all, &flags),
         flag_ssl.display().to_string()
     );
-    assert_eq!(effective_server(&env_all, &flags), "https://flag.test/dir");
+    assert_eq!(
+        effective_server(tmp.path(), &env_all, &flags),
+        "https://flag.test/dir"
+    );
     // environment > file
     assert_eq!(
-        effective_ssl_dir(&env_all, &state_only),
+        effective_ssl_dir(tmp.path(), &env_all, &state_only),
         env_ssl.display().to_string()
     );
     assert_eq!(
-        effective_server(&env_all, &state_only),
+        effective_server(tmp.path(), &env_all, &state_only),
         "https://env.test/dir"
     );
     // file > default
     assert_eq!(
-        effective_ssl_dir(&[file], &state_only),
+        effective_ssl_dir(tmp.path(), &[file], &state_only),
         dir("file-ssl").display().to_string()
     );
     assert_eq!(
-        effective_server(&[file], &state_only),
+        effective_server(tmp.path(), &[file], &state_only),
         "https://file.test/dir"
     );
     // --config as a flag works like CERTCTL_CONFIG
     let mut with_flag = state_only.to_vec();
     with_flag.extend(["--config", config.to_str().unwrap()]);
     assert_eq!(
-        effective_ssl_dir(&[], &with_flag),
+        effective_ssl_dir(tmp.path(), &[], &with_flag),
         dir("file-ssl").display().to_string()
     );
-    // built-in defaults (unless this machine has its own /etc/certctl/config.toml)
-    if !Path::new("/etc/certctl/config.toml").exists() {
-        assert_eq!(effective_ssl_dir(&[], &state_only), "/etc/haproxy/ssl");
-        assert_eq!(effective_server(&[], &state_only), LETSENCRYPT);
-    }
+    // built-in defaults: with an empty config file, whatever this machine's
+    // /etc/certctl/config.toml holds
+    assert_eq!(
+        effective_ssl_dir(tmp.path(), &[], &state_only),
+        "/etc/haproxy/ssl"
+    );
+    assert_eq!(effective_server(tmp.path(), &[], &state_only), LETSENCRYPT);
 }
 
 #[test]
@@ -187,6 +189,7 @@ fn config_file_errors_name_the_file_the_line_and_the_key() {
         let path = tmp.path().join(name);
         fs::write(&path, text).unwrap();
         let out = certctl(
+            tmp.path(),
             &[],
             &[
                 "--state-dir",
@@ -216,8 +219,16 @@ fn config_file_errors_name_the_file_the_line_and_the_key() {
     // a config file that is named but missing, by flag or environment
     let missing = tmp.path().join("missing.toml");
     for out in [
-        certctl(&[], &["--config", missing.to_str().unwrap(), "list"]),
-        certctl(&[("CERTCTL_CONFIG", missing.as_path())], &["list"]),
+        certctl(
+            tmp.path(),
+            &[],
+            &["--config", missing.to_str().unwrap(), "list"],
+        ),
+        certctl(
+            tmp.path(),
+            &[("CERTCTL_CONFIG", missing.as_path())],
+            &["list"],
+        ),
     ] {
         assert_eq!(out.code(), Some(2), "{}", out.stderr);
         assert!(
@@ -254,7 +265,7 @@ fn certctl_log_sets_the_level_unless_a_flag_does() {
             "--dry-run",
         ];
         args.extend(extra);
-        certctl(env, &args)
+        certctl(tmp.path(), env, &args)
     };
     let said = |out: &Output| out.stderr.contains("a.test: would be taken over");
 

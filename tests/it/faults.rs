@@ -5,7 +5,7 @@
 //! Each must end in a clear error (or success) with no working certificate lost and no
 //! half-written file, and the next run must finish the work.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -144,6 +144,30 @@ impl Rng {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0 % n.max(1)
+    }
+}
+
+/// Kills (SIGKILL) the processes whose pids a hook listed in a file, when dropped, if they
+/// still run what the hook started (their command line holds `mark`; a pid can be reused):
+/// what a test's hook left behind never outlives the test.
+struct KillListed {
+    pids: PathBuf,
+    mark: &'static str,
+}
+
+impl Drop for KillListed {
+    fn drop(&mut self) {
+        let text = fs::read_to_string(&self.pids).unwrap_or_default();
+        for pid in text
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(self.mark) {
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
     }
 }
 
@@ -512,25 +536,41 @@ fn a_read_only_ssl_directory_is_found_before_any_order() {
     // an immutable certificate directory (chattr +i: root ignores permission bits): the
     // order goes through, storing it fails, the old certificate and bundle stay
     let cert_dir = lab.state_dir().join("certs/mon-app.test");
-    let chattr = |flag: &str| {
-        Command::new("chattr")
+    let chattr = |flag: &str| -> Result<(), String> {
+        let out = Command::new("chattr")
             .arg(flag)
             .arg(&cert_dir)
-            .status()
-            .is_ok_and(|s| s.success())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running chattr: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "chattr {flag} exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     };
-    if chattr("+i") {
-        let out = lab.run(&["renew", "--force"]);
-        chattr("-i");
-        assert_eq!(out.code(), Some(1), "{}", out.stderr);
-        assert!(
-            out.stderr.contains("not installed") && out.stderr.contains("Operation not permitted"),
-            "{}",
-            out.stderr
-        );
-        assert_eq!(both_snapshots(&lab), before);
-    } else {
-        eprintln!("chattr +i is not supported here; skipped that part");
+    match chattr("+i") {
+        Ok(()) => {
+            let out = lab.run(&["renew", "--force"]);
+            chattr("-i").unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(out.code(), Some(1), "{}", out.stderr);
+            assert!(
+                out.stderr.contains("not installed")
+                    && out.stderr.contains("Operation not permitted"),
+                "{}",
+                out.stderr
+            );
+            assert_eq!(both_snapshots(&lab), before);
+        }
+        Err(why) => eprintln!(
+            "SKIPPED part of this test: renew into an immutable certificate directory; \
+             chattr +i is refused for {} (a file system without the immutable flag, or not \
+             root): {why}",
+            cert_dir.display()
+        ),
     }
 }
 
@@ -543,9 +583,9 @@ fn a_hanging_haproxy_socket_is_bounded_reported_and_the_others_updated() {
     let stop = AtomicBool::new(false);
     let real = lab.admin_socket().display().to_string();
     let hanging = hang_path.display().to_string();
-    let (out, elapsed) = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            // accepts and never answers, holding every connection open
+    let (out, elapsed, accepted) = std::thread::scope(|scope| {
+        let hanging_proxy = scope.spawn(|| {
+            // accepts and never answers, holding every connection open until certctl is done
             let mut held = Vec::new();
             while !stop.load(Ordering::SeqCst) {
                 if let Ok((stream, _)) = hang.accept() {
@@ -553,6 +593,7 @@ fn a_hanging_haproxy_socket_is_bounded_reported_and_the_others_updated() {
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
+            held.len()
         });
         let mut cmd = lab.certctl();
         cmd.env("CERTCTL_HAPROXY_TIMEOUT", "1").args([
@@ -570,8 +611,9 @@ fn a_hanging_haproxy_socket_is_bounded_reported_and_the_others_updated() {
         let out = run_command(cmd);
         let elapsed = t.elapsed();
         stop.store(true, Ordering::SeqCst);
-        (out, elapsed)
+        (out, elapsed, hanging_proxy.join().unwrap())
     });
+    eprintln!("certctl gave up on the hanging socket and finished in {elapsed:?}");
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr.contains(&hanging) && out.stderr.contains("did not answer"),
@@ -584,7 +626,13 @@ fn a_hanging_haproxy_socket_is_bounded_reported_and_the_others_updated() {
         "the other proxy was still updated: {}",
         out.stderr
     );
-    assert!(elapsed < Duration::from_secs(20), "bounded: {elapsed:?}");
+    // Bounded, without betting on the machine's speed: the hanging proxy took certctl's
+    // connection and neither answered nor closed it while certctl ran, so certctl ending
+    // at all (run_command allows minutes) means it gave up on its own, as reported above.
+    assert!(
+        accepted >= 1,
+        "certctl never connected to the hanging socket"
+    );
     // the real HAProxy serves the new certificate, the bundle is written
     let bundle = fs::read(lab.ssl_dir().join("a.mon-app.test.pem")).unwrap();
     let (serial, _) = parse_bundle(&bundle).unwrap();
@@ -596,10 +644,17 @@ fn hooks_that_hang_or_flood_are_killed_and_their_output_bounded() {
     let lab = lab_without_haproxy();
     let pids = lab.root().join("pids");
     let flood = "head -c 3000000 /dev/zero | tr '\\0' x; head -c 500000 /dev/zero | tr '\\0' y >&2; echo done";
+    // The hanging hook runs for an hour, far beyond run_command's bound on certctl: a
+    // certctl that returns at all has killed it. Whatever it leaves running is killed at
+    // the end of the test all the same.
     let hang = format!(
-        "echo $$ > {p}; sleep 120 & echo $! >> {p}; wait",
+        "echo $$ > {p}; sleep 3600 & echo $! >> {p}; wait",
         p = pids.display()
     );
+    let _leftovers = KillListed {
+        pids: pids.clone(),
+        mark: "3600",
+    };
     let t = Instant::now();
     let out = request(
         &lab,
@@ -613,14 +668,16 @@ fn hooks_that_hang_or_flood_are_killed_and_their_output_bounded() {
             "2",
         ],
     );
-    let elapsed = t.elapsed();
+    eprintln!(
+        "certctl killed the hanging hook and finished in {:?}",
+        t.elapsed()
+    );
     assert_eq!(
         out.code(),
         Some(1),
         "{}",
         &out.stderr[out.stderr.len().saturating_sub(2000)..]
     );
-    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
     assert!(
         out.stderr.len() < 64 * 1024 + 4096,
         "hook output is bounded in the log: {} bytes",

@@ -8,6 +8,7 @@ use std::path::{Component, Path};
 use certctl::pem::{AriState, Decision, decide, renewal_due, renewal_time};
 use certctl::types::{CertName, DomainName};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 /// Raw names: anything, domain-like ASCII with the usual mistakes, and Unicode letters.
 fn raw_name() -> impl Strategy<Value = String> {
@@ -72,8 +73,20 @@ fn check_stays_inside(name: &CertName) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// 4000 cases per property; failures found are kept in properties.proptest-regressions
+/// beside this file and run first every time (proptest's default would look for
+/// tests/proptest-regressions/properties.txt, because tests/it/ holds a main.rs).
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::with_cases(4000)
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4000))]
+    #![proptest_config(config())]
 
     #[test]
     fn accepted_names_are_canonical_and_parse_again_to_themselves(raw in raw_name()) {

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Reloads one certctl lab's HAProxy and waits for the outcome: exit 0 once the new worker
 # serves and the old ones are gone, exit 1 (log tail on stderr) when HAProxy refuses the
-# new configuration or nothing happens within about 15 s.
+# new configuration or nothing happens within a minute (3000 polls, 20 ms apart at least).
 # A SIGUSR2 that reaches the master while it is still re-executing itself for the previous
 # reload is lost (it blocks the signal then), so wait until it catches SIGUSR2 again.
 set -u
@@ -30,7 +30,7 @@ fail() { echo "reload: $1" >&2; tail -n 20 "$log" >&2; exit 1; }
 tries=0
 until catches_usr2; do
     kill -0 "$master" 2>/dev/null || fail "haproxy master $master is gone"
-    tries=$((tries + 1)); [ $tries -lt 750 ] || fail "master $master never ready for SIGUSR2"
+    tries=$((tries + 1)); [ $tries -lt 3000 ] || fail "master $master never ready for SIGUSR2"
     sleep 0.02
 done
 old_workers=$(workers)
@@ -38,7 +38,7 @@ before=$(outcomes)
 kill -USR2 "$master" || fail "cannot signal master $master"
 tries=0
 while [ "$(outcomes)" -le "$before" ]; do
-    tries=$((tries + 1)); [ $tries -lt 750 ] || fail "no reload outcome after 15 s"
+    tries=$((tries + 1)); [ $tries -lt 3000 ] || fail "no reload outcome after a minute"
     sleep 0.02
 done
 grep -e 'Loading success\.' -e 'Loading failure!' "$log" | tail -n 1 | grep -q 'Loading success\.' \
@@ -47,7 +47,7 @@ grep -e 'Loading success\.' -e 'Loading failure!' "$log" | tail -n 1 | grep -q '
 tries=0
 for pid in $old_workers; do
     while [ -e "/proc/$pid" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null; do
-        tries=$((tries + 1)); [ $tries -lt 500 ] || fail "old worker $pid still running"
+        tries=$((tries + 1)); [ $tries -lt 3000 ] || fail "old worker $pid still running"
         sleep 0.02
     done
 done

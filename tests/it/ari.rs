@@ -3,7 +3,7 @@
 //! echo of `replaces`. The CA's window decides renewal, Retry-After keeps cron runs off the
 //! network, and every renewal names the certificate it replaces.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::process::Command;
@@ -125,7 +125,8 @@ fn the_cas_window_decides_renewal_and_the_new_order_replaces_the_old_certificate
     );
 
     // 2. right away: not in the window, and the CA's Retry-After (at least 60 s) has not
-    //    passed, so no request at all, no output, nothing written
+    //    passed, so no request at all, no output, nothing written (the only wait between
+    //    the two runs is a snapshot of two small directories: a minute is no bet on speed)
     let before = both_snapshots(&lab);
     let out = run(&lab, &shim, &["renew"]);
     out.assert_success();

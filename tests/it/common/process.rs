@@ -143,8 +143,10 @@ pub struct ProcessGuard {
 }
 
 impl ProcessGuard {
-    /// Spawns `command` with stdin closed and output appended to `log`.
+    /// Spawns `command` with stdin closed, output appended to `log` and none of the host's
+    /// variables that `hermetic::scrub` clears.
     pub fn spawn(name: &str, mut command: Command, log: PathBuf) -> ProcessGuard {
+        super::hermetic::scrub(&mut command);
         let out = File::create(&log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
         let err = out.try_clone().expect("duplicating log file handle");
         command.stdin(Stdio::null()).stdout(out).stderr(err);
@@ -180,10 +182,12 @@ impl ProcessGuard {
     /// Polls `ready` every 50 ms until it returns true; panics with the log tail when the
     /// process exits or `timeout` passes first.
     pub fn wait_until(&mut self, what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
         loop {
             self.assert_running();
             if ready() {
+                eprintln!("{} ready after {:?}", self.name, started.elapsed());
                 return;
             }
             if Instant::now() >= deadline {

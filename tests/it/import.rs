@@ -3,17 +3,17 @@
 //! certbot cannot produce here (P-256 account keys, wildcards, DNS plugins, damaged files).
 //! certbot's directory must be byte for byte the same afterwards.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::certbot::{CertbotDirs, FakeLineage, certonly};
 use common::fixtures::{serial_hex, snapshot};
+use common::hermetic;
 use common::{Lab, Output, run_command};
 use serde_json::Value;
 
@@ -213,21 +213,17 @@ fn certbot_lineages_are_taken_over_served_and_renewed() {
     assert!(before == snapshot(&dirs.config), "certbot's files changed");
 }
 
-/// `certctl` with its own state and ssl directories, no CERTCTL_* from the caller.
+/// `certctl` with its own state and ssl directories, hermetic (`hermetic::certctl_in`), its
+/// empty config file beside the state directory.
 fn certctl(state: &Path, ssl: &Path, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_certctl"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("CERTCTL_") {
-            command.env_remove(key);
-        }
-    }
+    let dir = state.parent().expect("the state directory has a parent");
+    let mut command = hermetic::certctl_in(dir);
     command
         .arg("--state-dir")
         .arg(state)
         .arg("--ssl-dir")
         .arg(ssl)
-        .args(args)
-        .stdin(Stdio::null());
+        .args(args);
     run_command(command)
 }
 

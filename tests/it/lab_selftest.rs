@@ -2,11 +2,12 @@
 //! and serves (and reloads) certificates, labs are independent and leave no process behind.
 //! Depends on nothing certctl does; `certctl()` is only inspected, never run.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -273,6 +274,67 @@ fn certctl_command_carries_lab_flags() {
     ];
     assert_eq!(args, expected);
     assert!(command.get_program().to_string_lossy().ends_with("certctl"));
+}
+
+#[test]
+fn certctl_commands_inherit_nothing_of_the_hosts_configuration() {
+    use std::ffi::OsStr;
+
+    use common::hermetic::{certctl_in, inherited_from_host};
+
+    for name in [
+        "CERTCTL_SERVER",
+        "CERTCTL_CONFIG",
+        "CERTCTL_STATE_DIR",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "AWS_CA_BUNDLE",
+        "https_proxy",
+        "HTTP_PROXY",
+        "no_proxy",
+        "ALL_PROXY",
+    ] {
+        assert!(inherited_from_host(OsStr::new(name)), "{name} is kept");
+    }
+    for name in [
+        "PATH",
+        "HOME",
+        "TMPDIR",
+        "PEBBLE_VA_NOSLEEP",
+        "RUST_BACKTRACE",
+    ] {
+        assert!(!inherited_from_host(OsStr::new(name)), "{name} is dropped");
+    }
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let command = certctl_in(dir.path());
+    let envs: Vec<(&OsStr, Option<&OsStr>)> = command.get_envs().collect();
+    // whatever this run of the suite was given (the README says how to give it a hostile one)
+    for (key, _) in std::env::vars_os() {
+        if inherited_from_host(&key) {
+            assert!(
+                envs.contains(&(key.as_os_str(), None)) || key == "CERTCTL_CONFIG",
+                "{key:?} reaches certctl"
+            );
+        }
+    }
+    let config = envs
+        .iter()
+        .find(|(key, _)| *key == "CERTCTL_CONFIG")
+        .and_then(|(_, value)| *value)
+        .expect("CERTCTL_CONFIG is set");
+    assert!(
+        Path::new(config).starts_with(dir.path()),
+        "{config:?} is not the test's own"
+    );
+    let text = fs::read_to_string(config).expect("reading the empty config file");
+    assert!(
+        text.lines()
+            .all(|l| l.trim().is_empty() || l.starts_with('#')),
+        "{text}"
+    );
 }
 
 #[test]

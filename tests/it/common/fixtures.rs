@@ -29,10 +29,7 @@ pub fn certctl_with(lab: &Lab, overrides: &[(&str, &OsStr)]) -> Command {
         ("--server", OsString::from(lab.directory_url())),
         ("--ca-bundle", lab.ca_bundle().into_os_string()),
     ];
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certctl"));
-    cmd.stdin(std::process::Stdio::null())
-        .env_remove("CERTCTL_STATE_DIR")
-        .env_remove("CERTCTL_SSL_DIR");
+    let mut cmd = super::hermetic::certctl_in(lab.root());
     for (flag, value) in defaults {
         let value = overrides
             .iter()
@@ -92,7 +89,8 @@ pub fn serial_hex(der: &[u8]) -> String {
 
 /// Drives a command on a pseudo-terminal: waits for the `[y/N]` prompt, types the answer,
 /// echoes everything the terminal showed on stdout and exits with the command's code.
-/// Bounded: kills the command after 60 s. Needs no stdin of its own.
+/// Bounded: kills the command after 150 s (less than run_command's bound, so that what the
+/// terminal showed is reported). Needs no stdin of its own.
 const PTY_DRIVER: &str = r#"
 import os, pty, select, signal, sys, time
 answer = sys.argv[1].encode()
@@ -100,7 +98,7 @@ argv = sys.argv[2:]
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(argv[0], argv)
-deadline = time.monotonic() + 60
+deadline = time.monotonic() + 150
 shown = b""
 sent = False
 while True:
@@ -109,7 +107,7 @@ while True:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         sys.stdout.write(shown.decode(errors="replace"))
-        sys.stderr.write("pty driver: no exit within 60 s; killed\n")
+        sys.stderr.write("pty driver: no exit within 150 s; killed\n")
         sys.exit(124)
     ready, _, _ = select.select([fd], [], [], min(left, 0.5))
     if not ready:
@@ -135,20 +133,10 @@ sys.exit(os.waitstatus_to_exitcode(status))
 pub fn on_terminal(lab: &Lab, answer: &str, args: &[&str]) -> Output {
     let driver = lab.root().join("pty-driver.py");
     std::fs::write(&driver, PTY_DRIVER).unwrap();
-    let certctl = lab.certctl();
-    let mut cmd = Command::new("python3");
-    cmd.arg(&driver)
-        .arg(answer)
-        .arg(certctl.get_program())
-        .args(certctl.get_args())
-        .args(args)
-        .stdin(Stdio::null());
-    // the same environment as lab.certctl(): no CERTCTL_* or proxy variables
-    for (key, value) in certctl.get_envs() {
-        match value {
-            Some(v) => cmd.env(key, v),
-            None => cmd.env_remove(key),
-        };
-    }
+    let mut driver_cmd = Command::new("python3");
+    driver_cmd.arg(&driver).arg(answer).stdin(Stdio::null());
+    // the same environment as lab.certctl(): nothing of the host's
+    let mut cmd = super::hermetic::through(driver_cmd, &lab.certctl());
+    cmd.args(args);
     run_command(cmd)
 }

@@ -3,7 +3,7 @@
 //! as regression tests), and simple mutations of the seeds (every truncation, flipped and
 //! dropped bytes), so the checks run on stable Rust in every `cargo test`.
 
-#[path = "../fuzz/checks.rs"]
+#[path = "../../fuzz/checks.rs"]
 mod checks;
 
 use std::fs;

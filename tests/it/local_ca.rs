@@ -2,7 +2,7 @@
 //! (DNS and IP names), seed 003's re-encryption with `verify required ca-file`, a revoked
 //! backend refused through `crl-file`, renew with no network, and `ca install`.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::process::Command;

@@ -1,16 +1,17 @@
 //! Bad input, as a table: command lines, names, `--server`, key types, `--ca-bundle` and
 //! config files, and a damaged store for every subcommand that reads one. Each case must
 //! exit 2 (bad input) or 1 (a damaged store), say what is wrong, and leave the state and
-//! ssl directories byte for byte as they were. The cases in tests/request.rs (bad input of
+//! ssl directories byte for byte as they were. The cases in tests/it/request.rs (bad input of
 //! `request`) are not repeated here.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::fixtures::{Snapshot, request, snapshot};
+use common::hermetic;
 use common::{Lab, LabOptions, run_command};
 
 /// What a case does to a copy of the store before running.
@@ -290,7 +291,7 @@ fn bad_input_and_damaged_stores_exit_with_a_reason_and_change_nothing() {
         request_case(&["."], "ends with a dot"),
         request_case(&[".mon-app.test"], "empty label"),
         request_case(&[&long_name], "longer than 253"),
-        // a valid domain too long to name a certificate (found by tests/properties.rs: it
+        // a valid domain too long to name a certificate (found by tests/it/properties.rs: it
         // was issued, then never listed nor renewed)
         request_case(&[&long_first], "choose a shorter name with --name"),
         request_case(&["xn--a.test"], "punycode"),
@@ -455,13 +456,7 @@ fn bad_input_and_damaged_stores_exit_with_a_reason_and_change_nothing() {
             }
         };
         let before: (Snapshot, Snapshot) = (snapshot(&state_dir), snapshot(&ssl_dir));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_certctl"));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("CERTCTL_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.stdin(std::process::Stdio::null());
+        let mut cmd = hermetic::certctl_in(lab.root());
         match &c.globals {
             Some(g) => {
                 cmd.args(g);

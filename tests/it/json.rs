@@ -1,8 +1,8 @@
-//! `--json` on request, renew and list (and import, in tests/import.rs): stdout holds the
+//! `--json` on request, renew and list (and import, in tests/it/import.rs): stdout holds the
 //! JSON document and nothing else, whatever hooks print, at any verbosity, on success and
 //! on failure; bad input prints nothing on stdout. The field names are the README's.
 
-mod common;
+use crate::common;
 
 use common::fixtures::request;
 use common::{Lab, Output};

@@ -5,10 +5,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use super::process::{ProcessGuard, free_port};
-use super::{Lab, haproxy, pki};
+use super::{Lab, STARTUP_TIMEOUT, haproxy, pki};
 
 pub struct Proxy {
     pub admin_socket: PathBuf,
@@ -46,7 +45,7 @@ impl Proxy {
         command.arg("-W").arg("-db").arg("-f").arg(&config_path);
         let mut guard = ProcessGuard::spawn(name, command, dir.join("haproxy.log"));
         let socket = admin_socket.clone();
-        guard.wait_until("admin socket answers", Duration::from_secs(15), || {
+        guard.wait_until("admin socket answers", STARTUP_TIMEOUT, || {
             haproxy::worker_pid(&socket).is_ok()
         });
         Proxy {

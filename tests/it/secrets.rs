@@ -1,9 +1,9 @@
 //! Secrets: private keys, bundles and account credentials are 0600 and their directories
 //! 0700 whatever the umask; no key material ever reaches a log line or an error message;
 //! hooks get values through the environment only, so no path or name can inject shell.
-//! (tests/common's `run_command` also checks every run of the suite for key material.)
+//! (tests/it/common's `run_command` also checks every run of the suite for key material.)
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::fixtures::request;
+use common::hermetic;
 use common::{Lab, LabOptions, Output, run_command};
 
 fn lab() -> Lab {
@@ -21,13 +22,10 @@ fn lab() -> Lab {
 }
 
 /// `certctl ARGS` run by `sh -c 'umask 000; exec certctl ...'`, with the lab's CA and the
-/// given directories (which may not exist yet).
+/// given directories (which may not exist yet); hermetic, as `hermetic::certctl_in`.
 fn certctl_umask_000(lab: &Lab, state: &Path, ssl: &Path, server: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg("umask 000; exec \"$@\"")
-        .arg("sh")
-        .arg(env!("CARGO_BIN_EXE_certctl"))
+    let mut certctl = hermetic::certctl_in(lab.root());
+    certctl
         .arg("--state-dir")
         .arg(state)
         .arg("--ssl-dir")
@@ -36,9 +34,14 @@ fn certctl_umask_000(lab: &Lab, state: &Path, ssl: &Path, server: &str, args: &[
         .arg(server)
         .arg("--ca-bundle")
         .arg(lab.ca_bundle())
-        .args(args)
+        .args(args);
+    let mut shell = Command::new("/bin/sh");
+    shell
+        .arg("-c")
+        .arg("umask 000; exec \"$@\"")
+        .arg("sh")
         .stdin(std::process::Stdio::null());
-    run_command(cmd)
+    run_command(hermetic::through(shell, &certctl))
 }
 
 /// Every path under `dir` (the directory itself included) with its mode bits.

@@ -1,0 +1,25 @@
+//! certctl's integration tests, one binary (`cargo test --test it`): each module drives the
+//! built `certctl` (or the library) against the lab in `common/` (Pebble, HAProxy, certbot
+//! on free loopback ports). Filter by module: `cargo test --test it renew::`.
+//! Every certctl run goes through `common::hermetic`: nothing of the host's configuration
+//! (its /etc/certctl/config.toml, CERTCTL_*, CA bundle or proxy variables) reaches a test.
+
+mod common;
+
+mod ari;
+mod bad_input;
+mod config;
+mod docs;
+mod faults;
+mod fuzz_seeds;
+mod haproxy;
+mod import;
+mod json;
+mod lab_selftest;
+mod lifecycle;
+mod local_ca;
+mod progress;
+mod properties;
+mod renew;
+mod request;
+mod secrets;
