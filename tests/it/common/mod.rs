@@ -147,6 +147,33 @@ impl Lab {
     }
 
     pub fn start_with(opts: LabOptions) -> Lab {
+        // A port handed out by `free_port` is free when chosen, but any process on the
+        // machine may take it (an outgoing connection's ephemeral port, too) before the
+        // component binds it: a start that lost that race is tried again on other ports.
+        const TRIES: usize = 3;
+        for attempt in 1..=TRIES {
+            let opts = opts.clone();
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Lab::start_once(opts))) {
+                Ok(lab) => return lab,
+                Err(panic) => {
+                    let text = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    if attempt == TRIES || !text.to_lowercase().contains("address already in use") {
+                        std::panic::resume_unwind(panic);
+                    }
+                    eprintln!(
+                        "certctl lab: a port was taken meanwhile; starting again on other ports"
+                    );
+                }
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn start_once(opts: LabOptions) -> Lab {
         let dir = tempfile::Builder::new()
             .prefix("certctl-lab-")
             .tempdir()
