@@ -187,6 +187,8 @@ pub enum Command {
     /// another certificate. WARNING: expiry within --warning days, or its last renewal failed.
     /// Both thresholds shrink for short-lived certificates (at most a sixth and a twelfth of
     /// the lifetime, so a 6-day certificate warns with a day left).
+    ///
+    /// Example: certctl check --probe 127.0.0.1:443 --metrics-file /var/lib/prometheus/node-exporter/certctl.prom
     Check(CheckArgs),
 }
 
