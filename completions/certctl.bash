@@ -22,6 +22,9 @@ _certctl() {
             certctl,ca)
                 cmd="certctl__subcmd__ca"
                 ;;
+            certctl,check)
+                cmd="certctl__subcmd__check"
+                ;;
             certctl,concat)
                 cmd="certctl__subcmd__concat"
                 ;;
@@ -88,6 +91,9 @@ _certctl() {
             certctl__subcmd__help,ca)
                 cmd="certctl__subcmd__help__subcmd__ca"
                 ;;
+            certctl__subcmd__help,check)
+                cmd="certctl__subcmd__help__subcmd__check"
+                ;;
             certctl__subcmd__help,concat)
                 cmd="certctl__subcmd__help__subcmd__concat"
                 ;;
@@ -146,7 +152,7 @@ _certctl() {
 
     case "${cmd}" in
         certctl)
-            opts="-v -q -h -V --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version request renew revoke delete concat account import ca list help"
+            opts="-v -q -h -V --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version request renew revoke delete concat account import ca list check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -499,6 +505,56 @@ _certctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        certctl__subcmd__check)
+            opts="-v -q -h -V --warning --critical --probe --json --metrics-file --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --warning)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --critical)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssl-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-bundle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         certctl__subcmd__concat)
             opts="-v -q -h -V --stdout --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -572,7 +628,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__help)
-            opts="request renew revoke delete concat account import ca list help"
+            opts="request renew revoke delete concat account import ca list check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -658,6 +714,20 @@ _certctl() {
         certctl__subcmd__help__subcmd__ca__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certctl__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -944,7 +1014,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__renew)
-            opts="-v -q -h -V --force --jobs --dry-run --pre-hook --deploy-hook --post-hook --hook-timeout --haproxy-socket --json --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            opts="-v -q -h -V --force --jobs --dry-run --pre-hook --deploy-hook --post-hook --hook-timeout --haproxy-socket --json --metrics-file --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -971,6 +1041,10 @@ _certctl() {
                     return 0
                     ;;
                 --haproxy-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

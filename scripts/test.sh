@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs certctl's checks the way CI does: formatting, clippy, then every test.
 # The integration tests drive real Pebble, HAProxy and certbot on loopback, so those are
-# installed first (Debian/Ubuntu: apt-get install pebble haproxy openssl certbot).
+# installed first (Debian/Ubuntu: apt-get install pebble haproxy openssl certbot faketime
+# prometheus; faketime moves the clock for `check`, prometheus brings promtool).
 # Works from any directory and with no stdin (CI runs `bash .ci/run < /dev/null`).
 set -euo pipefail
 
@@ -17,7 +18,7 @@ command -v cargo >/dev/null 2>&1 ||
     die "cargo not found; install Rust from https://rustup.rs (then: rustup component add rustfmt clippy)"
 cargo fmt --version >/dev/null 2>&1 || die "rustfmt not found; run: rustup component add rustfmt"
 cargo clippy --version >/dev/null 2>&1 || die "clippy not found; run: rustup component add clippy"
-lab_ensure_tools pebble haproxy openssl certbot
+lab_ensure_tools pebble haproxy openssl certbot faketime prometheus
 printf '%s\n' "$(cargo --version)" "$(haproxy -v | head -n 1)" "pebble: $(command -v pebble)" \
     "$(openssl version)" "$(certbot --version 2>&1)"
 

@@ -178,6 +178,18 @@ pub enum Command {
     ///
     /// Example: certctl list --json
     List(ListArgs),
+
+    /// Check the certificates for monitoring (Nagios/Icinga plugin): exit 0 OK, 1 WARNING,
+    /// 2 CRITICAL, 3 UNKNOWN, one status line with performance data.
+    ///
+    /// CRITICAL: a certificate expires within --critical days, its stored files are damaged,
+    /// its bundle is not the stored certificate (a deploy is pending), or a --probe serves
+    /// another certificate. WARNING: expiry within --warning days, or its last renewal failed.
+    /// Both thresholds shrink for short-lived certificates (at most a sixth and a twelfth of
+    /// the lifetime, so a 6-day certificate warns with a day left).
+    ///
+    /// Example: certctl check --probe 127.0.0.1:443 --metrics-file /var/lib/prometheus/node-exporter/certctl.prom
+    Check(CheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -298,6 +310,11 @@ pub struct RenewArgs {
     /// Print the results as JSON on stdout
     #[arg(long)]
     pub json: bool,
+
+    /// Write the metrics in node_exporter's textfile format to this file (atomically) at the
+    /// end of the run, for Prometheus.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -343,6 +360,35 @@ pub struct ConcatArgs {
     /// Print the bundle of NAME on stdout instead of writing files
     #[arg(long, value_name = "NAME")]
     pub stdout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Only these certificates (default: every managed one).
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+
+    /// WARNING when a certificate has fewer days left than this.
+    #[arg(long, value_name = "DAYS", default_value_t = 14)]
+    pub warning: u32,
+
+    /// CRITICAL when a certificate has fewer days left than this.
+    #[arg(long, value_name = "DAYS", default_value_t = 7)]
+    pub critical: u32,
+
+    /// Also connect to this TLS endpoint with each certificate's first name as SNI, and
+    /// compare what it serves with the stored certificate (CRITICAL when it differs:
+    /// renewed but never reloaded). Repeatable, one per proxy.
+    #[arg(long = "probe", value_name = "HOST:PORT")]
+    pub probes: Vec<String>,
+
+    /// Print the result as JSON on stdout instead of the status line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write the metrics in node_exporter's textfile format to this file (atomically).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,10 @@
 //! Messages to stderr at the user's chosen verbosity (-q, default, -v, -vv, or CERTCTL_LOG).
-//! stdout is never written here: it carries results only.
+//! stdout is never written here: it carries results only. Under systemd (JOURNAL_STREAM set)
+//! every line carries its syslog priority (`<3>` error, `<4>` warning, `<6>` information,
+//! `<7>` details), so `journalctl -p err` shows the failures alone.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// How much is said on stderr: -q, default, -v, -vv.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -13,6 +16,45 @@ pub enum Verbosity {
 }
 
 static LEVEL: AtomicU8 = AtomicU8::new(1);
+static JOURNAL: AtomicBool = AtomicBool::new(false);
+
+/// Syslog priorities (RFC 5424) as journald reads them from a line's `<N>` prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Error = 3,
+    Warning = 4,
+    Info = 6,
+    Debug = 7,
+}
+
+/// Prefix every line with its priority (stderr is connected to the journal).
+pub fn set_journal(on: bool) {
+    JOURNAL.store(on, Ordering::Relaxed);
+}
+
+/// Whether stderr goes to the journal: systemd sets JOURNAL_STREAM for a service whose
+/// stderr it connected there.
+pub fn journal_from_env() -> bool {
+    std::env::var_os("JOURNAL_STREAM").is_some_and(|v| !v.is_empty())
+}
+
+/// Writes `text` to stderr, each line with `priority`'s prefix when under the journal.
+pub fn emit(priority: Priority, text: &str) {
+    let mut out = std::io::stderr().lock();
+    let journal = JOURNAL.load(Ordering::Relaxed);
+    for line in text.lines() {
+        let _ = if journal {
+            writeln!(out, "<{}>{line}", priority as u8)
+        } else {
+            writeln!(out, "{line}")
+        };
+    }
+}
+
+/// An error: always shown, `certctl: ` first.
+pub fn error(args: std::fmt::Arguments<'_>) {
+    emit(Priority::Error, &format!("certctl: {args}"));
+}
 
 pub fn set(verbosity: Verbosity) {
     LEVEL.store(verbosity as u8, Ordering::Relaxed);
@@ -42,28 +84,28 @@ pub fn parse_level(raw: &str) -> Result<Verbosity, String> {
 /// A line for a person watching: progress and outcomes. Hidden by -q.
 pub fn info(args: std::fmt::Arguments<'_>) {
     if enabled(Verbosity::Normal) {
-        eprintln!("{args}");
+        emit(Priority::Info, &args.to_string());
     }
 }
 
 /// Details shown with -v.
 pub fn verbose(args: std::fmt::Arguments<'_>) {
     if enabled(Verbosity::Verbose) {
-        eprintln!("{args}");
+        emit(Priority::Debug, &args.to_string());
     }
 }
 
 /// Protocol-level details shown with -vv.
 pub fn debug(args: std::fmt::Arguments<'_>) {
     if enabled(Verbosity::Debug) {
-        eprintln!("{args}");
+        emit(Priority::Debug, &args.to_string());
     }
 }
 
 /// A problem that does not stop the command; shown unless -q.
 pub fn warn(args: std::fmt::Arguments<'_>) {
     if enabled(Verbosity::Normal) {
-        eprintln!("certctl: warning: {args}");
+        emit(Priority::Warning, &format!("certctl: warning: {args}"));
     }
 }
 

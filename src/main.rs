@@ -16,7 +16,18 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 const CLEANUP_WAIT: Duration = Duration::from_secs(10);
 
 fn main() {
-    let matches = Cli::command().get_matches();
+    // `check` is a monitoring plugin: whatever keeps it from checking is UNKNOWN (3)
+    let plugin = std::env::args().skip(1).any(|a| a == "check");
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) if plugin && e.use_stderr() => {
+            let _ = e.print();
+            println!("CERTCTL UNKNOWN - the command line is not valid (see stderr)");
+            std::process::exit(3)
+        }
+        Err(e) => e.exit(),
+    };
+    let plugin = matches.subcommand_name() == Some("check");
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(mut cli) => {
             cli.global.origins = Origins::from_matches(&matches);
@@ -36,6 +47,15 @@ fn main() {
             };
             (code, Some(interrupted(signal, &left)))
         }
+        // `check` printed its status line already
+        Err(err) if err.is::<error::ExitWith>() => (error::exit_code(&err), None),
+        Err(err) if plugin => {
+            println!(
+                "CERTCTL UNKNOWN - {}",
+                format!("{err:#}").replace('\n', " ")
+            );
+            (3, Some(format!("certctl: {err:#}")))
+        }
         Err(err) => (error::exit_code(&err), Some(format!("certctl: {err:#}"))),
     };
     end(code, message.as_deref());
@@ -47,6 +67,7 @@ fn run(cli: Cli) -> anyhow::Result<Option<(&'static str, i32, usize)>> {
     let config = ConfigFile::load(cli.global.config.as_deref())?;
     let global = Global::resolve(&cli.global, &config)?;
     log::set(global.verbosity);
+    log::set_journal(global.journal);
     if let Some(path) = &config.path {
         log::verbose(format_args!("read the config file {}", path.display()));
     }
@@ -71,6 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<Option<(&'static str, i32, usize)>> {
                 Command::Delete(args) => cmd::delete::run(&global, args),
                 Command::Concat(args) => cmd::concat::run(&global, args),
                 Command::List(args) => cmd::list::run(&global, args),
+                Command::Check(args) => cmd::check::run(&global, args).await,
             }
         });
         let mut ended = tokio::select! {
@@ -167,7 +189,7 @@ fn end(code: i32, message: Option<&str>) -> ! {
         }
     }
     if let Some(message) = message {
-        eprintln!("{message}");
+        log::emit(log::Priority::Error, message);
     }
     std::process::exit(code)
 }

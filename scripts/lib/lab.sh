@@ -31,6 +31,7 @@ lab_ensure_tools() {
         local -a cmds
         case $pkg in
         pebble) cmds=(pebble pebble-challtestsrv) ;;
+        prometheus) cmds=(promtool) ;;
         time) cmds=(/usr/bin/time) ;;
         *) cmds=("$pkg") ;;
         esac
@@ -50,8 +51,19 @@ Install them, then run this script again:
     sudo apt-get update && sudo apt-get install -y ${pkgs[*]}
 (Debian 12 / Ubuntu packages; 'pebble' provides pebble and pebble-challtestsrv)"
     fi
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-upgrade "${pkgs[@]}"; } </dev/null; then
+    # no recommended packages: prometheus would bring node-exporter, a daemon listening on
+    # every interface; the tests only need the tools. Nothing is started either (exit 101
+    # from policy-rc.d: "action forbidden"), so a package's daemon never runs here.
+    local policy=/usr/sbin/policy-rc.d policy_added=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && policy_added=1
+    fi
+    local installed=0
+    { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-upgrade \
+            --no-install-recommends "${pkgs[@]}"; } </dev/null && installed=1
+    [[ $policy_added == 1 ]] && rm -f "$policy"
+    if [[ $installed != 1 ]]; then
         die "apt-get could not install ${pkgs[*]}; install them by hand:
     apt-get update && apt-get install -y ${pkgs[*]}"
     fi

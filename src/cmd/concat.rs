@@ -47,7 +47,7 @@ pub fn run(global: &Global, args: ConcatArgs) -> anyhow::Result<()> {
             }
             Ok(false) => crate::log::verbose(format_args!("{name}: bundle unchanged")),
             Err(e) => {
-                eprintln!("certctl: {name}: {e:#}");
+                crate::log::error(format_args!("{name}: {e:#}"));
                 failed.push(name.as_str());
             }
         }

@@ -276,10 +276,10 @@ fn failed(name: &str, reason: String) -> Report {
 fn say(report: &Report) {
     let name = &report.name;
     match report.status {
-        Status::Failed => eprintln!(
-            "certctl: {name}: not taken over: {}; certbot's files are unchanged",
+        Status::Failed => crate::log::error(format_args!(
+            "{name}: not taken over: {}; certbot's files are unchanged",
             report.error.as_deref().unwrap_or("")
-        ),
+        )),
         Status::Skipped => crate::log::info(format_args!(
             "{name}: skipped: {}",
             report.error.as_deref().unwrap_or("")

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod ca;
+pub mod check;
 pub mod concat;
 pub mod delete;
 pub mod import;

@@ -29,6 +29,34 @@ struct Outcome {
 }
 
 pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let timestamp = now();
+    let metrics_file = args.metrics_file.clone();
+    let result = renew(global, config, args).await;
+    // the metrics of every certificate, whatever this run did (nothing due included)
+    if let Some(path) = metrics_file {
+        let (store, bundles) = super::open(global);
+        let names = store.names()?;
+        let healths = crate::health::gather(&store, &bundles, &names, now());
+        let run = crate::metrics::Run {
+            timestamp,
+            duration: started.elapsed(),
+        };
+        if let Err(e) = crate::metrics::write(&path, &crate::metrics::render(&healths, Some(run))) {
+            // both are said: the run's own failure stays the error
+            return match result {
+                Ok(()) => Err(e),
+                Err(run_failed) => {
+                    crate::log::error(format_args!("{e:#}"));
+                    Err(run_failed)
+                }
+            };
+        }
+    }
+    result
+}
+
+async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow::Result<()> {
     // 1. which certificates; every named one must exist
     let (store, bundles) = super::open(global);
     let names = super::selected_names(global, &store, &args.names)?;
@@ -224,7 +252,7 @@ fn summarize(
         return Ok(());
     }
     for (name, e) in &failures {
-        eprintln!("certctl: {name}: {e:#}");
+        crate::log::error(format_args!("{name}: {e:#}"));
     }
     let names: Vec<&str> = failures.iter().map(|(n, _)| n.as_str()).collect();
     Err(anyhow!("renewal failed for: {}", names.join(", "))).context(format!(

@@ -148,7 +148,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         None => Ok(()),
         Some(first) => {
             for e in failures {
-                eprintln!("certctl: {e:#}");
+                crate::log::error(format_args!("{e:#}"));
             }
             Err(first.context(format!(
                 "{name}: the new certificate is installed (bundle written), but {count} of its hooks or proxies failed"

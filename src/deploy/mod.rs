@@ -4,6 +4,7 @@
 
 pub mod bundle;
 pub mod haproxy;
+pub mod probe;
 
 use crate::pem::{self, CertInfo, Chain};
 use crate::types::{CertName, Socket};

@@ -339,10 +339,32 @@ impl Run<'_> {
             }
         }
         outcomes.sort_by(|a, b| a.name.cmp(&b.name));
+        if !self.dry_run {
+            self.record(&outcomes);
+        }
         Ok(Report {
             outcomes,
             post_failures,
         })
+    }
+
+    /// Records each attempt's result with its certificate (for `check`, metrics, back-off);
+    /// a record that cannot be written costs only the record.
+    fn record(&self, outcomes: &[Outcome]) {
+        let now = now();
+        for outcome in outcomes {
+            let error = match &outcome.kind {
+                OutcomeKind::NotDue | OutcomeKind::Rehearsed { .. } => continue,
+                OutcomeKind::Installed {
+                    reinstalled: true, ..
+                } => continue,
+                OutcomeKind::Installed { .. } => None,
+                OutcomeKind::NotIssued(e) | OutcomeKind::NotInstalled(e) => Some(format!("{e:#}")),
+            };
+            if let Err(e) = self.store.record_attempt(&outcome.name, now, error) {
+                crate::log::verbose(format_args!("{}: {e:#}", outcome.name));
+            }
+        }
     }
 
     /// `--dry-run` against Let's Encrypt production goes to staging instead.

@@ -75,6 +75,8 @@ pub struct Global {
     pub haproxy_timeout: Duration,
     /// The root of the system trust store `ca install` writes to (CERTCTL_TRUST_ROOT).
     pub trust_root: PathBuf,
+    /// stderr goes to systemd's journal (JOURNAL_STREAM): lines carry their priority.
+    pub journal: bool,
 }
 
 /// Default wait for the state lock.
@@ -135,6 +137,7 @@ impl Global {
             trust_root: std::env::var_os("CERTCTL_TRUST_ROOT")
                 .filter(|v| !v.is_empty())
                 .map_or_else(|| PathBuf::from("/"), PathBuf::from),
+            journal: crate::log::journal_from_env(),
         })
     }
 }

@@ -31,6 +31,8 @@ pub enum Key {
     Ari(CertName),
     /// What this host last installed for a certificate (bundle identity).
     Deployed(CertName),
+    /// How the certificate's renewals went: last success, last failure, failures.
+    Status(CertName),
     /// The local CA's certificate, key, revoked serials and CRL.
     CaCert,
     CaKey,
@@ -157,6 +159,49 @@ pub struct LiveFiles {
     pub cert_label: String,
 }
 
+/// How a certificate's renewals went, for `check`, metrics and back-off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewalStatus {
+    /// When a certificate was last issued and installed (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<i64>,
+    /// Failed attempts since the last success, and ever.
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    #[serde(default)]
+    pub failures_total: u64,
+    /// Why the last attempt failed (no key material: the error's text as shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl RenewalStatus {
+    /// The status after an attempt at `now` that succeeded or failed with `error`.
+    pub fn after(mut self, now: i64, error: Option<String>) -> Self {
+        match error {
+            None => {
+                self.last_success = Some(now);
+                self.consecutive_failures = 0;
+                self.last_error = None;
+            }
+            Some(e) => {
+                self.last_failure = Some(now);
+                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                self.failures_total = self.failures_total.saturating_add(1);
+                self.last_error = Some(e);
+            }
+        }
+        self
+    }
+
+    /// Whether the last attempt failed.
+    pub fn failing(&self) -> bool {
+        self.consecutive_failures > 0
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct StoredAccount {
     server: Server,
@@ -281,6 +326,28 @@ impl Store {
             None => self.backend.remove(&key),
         }
         .with_context(|| format!("{name}: saving the renewal window"))
+    }
+
+    /// How `name`'s renewals went (empty when never recorded or unreadable).
+    pub fn status(&self, name: &CertName) -> RenewalStatus {
+        self.json(&Key::Status(name.clone()))
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Records an attempt at `now` for `name`: a success, or a failure with its reason.
+    pub fn record_attempt(
+        &self,
+        name: &CertName,
+        now: i64,
+        error: Option<String>,
+    ) -> anyhow::Result<()> {
+        let status = self.status(name).after(now, error);
+        self.backend.write(
+            &Key::Status(name.clone()),
+            &serde_json::to_vec_pretty(&status)?,
+        )
     }
 
     /// What this host recorded when it last installed `name` (None when unknown).

@@ -8,6 +8,7 @@ mod common;
 
 mod ari;
 mod bad_input;
+mod check;
 mod config;
 mod docs;
 mod faults;
