@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs certctl's checks the way CI does: formatting, clippy, then every test.
+# Runs certctl's checks the way CI does: formatting, clippy, then every test, then the
+# Debian package (scripts/test-package: it installs, removes and purges it on this machine).
 # The integration tests drive real Pebble, HAProxy and certbot on loopback, so those are
 # installed first (Debian/Ubuntu: apt-get install pebble haproxy openssl certbot faketime
 # prometheus; faketime moves the clock for `check`, prometheus brings promtool).
@@ -30,6 +31,11 @@ cargo clippy --all-targets --locked -- -D warnings
 
 heading "cargo test --locked --all-targets"
 cargo test --locked --all-targets
+
+# The Debian package: built (release), checked with dpkg-deb and lintian, installed on this
+# machine, removed and purged; it leaves the machine as it found it.
+heading "the Debian package: scripts/test-package"
+scripts/test-package
 
 # The property tests (tests/it/properties.rs) and the fuzz checks over the seed corpus and
 # every crash found (tests/it/fuzz_seeds.rs) ran above; now the fuzzers themselves, briefly

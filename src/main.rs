@@ -68,7 +68,7 @@ fn run(cli: Cli) -> anyhow::Result<Option<(&'static str, i32, usize)>> {
     let global = Global::resolve(&cli.global, &config)?;
     log::set(global.verbosity);
     log::set_journal(global.journal);
-    if let Some(path) = &config.path {
+    if let Some(path) = config.path() {
         log::verbose(format_args!("read the config file {}", path.display()));
     }
     watch_signals()?;

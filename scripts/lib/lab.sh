@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# The loopback lab shared by scripts/demo and scripts/bench (sourced, not run):
+# The loopback lab shared by scripts/demo and scripts/bench (sourced, not run; test.sh,
+# package and test-package use only heading, die and lab_ensure_tools):
 # pebble-challtestsrv (DNS: every name -> 127.0.0.1), Pebble (ACME CA, HTTPS with a
 # throwaway CA), HAProxy forwarding /.well-known/acme-challenge/ to one responder port,
 # all on free 127.0.0.1 ports, in LAB_DIR. Every process started is recorded in LAB_PIDS;
@@ -23,7 +24,8 @@ heading() { printf '\n==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # lab_ensure_tools PKG...: install the Debian packages whose commands are missing.
-# Package names map to commands: pebble -> pebble, pebble-challtestsrv; time -> /usr/bin/time.
+# Package names map to commands: pebble -> pebble, pebble-challtestsrv; time -> /usr/bin/time;
+# dpkg-dev -> dpkg-shlibdeps; systemd -> systemd-analyze; man-db -> man; any other -> itself.
 lab_ensure_tools() {
     local -a missing=() pkgs=()
     local pkg cmd
@@ -33,6 +35,9 @@ lab_ensure_tools() {
         pebble) cmds=(pebble pebble-challtestsrv) ;;
         prometheus) cmds=(promtool) ;;
         time) cmds=(/usr/bin/time) ;;
+        dpkg-dev) cmds=(dpkg-shlibdeps) ;;
+        systemd) cmds=(systemd-analyze) ;;
+        man-db) cmds=(man) ;;
         *) cmds=("$pkg") ;;
         esac
         for cmd in "${cmds[@]}"; do

@@ -32,7 +32,7 @@ pub struct ConfigFile {
     pub haproxy_sockets: Vec<String>,
     /// The file read, and its text (to name the line of a value); None when none was read.
     #[serde(skip)]
-    pub path: Option<PathBuf>,
+    path: Option<PathBuf>,
     #[serde(skip)]
     text: String,
 }
@@ -95,6 +95,11 @@ impl ConfigFile {
         config.path = Some(path.to_path_buf());
         config.text = text.to_owned();
         Ok(config)
+    }
+
+    /// The file that was read, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     /// Where the value of `key` came from: this file, at the line that sets it.
