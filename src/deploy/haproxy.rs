@@ -551,9 +551,11 @@ mod tests {
             ),
             "{err}"
         );
+        // the trickle never ends: returning at all proves the deadline cut it (the upper
+        // bound only guards against a hang, however loaded the machine)
         let elapsed = started.elapsed();
         assert!(
-            elapsed >= Duration::from_millis(700) && elapsed < Duration::from_secs(2),
+            elapsed >= Duration::from_millis(700) && elapsed < Duration::from_secs(600),
             "{elapsed:?}"
         );
     }
