@@ -101,7 +101,7 @@ mod tests {
     #[test]
     fn thumbprint_is_a_base64url_sha256() {
         // credentials from instant-acme's own test suite; the value is proven right end to
-        // end by the stateless test (tests/haproxy.rs): Pebble validates with it
+        // end by the stateless test (tests/it/haproxy.rs): Pebble validates with it
         const CREDENTIALS: &str = r#"{"id":"id","key_pkcs8":"MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgJVWC_QzOTCS5vtsJp2IG-UDc8cdDfeoKtxSZxaznM-mhRANCAAQenCPoGgPFTdPJ7VLLKt56RxPlYT1wNXnHc54PEyBg3LxKaH0-sJkX0mL8LyPEdsfL_Oz4TxHkWLJGrXVtNhfH","directory":"https://acme.test/directory"}"#;
         let credentials: instant_acme::AccountCredentials =
             serde_json::from_str(CREDENTIALS).unwrap();
