@@ -204,7 +204,9 @@ fn verdict(
                 (Ok(served), _) => {
                     let what = crate::pem::cert_info(&served)
                         .map(|i| match &h.info {
-                            Some(mine) if i.not_after < mine.not_after => format!(
+                            // another serial that expires no later: an older one (issued
+                            // within the same second, both dates can be equal)
+                            Some(mine) if i.not_after <= mine.not_after => format!(
                                 "an older certificate (serial {}, expires {}): renewed but not reloaded?",
                                 i.serial,
                                 crate::output::date(i.not_after)

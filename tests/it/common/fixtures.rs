@@ -46,6 +46,8 @@ pub fn certctl_with(lab: &Lab, overrides: &[(&str, &OsStr)]) -> Command {
 /// Every file under a directory with its bytes (or link target) and mode.
 pub type Snapshot = BTreeMap<PathBuf, (Vec<u8>, u32)>;
 
+/// Every file under a directory, except each certificate's `status.json`: the record of
+/// renewal attempts, which a failed attempt is meant to write (for `check` and metrics).
 pub fn snapshot(dir: &Path) -> Snapshot {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -55,6 +57,9 @@ pub fn snapshot(dir: &Path) -> Snapshot {
         };
         for entry in entries.flatten() {
             let path = entry.path();
+            if path.file_name().is_some_and(|n| n == "status.json") {
+                continue;
+            }
             let meta = fs::symlink_metadata(&path).unwrap();
             let mode = meta.permissions().mode();
             if meta.file_type().is_symlink() {
