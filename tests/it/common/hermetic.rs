@@ -1,7 +1,6 @@
 //! What the tests' child processes inherit from whoever runs the suite: nothing that could
 //! change what they do. `certctl_in` is the one way a test builds a `certctl` command;
-//! `scrub` clears the host's variables from any other child (certbot, Pebble, HAProxy);
-//! `run_scrubbed` runs a test that calls the library in a child too.
+//! `scrub` clears the host's variables from any other child (certbot, Pebble, HAProxy).
 //! Owns the list of those variables; of certctl's own settings it sets only the config file.
 
 use std::ffi::OsStr;
@@ -69,30 +68,4 @@ pub fn through(mut launcher: Command, inner: &Command) -> Command {
         };
     }
     launcher
-}
-
-/// Runs the ignored test `name` (its path in this binary, `module::test`) in a child: this
-/// test binary again, with a scrubbed environment, that test alone; fails unless it passed.
-/// For a test that calls the library in-process, where the library reads variables of the
-/// test's own process (CERTCTL_HAPROXY_TIMEOUT), which no test may unset while others run.
-pub fn run_scrubbed(name: &str) {
-    let binary = std::env::current_exe().expect("the test binary's path");
-    let mut command = Command::new(binary);
-    scrub(&mut command)
-        .args([
-            "--exact",
-            name,
-            "--ignored",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .stdin(Stdio::null());
-    let out = super::run_command(command);
-    out.assert_success();
-    assert!(
-        out.stdout.contains(&format!("test {name} ... ok")),
-        "{name} did not run: {}",
-        out.stdout
-    );
 }
