@@ -265,6 +265,7 @@ pub fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
             email,
             days: None,
             client_auth: false,
+            challenges: Default::default(),
         },
         host: HostConfig {
             ca_bundle: cx.ca_bundle.clone(),
@@ -374,6 +375,7 @@ fn challenge(
                 Some(crate::types::ChallengeKind::Webroot),
                 None,
                 Some(Path::new(root)),
+                &Default::default(),
             )?;
             taken_over.push(format!("webroot HTTP-01 in {root}"));
             Ok(challenge)
