@@ -9,6 +9,7 @@ mod common;
 mod ari;
 mod bad_input;
 mod config;
+mod dns01;
 mod docs;
 mod faults;
 mod fuzz_seeds;

@@ -11,10 +11,18 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use super::{Provider, Record};
+use super::{Failure, Provider, Record};
 
-/// What one round's flush tells each member: Ok, or why its records were not placed.
-type Reply = Result<(), String>;
+/// What one round's flush tells each member: Ok, or why its records were not placed (or
+/// not removed), with those of its records that certainly are not in the zone.
+type Reply = Result<(), NotPlaced>;
+
+/// Why a member's records were not all placed, and which of them certainly are not.
+#[derive(Debug)]
+pub struct NotPlaced {
+    pub error: String,
+    pub unplaced: Vec<Record>,
+}
 
 struct Waiter {
     member: u64,
@@ -107,7 +115,7 @@ impl Batcher {
         self: &Arc<Self>,
         member: u64,
         records: Vec<Record>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), NotPlaced> {
         let (reply, answer) = oneshot::channel();
         {
             let mut state = self.state();
@@ -119,12 +127,12 @@ impl Batcher {
             });
             self.try_close(&mut state);
         }
-        match answer.await {
-            Ok(result) => result.map_err(|e| anyhow::anyhow!(e)),
-            Err(_) => Err(anyhow::anyhow!(
-                "the DNS records were not placed (interrupted)"
-            )),
-        }
+        answer.await.unwrap_or_else(|_| {
+            Err(NotPlaced {
+                error: "the DNS records were not placed (interrupted)".into(),
+                unplaced: Vec::new(),
+            })
+        })
     }
 
     /// Removes `records`: with the rest of their round once it is placed and complete, at
@@ -163,7 +171,7 @@ impl Batcher {
             return self.provider.remove(&records).await;
         }
         match answer.await {
-            Ok(result) => result.map_err(|e| anyhow::anyhow!(e)),
+            Ok(result) => result.map_err(|e| anyhow::anyhow!(e.error)),
             Err(_) => Err(anyhow::anyhow!(
                 "the DNS records were not removed (interrupted)"
             )),
@@ -232,17 +240,24 @@ impl Batcher {
 }
 
 /// A member's share of a flush: the failures of the zones its records are in.
-fn outcome(failed: &HashMap<String, String>, records: &[Record]) -> Reply {
-    let mut mine: Vec<&str> = Vec::new();
+fn outcome(failed: &HashMap<String, Failure>, records: &[Record]) -> Reply {
+    let mut errors: Vec<&str> = Vec::new();
+    let mut unplaced = Vec::new();
     for record in records {
-        if let Some(e) = failed.get(&record.zone) {
-            if !mine.contains(&e.as_str()) {
-                mine.push(e);
+        if let Some(failure) = failed.get(&record.zone) {
+            if !errors.contains(&failure.message.as_str()) {
+                errors.push(&failure.message);
+            }
+            if failure.unplaced {
+                unplaced.push(record.clone());
             }
         }
     }
-    match mine.is_empty() {
+    match errors.is_empty() {
         true => Ok(()),
-        false => Err(mine.join("; ")),
+        false => Err(NotPlaced {
+            error: errors.join("; "),
+            unplaced,
+        }),
     }
 }

@@ -45,6 +45,22 @@ pub struct Record {
     pub all_domains: String,
 }
 
+/// Why the records of a zone were not placed (or removed): the message, and whether the
+/// server refused the change outright (then none of it was applied).
+pub struct Failure {
+    message: String,
+    unplaced: bool,
+}
+
+impl Failure {
+    fn of(e: &anyhow::Error) -> Self {
+        Self {
+            message: format!("{e:#}"),
+            unplaced: e.downcast_ref::<rfc2136::Refused>().is_some(),
+        }
+    }
+}
+
 /// Checks a DNS-01 setting before anything is sent: the TSIG key file must parse (bad input,
 /// exit 2, naming the line and the field).
 pub fn check(setting: &Setting) -> anyhow::Result<()> {
@@ -128,13 +144,13 @@ impl Provider {
 
     /// Places a round's records: per zone one UPDATE (or the hooks), then one wait until
     /// every nameserver serves them. Returns each failed zone's error.
-    async fn place(&self, records: &[Record]) -> HashMap<String, String> {
+    async fn place(&self, records: &[Record]) -> HashMap<String, Failure> {
         let by_zone = by_zone(records);
         let mut failed = HashMap::new();
         let deadline = Instant::now() + self.timeout;
         for (zone, records) in &by_zone {
             if let Err(e) = self.change(zone, Change::Add, records, deadline).await {
-                failed.insert(zone.clone(), format!("{e:#}"));
+                failed.insert(zone.clone(), Failure::of(&e));
             }
         }
         let waits = by_zone.iter().filter(|(z, _)| !failed.contains_key(z)).map(
@@ -161,19 +177,19 @@ impl Provider {
         );
         for (zone, result) in futures_util::future::join_all(waits).await {
             if let Err(e) = result {
-                failed.insert(zone, format!("{e:#}"));
+                failed.insert(zone, Failure::of(&e));
             }
         }
         failed
     }
 
     /// Removes records, per zone; every zone is tried. Returns each failed zone's error.
-    async fn remove_each_zone(&self, records: &[Record]) -> HashMap<String, String> {
+    async fn remove_each_zone(&self, records: &[Record]) -> HashMap<String, Failure> {
         let deadline = Instant::now() + self.timeout;
         let mut failed = HashMap::new();
         for (zone, records) in by_zone(records) {
             if let Err(e) = self.change(&zone, Change::Delete, &records, deadline).await {
-                failed.insert(zone, format!("{e:#}"));
+                failed.insert(zone, Failure::of(&e));
             }
         }
         failed
@@ -185,7 +201,11 @@ impl Provider {
             true => Ok(()),
             false => Err(anyhow!(
                 "{}",
-                failed.into_values().collect::<Vec<_>>().join("; ")
+                failed
+                    .into_values()
+                    .map(|f| f.message)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             )),
         }
     }
@@ -340,7 +360,21 @@ impl Solver for Dns01 {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .extend(records.clone());
-            self.batcher.present(self.member, records).await
+            let Err(not_placed) = self.batcher.present(self.member, records).await else {
+                return Ok(());
+            };
+            // refused outright: those are not in the zone, nothing to remove later
+            let unplaced = &not_placed.unplaced;
+            let mut placed = self.placed.lock().unwrap_or_else(|e| e.into_inner());
+            placed.retain(|r| !unplaced.contains(r));
+            drop(placed);
+            let left: Vec<Record> = self
+                .journal_read()?
+                .into_iter()
+                .filter(|r| !unplaced.contains(r))
+                .collect();
+            self.journal_write(&left)?;
+            Err(anyhow!(not_placed.error))
         })
     }
 
@@ -373,7 +407,7 @@ impl Solver for Dns01 {
                 return Ok(());
             }
             crate::log::info(format_args!(
-                "removing {} DNS-01 record(s) an interrupted run left: {}",
+                "removing {} DNS-01 record(s) an earlier run left in place: {}",
                 left.len(),
                 left.iter()
                     .map(|r| r.owner.as_str())
@@ -384,7 +418,7 @@ impl Solver for Dns01 {
                 .provider()
                 .remove(&left)
                 .await
-                .context("removing the DNS-01 records an interrupted run left")?;
+                .context("removing the DNS-01 records an earlier run left in place")?;
             self.journal_write(&[])
         })
     }

@@ -85,8 +85,8 @@ impl Rfc2136 {
             return Err(anyhow!("{server} answered another message")).with_context(context);
         }
         if let Some(refusal) = refusal(&parsed, &self.key.name, zone) {
-            return Err(anyhow!("the DNS server {} answered {refusal}", self.server))
-                .with_context(context);
+            let refused = Refused(format!("the DNS server {} answered {refusal}", self.server));
+            return Err(anyhow::Error::new(refused)).with_context(context);
         }
         match verifier {
             Some(mut verify) => verify(&answer).map(drop).map_err(|e| {
@@ -101,6 +101,19 @@ impl Rfc2136 {
         .with_context(context)
     }
 }
+
+/// The server answered and did not make the update: nothing of it was applied (an UPDATE
+/// is all or nothing, RFC 2136 §3.4).
+#[derive(Debug)]
+pub struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// An UPDATE for `zone` that adds or deletes each TXT (owner, value).
 fn update_message(
