@@ -373,3 +373,184 @@ fn a_wrong_key_or_a_silent_server_fails_naming_why_and_leaves_everything_as_it_w
     );
     assert!(!pending(&lab, "k.example.test").exists());
 }
+
+/// A zone whose second nameserver never serves anything (nothing listens on 127.0.0.2):
+/// records placed there never propagate, so a run waits until its deadline.
+fn slow_zone() -> Zone<'static> {
+    Zone {
+        records: "@ IN NS ns2.slow.test.\nns2 IN A 127.0.0.2",
+        ..Zone::new("slow.test")
+    }
+}
+
+/// `certctl <args>` in the background, output in a file; killed if still running when dropped.
+struct Background {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Background {
+    fn start(lab: &Lab, args: &[&str]) -> Background {
+        let log = lab.root().join("background.log");
+        let out = fs::File::create(&log).unwrap();
+        let mut command = lab.certctl();
+        command
+            .args(args)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        eprintln!("$ certctl {}", args.join(" "));
+        Background {
+            child: command.spawn().unwrap(),
+            log,
+        }
+    }
+
+    fn output(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until BIND serves a value at `name` (the UPDATE went through); panics when
+    /// certctl exits first.
+    fn wait_for_record(&mut self, bind: &Bind, name: &str) {
+        let deadline = Instant::now() + common::STARTUP_TIMEOUT;
+        while bind.txt(name).is_empty() {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "certctl exited ({status}) before placing {name}:\n{}",
+                    self.output()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no record at {name}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `signal` and waits for the exit; the exit code and the output.
+    fn signal(&mut self, signal: libc::c_int) -> (Option<i32>, String) {
+        // SAFETY: kill(2) has no memory-safety preconditions; the child is not reaped yet.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let output = self.output();
+                eprintln!("{output}--- {status}");
+                return (status.code(), output);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "certctl still running:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn interrupted_runs_leave_no_record_behind() {
+    let (bind, lab) = dns_lab(&[slow_zone()]);
+    let key = bind.key_file().display().to_string();
+    let resolver = bind.addr_arg();
+    let owner = "_acme-challenge.s.slow.test";
+    let args = |timeout: &'static str| -> Vec<String> {
+        [
+            "request",
+            "--agree-tos",
+            "s.slow.test",
+            "--challenge",
+            "dns-01",
+            "--dns-server",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            resolver.clone(),
+            "--tsig-key".into(),
+            key.clone(),
+            "--dns-resolver".into(),
+        ])
+        .chain([resolver.clone(), "--dns-timeout".into(), timeout.into()])
+        .collect()
+    };
+    let run = |timeout| {
+        let args = args(timeout);
+        Background::start(&lab, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    // SIGTERM while waiting for the records to propagate: they are removed before the exit
+    let mut certctl = run("300");
+    certctl.wait_for_record(&bind, owner);
+    let (code, output) = certctl.signal(libc::SIGTERM);
+    assert_eq!(code, Some(143), "{output}");
+    assert!(
+        bind.txt(owner).is_empty(),
+        "SIGTERM left the record:\n{output}"
+    );
+    assert!(!pending(&lab, "s.slow.test").exists());
+
+    // SIGKILL: the record stays, written down; the next run of the certificate removes it
+    // first (its own order then fails, as this zone never propagates, and cleans up too)
+    let mut certctl = run("300");
+    certctl.wait_for_record(&bind, owner);
+    let (code, _) = certctl.signal(libc::SIGKILL);
+    assert_eq!(code, None, "killed by a signal");
+    let left = bind.txt(owner);
+    assert_eq!(left.len(), 1, "the killed run's record is still there");
+    assert!(pending(&lab, "s.slow.test").exists(), "and written down");
+
+    let out = lab.run(&args("2").iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("an earlier run left in place: _acme-challenge.s.slow.test"),
+        "{}",
+        out.stderr
+    );
+    // the deadline names the nameserver that lacked the record
+    assert!(
+        out.stderr.contains("ns2.slow.test. (127.0.0.2:"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("within 2 s (--dns-timeout)"),
+        "{}",
+        out.stderr
+    );
+    assert!(bind.txt(owner).is_empty(), "no record left");
+    assert!(!pending(&lab, "s.slow.test").exists());
+}
+
+#[test]
+fn a_name_in_no_zone_fails_before_anything_is_placed() {
+    let (bind, lab) = dns_lab(&[Zone::new("example.test")]);
+    let out = request_rfc2136(
+        &lab,
+        &bind,
+        &bind.addr_arg(),
+        &bind.key_file(),
+        &["a.nowhere.test"],
+        &[],
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("no DNS zone found for _acme-challenge.a.nowhere.test"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--dns-zone"), "{}", out.stderr);
+    assert!(!lab.state_dir().join("certs/a.nowhere.test").exists());
+    assert!(!pending(&lab, "a.nowhere.test").exists());
+}

@@ -44,7 +44,10 @@ enum Phase {
 
 #[derive(Default)]
 struct Round {
+    /// The UPDATEs (or hooks) are done: a cleanup need not wait any more.
     placed: bool,
+    /// Told when the round's cleanup starts: the propagation wait is abandoned.
+    abandon: Arc<tokio::sync::Notify>,
     members: HashSet<u64>,
     cleaning: Vec<Waiter>,
 }
@@ -194,19 +197,28 @@ impl Batcher {
             state.phases.insert(w.member, Phase::InRound(round));
             r.members.insert(w.member);
         }
+        let abandon = r.abandon.clone();
         state.rounds.insert(round, r);
         let this = self.clone();
         runtime.spawn(async move {
             let records: Vec<Record> = waiters.iter().flat_map(|w| w.records.clone()).collect();
-            let failed = this.provider.place(&records).await;
+            let mut failed = this.provider.place(&records).await;
+            // from here on a cleanup may go ahead (an interrupted run does not wait for
+            // propagation); then it also ends the wait, which nobody needs any more
+            {
+                let mut state = this.state();
+                if let Some(r) = state.rounds.get_mut(&round) {
+                    r.placed = true;
+                }
+                this.try_clean(&mut state, round);
+            }
+            tokio::select! {
+                () = this.provider.wait_served(&records, &mut failed) => {}
+                () = abandon.notified() => {}
+            }
             for w in waiters {
                 let _ = w.reply.send(outcome(&failed, &w.records));
             }
-            let mut state = this.state();
-            if let Some(r) = state.rounds.get_mut(&round) {
-                r.placed = true;
-            }
-            this.try_clean(&mut state, round);
         });
     }
 
@@ -222,6 +234,7 @@ impl Batcher {
         let Some(r) = state.rounds.remove(&round) else {
             return;
         };
+        r.abandon.notify_one();
         if r.cleaning.is_empty() {
             return;
         }

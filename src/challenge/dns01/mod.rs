@@ -142,37 +142,34 @@ impl Provider {
         Ok(records)
     }
 
-    /// Places a round's records: per zone one UPDATE (or the hooks), then one wait until
-    /// every nameserver serves them. Returns each failed zone's error.
+    /// Places a round's records: per zone one UPDATE (or the hooks). Returns each failed
+    /// zone's error.
     async fn place(&self, records: &[Record]) -> HashMap<String, Failure> {
-        let by_zone = by_zone(records);
         let mut failed = HashMap::new();
         let deadline = Instant::now() + self.timeout;
-        for (zone, records) in &by_zone {
-            if let Err(e) = self.change(zone, Change::Add, records, deadline).await {
-                failed.insert(zone.clone(), Failure::of(&e));
+        for (zone, records) in by_zone(records) {
+            if let Err(e) = self.change(&zone, Change::Add, &records, deadline).await {
+                failed.insert(zone, Failure::of(&e));
             }
         }
+        failed
+    }
+
+    /// One wait for a round's placed records (those of zones not in `failed`) until every
+    /// nameserver of their zones serves them; adds the zones that did not make it.
+    async fn wait_served(&self, records: &[Record], failed: &mut HashMap<String, Failure>) {
+        let by_zone = by_zone(records);
+        let deadline = Instant::now() + self.timeout;
         let waits = by_zone.iter().filter(|(z, _)| !failed.contains_key(z)).map(
             |(zone, records)| async move {
-                let pairs = match pairs(records) {
-                    Ok(p) => p,
-                    Err(e) => return (zone.clone(), Err(e)),
+                let served = async {
+                    let (zone, pairs) = (fqdn(zone)?, pairs(records)?);
+                    let secs = self.timeout.as_secs();
+                    self.lookups
+                        .wait_until_served(&zone, &pairs, deadline, secs)
+                        .await
                 };
-                let served = match fqdn(zone) {
-                    Ok(name) => {
-                        self.lookups
-                            .wait_until_served(
-                                &name,
-                                &pairs,
-                                Instant::now() + self.timeout,
-                                self.timeout.as_secs(),
-                            )
-                            .await
-                    }
-                    Err(e) => Err(e),
-                };
-                (zone.clone(), served)
+                (zone.clone(), served.await)
             },
         );
         for (zone, result) in futures_util::future::join_all(waits).await {
@@ -180,7 +177,6 @@ impl Provider {
                 failed.insert(zone, Failure::of(&e));
             }
         }
-        failed
     }
 
     /// Removes records, per zone; every zone is tried. Returns each failed zone's error.

@@ -111,8 +111,11 @@ impl Lookups {
                 .iter()
                 .chain(answer.name_servers())
                 .find(|r| r.record_type() == RecordType::SOA && r.name().zone_of(name));
-            if let Some(soa) = soa {
-                return Ok(soa.name().clone());
+            match soa {
+                // the root's SOA (a name under a TLD that does not exist) is no zone to update
+                Some(soa) if !soa.name().is_root() => return Ok(soa.name().clone()),
+                Some(_) => candidate = Name::root(),
+                None => {}
             }
             last_code = match answer.response_code() {
                 ResponseCode::NoError | ResponseCode::NXDomain => last_code,
@@ -120,8 +123,8 @@ impl Lookups {
             };
             if candidate.num_labels() <= 1 {
                 bail!(
-                    "no DNS zone found for {name}: the resolver {} gave no SOA record for it or a \
-                     parent{}; give the zone with --dns-zone",
+                    "no DNS zone found for {name}: the resolver {} knows no zone that holds \
+                     it{}; give the zone with --dns-zone",
                     self.describe(),
                     match last_code {
                         ResponseCode::NoError => String::new(),

@@ -57,7 +57,7 @@ impl Rfc2136 {
         let verifier = message.finalize(&signer, now).map_err(|e| {
             anyhow!(
                 "signing the update with the TSIG key {}: {e}",
-                self.key.name
+                self.key.label()
             )
         })?;
         let bytes = message.to_vec().context("encoding the update")?;
@@ -68,7 +68,8 @@ impl Rfc2136 {
         let context = || {
             format!(
                 "{what} the TXT records in zone {zone} at {} (RFC 2136, key {})",
-                self.server, self.key.name
+                self.server,
+                self.key.label()
             )
         };
         let answer = wire::tcp(server, &bytes, deadline)
@@ -84,7 +85,7 @@ impl Rfc2136 {
         if parsed.id() != message.id() || parsed.message_type() != MessageType::Response {
             return Err(anyhow!("{server} answered another message")).with_context(context);
         }
-        if let Some(refusal) = refusal(&parsed, &self.key.name, zone) {
+        if let Some(refusal) = refusal(&parsed, &self.key.label(), zone) {
             let refused = Refused(format!("the DNS server {} answered {refusal}", self.server));
             return Err(anyhow::Error::new(refused)).with_context(context);
         }
@@ -93,7 +94,7 @@ impl Rfc2136 {
                 anyhow!(
                     "the DNS server {}'s answer is not signed with the key {} ({e}); the update may not have been made by it",
                     self.server,
-                    self.key.name
+                    self.key.label()
                 )
             }),
             None => Ok(()),
@@ -150,7 +151,7 @@ fn update_message(
 
 /// Why the server did not make the update, in its words and with what to check; None when
 /// it did.
-fn refusal(answer: &Message, key: &Name, zone: &Name) -> Option<String> {
+fn refusal(answer: &Message, key: &str, zone: &Name) -> Option<String> {
     let tsig_error = answer.signature().iter().find_map(|r| match r.data() {
         RData::DNSSEC(DNSSECRData::TSIG(tsig)) => tsig_error_code(&tsig.to_string()),
         _ => None,

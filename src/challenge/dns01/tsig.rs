@@ -175,6 +175,11 @@ impl TsigKey {
         }
     }
 
+    /// The key's name as people write it (no trailing dot).
+    pub fn label(&self) -> String {
+        self.name.to_ascii().trim_end_matches('.').to_owned()
+    }
+
     /// The signer for UPDATE messages.
     pub fn signer(&self) -> anyhow::Result<TSigner> {
         TSigner::new(
