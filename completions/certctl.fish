@@ -56,7 +56,7 @@ stateless\t'the proxy answers from the account thumbprint (see `certctl account 
 dns-01\t'a TXT record under _acme-challenge, by RFC 2136 (--dns-server, --tsig-key) or hooks'"
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l http-addr -d 'The address the standalone responder listens on while an order runs [default: 127.0.0.1:2031]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l webroot -d 'The web server\'s document root for --challenge webroot; token files go under DIR/.well-known/acme-challenge/' -r -F
-complete -c certctl -n "__fish_certctl_using_subcommand request" -l dns-server -d 'The primary DNS server that takes RFC 2136 updates, HOST[:PORT] (port 53 by default)' -r
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l dns-server -d 'The primary DNS server that takes RFC 2136 updates, HOST[:PORT] (port 53 by default), e.g. --dns-server ns1.mon-app.fr --tsig-key /etc/certctl/tsig.key' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l tsig-key -d 'The TSIG key that signs the updates: a file in BIND\'s format, as `tsig-keygen -a hmac-sha256 NAME` prints it (hmac-sha256, hmac-sha384 or hmac-sha512); keep it 0600. Referenced by path and read at each renewal; its secret is never logged or stored' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l dns-hook -d 'Command that creates the TXT record, instead of --dns-server (run with /bin/sh -c)' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l dns-cleanup-hook -d 'Command that removes the TXT record again; it also sees CERTBOT_AUTH_OUTPUT (what the --dns-hook printed). lego style: `CMD cleanup FQDN VALUE` (the --dns-hook by default)' -r

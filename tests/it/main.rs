@@ -10,6 +10,7 @@ mod ari;
 mod bad_input;
 mod config;
 mod dns01;
+mod dns01_hooks;
 mod docs;
 mod faults;
 mod fuzz_seeds;
