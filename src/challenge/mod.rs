@@ -298,8 +298,9 @@ impl Guard {
         }
     }
 
-    /// Presents `tasks`, one batch per solver. Each batch is recorded before its solver runs,
-    /// so a batch presented only in part is cleaned up too. Refused once `close` was called.
+    /// Presents `tasks`, one batch per solver, the solvers side by side. Each batch is
+    /// recorded before its solver runs, so a batch presented only in part is cleaned up too.
+    /// Refused once `close` was called.
     pub async fn present(&mut self, solvers: &Solvers, tasks: Vec<Task>) -> anyhow::Result<()> {
         // counted before the check, and `close` sets before it reads: of a present and a
         // close that race, at least one sees the other (both SeqCst)
@@ -321,10 +322,22 @@ impl Guard {
                 None => self.presented.push((solver.clone(), vec![task])),
             }
         }
-        for (solver, batch) in &self.presented[first..] {
-            solver.present(batch).await?;
-        }
-        Ok(())
+        // a solver with nothing to present for this order is told the order is done with
+        // it, so that other orders' answers do not wait for this one
+        let batches = &self.presented[first..];
+        self.members.retain(|member| {
+            let presents = batches.iter().any(|(s, _)| Arc::ptr_eq(s, member));
+            if !presents {
+                member.end();
+            }
+            presents
+        });
+        // side by side: a solver that gathers several orders' answers waits for the others
+        let presents = batches.iter().map(|(solver, batch)| solver.present(batch));
+        futures_util::future::join_all(presents)
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// Takes down everything presented; every solver is asked even when one fails. If this

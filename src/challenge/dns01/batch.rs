@@ -274,3 +274,96 @@ fn outcome(failed: &HashMap<String, Failure>, records: &[Record]) -> Reply {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::{Kind, Lookups, hook::Hooks};
+    use super::*;
+    use crate::types::HookStyle;
+
+    fn record(domain: &str) -> Record {
+        Record {
+            domain: domain.into(),
+            owner: format!("_acme-challenge.{domain}"),
+            zone: "test".into(),
+            value: "v".into(),
+            token: "t".into(),
+            all_domains: domain.into(),
+        }
+    }
+
+    /// A batcher whose hooks write "DOMAIN REMAINING" lines to `log` (the remaining count
+    /// runs over a round, so a round shows as one countdown); lookups go nowhere.
+    fn batcher(log: &std::path::Path) -> Arc<Batcher> {
+        let line = |what: &str| {
+            format!(
+                "echo \"{what} $CERTBOT_DOMAIN $CERTBOT_REMAINING_CHALLENGES\" >> {}",
+                log.display()
+            )
+        };
+        let hooks = Hooks::new(line("add"), Some(line("remove")), HookStyle::Certbot);
+        Batcher::new(Arc::new(Provider {
+            kind: Kind::Hooks(hooks),
+            lookups: Lookups::nowhere(),
+            zone: None,
+            timeout: Duration::from_secs(30),
+        }))
+    }
+
+    fn lines(log: &std::path::Path) -> Vec<String> {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        text.lines().map(str::to_owned).collect()
+    }
+
+    #[tokio::test]
+    async fn a_round_waits_for_every_started_member_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let batcher = batcher(&log);
+        let (a, b, c, late) = (
+            batcher.member(),
+            batcher.member(),
+            batcher.member(),
+            batcher.member(),
+        );
+        for m in [a, b, c] {
+            batcher.begin(m);
+        }
+        let first = tokio::spawn({
+            let batcher = batcher.clone();
+            async move { batcher.present(a, vec![record("a.test")]).await }
+        });
+        // c's order ends without presenting (its authorizations were valid): not waited for
+        batcher.end(c);
+        let second = batcher.present(b, vec![record("b.test")]);
+        let (first, second) = tokio::join!(first, second);
+        // the records were placed in one round (one countdown, in either order); the
+        // propagation check could not ask anyone
+        assert!(first.unwrap().is_err() && second.is_err());
+        let mut placed = lines(&log);
+        placed.sort();
+        assert!(
+            placed == ["add a.test 0", "add b.test 1"]
+                || placed == ["add a.test 1", "add b.test 0"],
+            "{placed:?}"
+        );
+
+        // a member that starts later forms its own round; cleanups go per round
+        batcher.begin(late);
+        let _ = batcher.present(late, vec![record("late.test")]).await;
+        let (x, y, z) = tokio::join!(
+            batcher.cleanup(a, vec![record("a.test")]),
+            batcher.cleanup(b, vec![record("b.test")]),
+            batcher.cleanup(late, vec![record("late.test")]),
+        );
+        assert!(x.is_ok() && y.is_ok() && z.is_ok());
+        let mut removals: Vec<String> = lines(&log).into_iter().skip(3).collect();
+        removals.sort();
+        assert_eq!(
+            removals,
+            ["remove a.test 1", "remove b.test 0", "remove late.test 0"]
+        );
+    }
+}

@@ -56,6 +56,16 @@ impl Lookups {
         }
     }
 
+    /// Lookups that all fail at once (nothing listens on the port): for tests that must not
+    /// touch the network.
+    #[cfg(test)]
+    pub fn nowhere() -> Self {
+        Self {
+            resolvers: vec![SocketAddr::from(([127, 0, 0, 1], 9))],
+            nameserver_port: 9,
+        }
+    }
+
     fn describe(&self) -> String {
         let all: Vec<String> = self.resolvers.iter().map(ToString::to_string).collect();
         all.join(", ")
