@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs certctl's checks the way CI does: formatting, clippy, then every test.
-# The integration tests drive real Pebble, HAProxy and certbot on loopback, so those are
-# installed first (Debian/Ubuntu: apt-get install pebble haproxy openssl certbot).
+# The integration tests drive real Pebble, HAProxy, certbot and BIND on loopback, so those
+# are installed first (Debian/Ubuntu: apt-get install pebble haproxy openssl certbot bind9
+# bind9-utils bind9-dnsutils python3-certbot-dns-rfc2136).
 # Works from any directory and with no stdin (CI runs `bash .ci/run < /dev/null`).
 set -euo pipefail
 
@@ -17,9 +18,9 @@ command -v cargo >/dev/null 2>&1 ||
     die "cargo not found; install Rust from https://rustup.rs (then: rustup component add rustfmt clippy)"
 cargo fmt --version >/dev/null 2>&1 || die "rustfmt not found; run: rustup component add rustfmt"
 cargo clippy --version >/dev/null 2>&1 || die "clippy not found; run: rustup component add clippy"
-lab_ensure_tools pebble haproxy openssl certbot
+lab_ensure_tools pebble haproxy openssl certbot bind9 bind9-utils bind9-dnsutils python3-certbot-dns-rfc2136
 printf '%s\n' "$(cargo --version)" "$(haproxy -v | head -n 1)" "pebble: $(command -v pebble)" \
-    "$(openssl version)" "$(certbot --version 2>&1)"
+    "$(openssl version)" "$(certbot --version 2>&1)" "$(named -v)"
 
 heading "cargo fmt --all --check"
 cargo fmt --all --check

@@ -23,7 +23,9 @@ heading() { printf '\n==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # lab_ensure_tools PKG...: install the Debian packages whose commands are missing.
-# Package names map to commands: pebble -> pebble, pebble-challtestsrv; time -> /usr/bin/time.
+# Package names map to commands: pebble -> pebble, pebble-challtestsrv; time -> /usr/bin/time;
+# bind9 -> named, tsig-keygen; bind9-utils -> nsupdate; bind9-dnsutils -> dig; a Python
+# plugin -> its module directory.
 lab_ensure_tools() {
     local -a missing=() pkgs=()
     local pkg cmd
@@ -32,10 +34,14 @@ lab_ensure_tools() {
         case $pkg in
         pebble) cmds=(pebble pebble-challtestsrv) ;;
         time) cmds=(/usr/bin/time) ;;
+        bind9) cmds=(named tsig-keygen) ;;
+        bind9-utils) cmds=(nsupdate) ;;
+        bind9-dnsutils) cmds=(dig) ;;
+        python3-certbot-dns-rfc2136) cmds=(/usr/lib/python3/dist-packages/certbot_dns_rfc2136) ;;
         *) cmds=("$pkg") ;;
         esac
         for cmd in "${cmds[@]}"; do
-            if ! command -v "$cmd" >/dev/null 2>&1; then
+            if ! command -v "$cmd" >/dev/null 2>&1 && [[ ! -e $cmd ]]; then
                 missing+=("$cmd")
                 [[ " ${pkgs[*]} " == *" $pkg "* ]] || pkgs+=("$pkg")
             fi
@@ -56,7 +62,8 @@ Install them, then run this script again:
     apt-get update && apt-get install -y ${pkgs[*]}"
     fi
     for cmd in "${missing[@]}"; do
-        command -v "$cmd" >/dev/null 2>&1 || die "$cmd is still missing after installing ${pkgs[*]}"
+        command -v "$cmd" >/dev/null 2>&1 || [[ -e $cmd ]] ||
+            die "$cmd is still missing after installing ${pkgs[*]}"
     done
 }
 
