@@ -84,18 +84,26 @@ fn challenges(
     local: bool,
 ) -> anyhow::Result<(Challenge, BTreeMap<DomainName, Challenge>)> {
     let a = &args.dns;
+    let flags = DnsFlags {
+        server: a.dns_server.as_deref(),
+        tsig_key: a.tsig_key.as_deref(),
+        hook: a.dns_hook.as_deref(),
+        cleanup_hook: a.dns_cleanup_hook.as_deref(),
+        style: a.dns_hook_style,
+        zone: a.dns_zone.as_deref(),
+        resolver: a.dns_resolver.as_deref(),
+        timeout: a.dns_timeout,
+    };
+    let c = config;
     let dns = DnsFlags {
-        server: a.dns_server.as_deref().or(config.dns_server.as_deref()),
-        tsig_key: a.tsig_key.as_deref().or(config.tsig_key.as_deref()),
-        hook: a.dns_hook.as_deref().or(config.dns_hook.as_deref()),
-        cleanup_hook: a
-            .dns_cleanup_hook
-            .as_deref()
-            .or(config.dns_cleanup_hook.as_deref()),
-        style: a.dns_hook_style.or(config.dns_hook_style),
-        zone: a.dns_zone.as_deref().or(config.dns_zone.as_deref()),
-        resolver: a.dns_resolver.as_deref().or(config.dns_resolver.as_deref()),
-        timeout: a.dns_timeout.or(config.dns_timeout),
+        server: flags.server.or(c.dns_server.as_deref()),
+        tsig_key: flags.tsig_key.or(c.tsig_key.as_deref()),
+        hook: flags.hook.or(c.dns_hook.as_deref()),
+        cleanup_hook: flags.cleanup_hook.or(c.dns_cleanup_hook.as_deref()),
+        style: flags.style.or(c.dns_hook_style),
+        zone: flags.zone.or(c.dns_zone.as_deref()),
+        resolver: flags.resolver.or(c.dns_resolver.as_deref()),
+        timeout: flags.timeout.or(c.dns_timeout),
     };
     let http_addr = args.http_addr.as_deref().or(config.http_addr.as_deref());
     let webroot = args.webroot.as_deref().or(config.webroot.as_deref());
@@ -134,7 +142,9 @@ fn challenges(
     let dns_used = std::iter::once(&challenge)
         .chain(challenges.values())
         .any(|c| matches!(c, Challenge::Dns01(_)));
-    if let (false, Some(flag)) = (dns_used, dns.first_given()) {
+    // a DNS-01 flag given for an HTTP-01 certificate is a mistake; the config file's
+    // DNS-01 values are defaults for the certificates that use it
+    if let (false, Some(flag)) = (dns_used, flags.first_given()) {
         return Err(BadInput::new(format!(
             "{flag} applies to DNS-01: add --challenge dns-01 (or --challenge NAME=dns-01 for some names)"
         ))

@@ -200,6 +200,12 @@ impl Lookups {
         timeout_secs: u64,
     ) -> anyhow::Result<()> {
         let servers = self.nameservers(zone, deadline).await?;
+        let started = Instant::now();
+        crate::log::verbose(format_args!(
+            "waiting until the {} nameserver address(es) of {zone} serve {} TXT record(s)",
+            servers.len(),
+            records.len()
+        ));
         // (nameserver, record, why it was not served yet)
         type Check<'a> = (&'a (Name, SocketAddr), &'a (Name, String), String);
         let mut pending: Vec<Check> = servers
@@ -230,6 +236,10 @@ impl Lookups {
             }
             pending = still;
             if pending.is_empty() {
+                crate::log::verbose(format_args!(
+                    "every nameserver of {zone} serves the records after {} ms",
+                    started.elapsed().as_millis()
+                ));
                 return Ok(());
             }
             if Instant::now() + pause >= deadline {
