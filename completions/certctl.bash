@@ -1076,7 +1076,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__request)
-            opts="-v -q -h -V --name --email --agree-tos --key-type --challenge --http-addr --webroot --pre-hook --deploy-hook --post-hook --hook-timeout --haproxy-socket --days --client-auth --force --json --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            opts="-v -q -h -V --name --email --agree-tos --key-type --challenge --http-addr --webroot --dns-server --tsig-key --dns-hook --dns-cleanup-hook --dns-hook-style --dns-zone --dns-resolver --dns-timeout --pre-hook --deploy-hook --post-hook --hook-timeout --haproxy-socket --days --client-auth --force --json --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1095,7 +1095,7 @@ _certctl() {
                     return 0
                     ;;
                 --challenge)
-                    COMPREPLY=($(compgen -W "standalone webroot stateless" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "standalone webroot stateless dns-01" -- "${cur}"))
                     return 0
                     ;;
                 --http-addr)
@@ -1103,6 +1103,38 @@ _certctl() {
                     return 0
                     ;;
                 --webroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dns-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tsig-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dns-hook)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dns-cleanup-hook)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dns-hook-style)
+                    COMPREPLY=($(compgen -W "certbot lego" -- "${cur}"))
+                    return 0
+                    ;;
+                --dns-zone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dns-resolver)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dns-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

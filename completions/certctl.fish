@@ -51,11 +51,21 @@ ec384\t''
 rsa2048\t''
 rsa3072\t''
 rsa4096\t''"
-complete -c certctl -n "__fish_certctl_using_subcommand request" -l challenge -d 'How HTTP-01 challenges are answered [default: standalone]' -r -f -a "standalone\t'certctl\'s own responder on --http-addr, only while an order runs'
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l challenge -d 'How challenges are answered [default: standalone]; NAME=HOW for one name only' -r -f -a "standalone\t'certctl\'s own responder on --http-addr, only while an order runs'
 webroot\t'token files under --webroot/.well-known/acme-challenge/'
-stateless\t'the proxy answers from the account thumbprint (see `certctl account thumbprint`)'"
+stateless\t'the proxy answers from the account thumbprint (see `certctl account thumbprint`)'
+dns-01\t'a TXT record under _acme-challenge, by RFC 2136 (--dns-server, --tsig-key) or hooks'"
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l http-addr -d 'The address the standalone responder listens on while an order runs [default: 127.0.0.1:2031]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l webroot -d 'The web server\'s document root for --challenge webroot; token files go under DIR/.well-known/acme-challenge/' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l dns-server -d 'The primary DNS server that takes RFC 2136 updates, HOST[:PORT] (port 53 by default), e.g. --dns-server ns1.mon-app.fr --tsig-key /etc/certctl/tsig.key' -r
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l tsig-key -d 'The TSIG key that signs the updates: a file in BIND\'s format, as `tsig-keygen -a hmac-sha256 NAME` prints it (hmac-sha256, hmac-sha384 or hmac-sha512); keep it 0600. Referenced by path and read at each renewal; its secret is never logged or stored' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l dns-hook -d 'Command that creates the TXT record, instead of --dns-server (run with /bin/sh -c)' -r
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l dns-cleanup-hook -d 'Command that removes the TXT record again; it also sees CERTBOT_AUTH_OUTPUT (what the --dns-hook printed). lego style: `CMD cleanup FQDN VALUE` (the --dns-hook by default)' -r
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l dns-hook-style -d 'How the hooks are called [default: certbot]' -r -f -a "certbot\t'--dns-hook and --dns-cleanup-hook with CERTBOT_DOMAIN, CERTBOT_VALIDATION, ...'
+lego\t'one program called as `CMD present FQDN VALUE` and `CMD cleanup FQDN VALUE`'"
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l dns-zone -d 'The zone that holds the _acme-challenge records (the target zone when they are CNAMEs) [default: found by SOA lookup]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l dns-resolver -d 'The DNS resolver for SOA, NS and CNAME lookups, HOST[:PORT] [default: the system\'s, /etc/resolv.conf]. With a port, the zone\'s nameservers are asked on that port too' -r
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l dns-timeout -d 'Seconds to wait for every nameserver of the zone to serve the records (and for each DNS exchange or hook) [default: 120]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l pre-hook -d 'Command run once before the first order' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l deploy-hook -d 'Command run once per issued certificate' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l post-hook -d 'Command run once at the end when anything was issued, e.g. "systemctl reload haproxy"' -r

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs certctl's checks the way CI does: formatting, clippy, then every test, then the
 # Debian package (scripts/test-package: it installs, removes and purges it on this machine).
-# The integration tests drive real Pebble, HAProxy and certbot on loopback, so those are
-# installed first (Debian/Ubuntu: apt-get install pebble haproxy openssl certbot faketime
-# prometheus; faketime moves the clock for `check`, prometheus brings promtool).
+# The integration tests drive real Pebble, HAProxy, certbot and BIND on loopback, so those
+# are installed first (Debian/Ubuntu: apt-get install pebble haproxy openssl certbot bind9
+# bind9-utils bind9-dnsutils python3-certbot-dns-rfc2136 faketime prometheus; faketime
+# moves the clock for `check`, prometheus brings promtool).
 # Works from any directory and with no stdin (CI runs `bash .ci/run < /dev/null`).
 set -euo pipefail
 
@@ -19,9 +20,10 @@ command -v cargo >/dev/null 2>&1 ||
     die "cargo not found; install Rust from https://rustup.rs (then: rustup component add rustfmt clippy)"
 cargo fmt --version >/dev/null 2>&1 || die "rustfmt not found; run: rustup component add rustfmt"
 cargo clippy --version >/dev/null 2>&1 || die "clippy not found; run: rustup component add clippy"
-lab_ensure_tools pebble haproxy openssl certbot faketime prometheus
+lab_ensure_tools pebble haproxy openssl certbot bind9 bind9-utils bind9-dnsutils \
+    python3-certbot-dns-rfc2136 faketime prometheus
 printf '%s\n' "$(cargo --version)" "$(haproxy -v | head -n 1)" "pebble: $(command -v pebble)" \
-    "$(openssl version)" "$(certbot --version 2>&1)"
+    "$(openssl version)" "$(certbot --version 2>&1)" "$(named -v)"
 
 heading "cargo fmt --all --check"
 cargo fmt --all --check

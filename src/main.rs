@@ -79,7 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<Option<(&'static str, i32, usize)>> {
         let (mut interrupt, mut terminate) = signals()?;
         let mut command = Box::pin(async {
             match cli.command {
-                Command::Request(args) => cmd::request::run(&global, &config, args).await,
+                Command::Request(args) => cmd::request::run(&global, &config, *args).await,
                 Command::Account(certctl::cli::AccountCommand::Thumbprint(args)) => {
                     cmd::account::thumbprint(&global, &config, args).await
                 }

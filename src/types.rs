@@ -369,6 +369,22 @@ pub enum ChallengeKind {
     Webroot,
     /// the proxy answers from the account thumbprint (see `certctl account thumbprint`)
     Stateless,
+    /// a TXT record under _acme-challenge, by RFC 2136 (--dns-server, --tsig-key) or hooks
+    #[value(name = "dns-01")]
+    #[serde(rename = "dns-01")]
+    Dns01,
+}
+
+/// How DNS-01 hooks are called: certbot's manual hooks (CERTBOT_* environment) or lego's
+/// exec provider (`present|cleanup FQDN VALUE` as arguments).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HookStyle {
+    /// --dns-hook and --dns-cleanup-hook with CERTBOT_DOMAIN, CERTBOT_VALIDATION, ...
+    #[default]
+    Certbot,
+    /// one program called as `CMD present FQDN VALUE` and `CMD cleanup FQDN VALUE`
+    Lego,
 }
 
 /// RFC 5280 reason codes (the discriminants are the codes).

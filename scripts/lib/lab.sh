@@ -25,7 +25,9 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # lab_ensure_tools PKG...: install the Debian packages whose commands are missing.
 # Package names map to commands: pebble -> pebble, pebble-challtestsrv; time -> /usr/bin/time;
-# dpkg-dev -> dpkg-shlibdeps; systemd -> systemd-analyze; man-db -> man; any other -> itself.
+# dpkg-dev -> dpkg-shlibdeps; systemd -> systemd-analyze; man-db -> man; bind9 -> named,
+# tsig-keygen; bind9-utils -> nsupdate; bind9-dnsutils -> dig; a Python plugin -> its
+# module directory; any other -> itself.
 lab_ensure_tools() {
     local -a missing=() pkgs=()
     local pkg cmd
@@ -38,10 +40,14 @@ lab_ensure_tools() {
         dpkg-dev) cmds=(dpkg-shlibdeps) ;;
         systemd) cmds=(systemd-analyze) ;;
         man-db) cmds=(man) ;;
+        bind9) cmds=(named tsig-keygen) ;;
+        bind9-utils) cmds=(nsupdate) ;;
+        bind9-dnsutils) cmds=(dig) ;;
+        python3-certbot-dns-rfc2136) cmds=(/usr/lib/python3/dist-packages/certbot_dns_rfc2136) ;;
         *) cmds=("$pkg") ;;
         esac
         for cmd in "${cmds[@]}"; do
-            if ! command -v "$cmd" >/dev/null 2>&1; then
+            if ! command -v "$cmd" >/dev/null 2>&1 && [[ ! -e $cmd ]]; then
                 missing+=("$cmd")
                 [[ " ${pkgs[*]} " == *" $pkg "* ]] || pkgs+=("$pkg")
             fi
@@ -73,7 +79,8 @@ Install them, then run this script again:
     apt-get update && apt-get install -y ${pkgs[*]}"
     fi
     for cmd in "${missing[@]}"; do
-        command -v "$cmd" >/dev/null 2>&1 || die "$cmd is still missing after installing ${pkgs[*]}"
+        command -v "$cmd" >/dev/null 2>&1 || [[ -e $cmd ]] ||
+            die "$cmd is still missing after installing ${pkgs[*]}"
     done
 }
 

@@ -66,7 +66,7 @@ pub async fn issue(
     replaces: Option<&CertificateIdentifier<'static>>,
 ) -> anyhow::Result<String> {
     let identifiers: Vec<Identifier> = domains.iter().map(Identifier::from).collect();
-    let mut guard = Guard::default();
+    let mut guard = Guard::new(solvers);
     let order = Flow {
         account,
         server,

@@ -3,7 +3,6 @@
 //! certbot's directory only; writes nothing and sends nothing.
 
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -11,12 +10,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
+use super::challenge::challenge;
 use super::hooks::take_hook;
-use super::{RenewalConf, Value, account_dir, account_key_pkcs8, pkcs8_pem};
+use super::{RenewalConf, account_dir, account_key_pkcs8, pkcs8_pem};
 use crate::error::BadInput;
 use crate::output::date;
 use crate::pem::{self, CertInfo, Chain};
-use crate::settings::{CertConfig, CertSettings, Challenge, DEFAULT_HTTP_ADDR, Hooks, HostConfig};
+use crate::settings::{CertConfig, CertSettings, Challenge, Hooks, HostConfig};
 use crate::types::{CertName, DomainName, KeyType, MAX_NAMES, Server};
 
 /// certbot's CA when a renewal file names none.
@@ -176,11 +176,6 @@ pub fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
     let mut domains = Vec::new();
     for san in &info.names {
         let domain = DomainName::parse(san).map_err(|e| format!("the certificate's name {e}"))?;
-        if domain.is_wildcard() {
-            return Err(format!(
-                "{domain} is a wildcard: renewing it needs the DNS-01 challenge, and certctl answers HTTP-01; keep it with certbot"
-            ));
-        }
         if !domains.contains(&domain) {
             domains.push(domain);
         }
@@ -190,8 +185,16 @@ pub fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
     let server_raw = params("server").unwrap_or(CERTBOT_DEFAULT_SERVER);
     let server = Server::parse(server_raw).map_err(|e| format!("its CA: {e}"))?;
 
-    // how challenges are answered
+    // how challenges are answered; a wildcard only by DNS-01
     let challenge = challenge(&conf, &domains, &mut taken_over, &mut not_taken_over)?;
+    let dns01 = matches!(challenge, Challenge::Dns01(_));
+    if let Some(wild) = domains.iter().find(|d| d.is_wildcard() && !dns01) {
+        return Err(format!(
+            "{wild} is a wildcard: renewing it needs the DNS-01 challenge, which certbot's \
+             authenticator here does not answer; keep it with certbot, or `certctl request` it \
+             with --challenge dns-01"
+        ));
+    }
     if let Some(installer) =
         params("installer").filter(|i| !i.is_empty() && !i.eq_ignore_ascii_case("none"))
     {
@@ -265,6 +268,7 @@ pub fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
             email,
             days: None,
             client_auth: false,
+            challenges: Default::default(),
         },
         host: HostConfig {
             ca_bundle: cx.ca_bundle.clone(),
@@ -299,91 +303,6 @@ pub fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
         taken_over,
         not_taken_over,
     })
-}
-
-/// certbot's authenticator, as a certctl challenge.
-fn challenge(
-    conf: &RenewalConf,
-    domains: &[DomainName],
-    taken_over: &mut Vec<String>,
-    not_taken_over: &mut Vec<String>,
-) -> Result<Challenge, String> {
-    let params = |key: &str| conf.value("renewalparams", key);
-    let authenticator = params("authenticator").unwrap_or("standalone");
-    match authenticator {
-        "standalone" => {
-            let port = params("http01_port").filter(|p| !p.is_empty());
-            let http_addr = match port {
-                Some(port) => {
-                    let port: u16 = port
-                        .parse()
-                        .map_err(|_| format!("http01_port {port:?} is not a port number"))?;
-                    let ip = match params("http01_address").filter(|a| !a.is_empty()) {
-                        Some(a) => a
-                            .parse::<IpAddr>()
-                            .map_err(|_| format!("http01_address {a:?} is not an IP address"))?,
-                        // certbot's empty address: every interface
-                        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                    };
-                    let addr = SocketAddr::new(ip, port);
-                    taken_over.push(format!(
-                        "standalone HTTP-01 on {addr} (certbot's http01_address and http01_port)"
-                    ));
-                    addr
-                }
-                None => {
-                    not_taken_over.push(format!(
-                        "certbot's standalone port 80 (the renewal file sets no \
-                         http01_port): certctl's responder listens on {DEFAULT_HTTP_ADDR}, its \
-                         default, where the proxy must forward /.well-known/acme-challenge/"
-                    ));
-                    DEFAULT_HTTP_ADDR
-                        .parse()
-                        .map_err(|_| "the default responder address".to_owned())?
-                }
-            };
-            Ok(Challenge::Standalone { http_addr })
-        }
-        "webroot" => {
-            let map = conf.section("renewalparams/webroot_map");
-            let mut roots: Vec<&str> = domains
-                .iter()
-                .filter_map(|d| map.and_then(|m| m.get(d.as_str())).map(Value::first))
-                .collect();
-            if roots.is_empty() {
-                roots.extend(
-                    conf.list("renewalparams", "webroot_path")
-                        .into_iter()
-                        .take(1),
-                );
-            }
-            roots.sort_unstable();
-            roots.dedup();
-            let root = match roots.as_slice() {
-                [] => return Err("webroot authenticator without webroot_path".into()),
-                [root] => *root,
-                _ => {
-                    return Err(format!(
-                        "its names are served from different webroots ({}); certctl uses one \
-                         webroot per certificate: `certctl request` them in groups instead",
-                        roots.join(", ")
-                    ));
-                }
-            };
-            let challenge = Challenge::resolve(
-                Some(crate::types::ChallengeKind::Webroot),
-                None,
-                Some(Path::new(root)),
-            )?;
-            taken_over.push(format!("webroot HTTP-01 in {root}"));
-            Ok(challenge)
-        }
-        other => Err(format!(
-            "certbot answers its challenges with the {other} authenticator; certctl answers \
-             HTTP-01 with its own responder (standalone), a webroot or the proxy (stateless): \
-             keep it with certbot, or `certctl request` it with one of those"
-        )),
-    }
 }
 
 /// The key type renewals use: the renewal file's key_type, else the certificate's key.

@@ -2,6 +2,7 @@
 //! writes), account keys (JWK) and private keys in their PEM forms. Pure functions over
 //! text and bytes: `cmd::import` does the reading and decides what to take over.
 
+mod challenge;
 mod hooks;
 pub mod lineage;
 

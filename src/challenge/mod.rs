@@ -4,6 +4,7 @@
 //! ACME: the order flow (crate::acme) turns challenges into `Task`s. A new challenge type is
 //! a new solver file and one arm in `Solvers::from_setting`.
 
+pub mod dns01;
 pub mod http01;
 pub mod stateless;
 pub mod webroot;
@@ -23,7 +24,7 @@ pub use http01::{Responder, Responders, Standalone};
 pub use stateless::Stateless;
 pub use webroot::Webroot;
 
-use crate::settings::Challenge;
+use crate::settings::{CertConfig, Challenge};
 use crate::types::DomainName;
 
 /// The ACME challenge types a solver may answer (RFC 8555 §8, RFC 8737).
@@ -139,6 +140,35 @@ pub trait Solver: Send + Sync {
     fn challenge_type(&self) -> ChallengeType;
     fn present<'a>(&'a self, tasks: &'a [Task]) -> Pending<'a>;
     fn cleanup<'a>(&'a self, tasks: &'a [Task]) -> Pending<'a>;
+
+    /// An order that may present through this solver started (`Guard::new`); a solver that
+    /// sends the answers of concurrent orders together waits for it from now on.
+    fn begin(&self) {}
+
+    /// That order ended, its cleanup done: nobody waits for it any more.
+    fn end(&self) {}
+
+    /// Removes what an earlier run of this certificate placed and, killed, never removed
+    /// (DNS records outlive the process; files and listeners do not need this).
+    fn recover(&self) -> Pending<'_> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// Where a solver writes down what it is about to place, before placing it, and clears it
+/// once removed: the certificate's entry in the state (`issue` keeps it in the store).
+pub trait Journal: Send + Sync {
+    fn read(&self) -> anyhow::Result<Option<Vec<u8>>>;
+    /// Replaces the entry; None removes it.
+    fn write(&self, value: Option<&[u8]>) -> anyhow::Result<()>;
+}
+
+/// What the solvers of one run share: one responder per address, one DNS-01 batcher per
+/// setting (so the records of concurrent orders go out together).
+#[derive(Default)]
+pub struct Shared {
+    pub responders: Responders,
+    dns: dns01::Batchers,
 }
 
 /// The solvers of one certificate: one per identifier, a default for the others.
@@ -166,21 +196,75 @@ impl Solvers {
         self.chosen.get(identifier).unwrap_or(&self.default)
     }
 
-    /// The solvers for a certificate's stored challenge setting. A standalone responder is
+    /// The solvers for a certificate's stored challenge settings: the default and one per
+    /// name answered otherwise (one solver per distinct setting). A standalone responder is
     /// bound here (so a taken address fails before anything is sent to the CA), once per
-    /// address for all the certificates of a run.
+    /// address for all the certificates of a run; a DNS-01 setting's key is read here.
     pub async fn from_setting(
-        setting: &Challenge,
-        responders: &mut Responders,
+        cert: &CertConfig,
+        shared: &mut Shared,
+        journal: Arc<dyn Journal>,
     ) -> anyhow::Result<Self> {
-        let solver: Arc<dyn Solver> = match setting {
-            Challenge::Standalone { http_addr } => {
-                Arc::new(Standalone::new(responders.bind(*http_addr).await?))
+        let mut built: Vec<(&Challenge, Arc<dyn Solver>)> = Vec::new();
+        let settings = std::iter::once(&cert.challenge).chain(cert.challenges.values());
+        for setting in settings {
+            if built.iter().any(|(s, _)| *s == setting) {
+                continue;
             }
-            Challenge::Webroot { webroot } => Arc::new(Webroot::new(webroot.clone())),
-            Challenge::Stateless => Arc::new(Stateless),
+            let solver: Arc<dyn Solver> = match setting {
+                Challenge::Standalone { http_addr } => {
+                    Arc::new(Standalone::new(shared.responders.bind(*http_addr).await?))
+                }
+                Challenge::Webroot { webroot } => Arc::new(Webroot::new(webroot.clone())),
+                Challenge::Stateless => Arc::new(Stateless),
+                Challenge::Dns01(dns) => {
+                    let names: Vec<&str> = cert.domains.iter().map(DomainName::as_str).collect();
+                    let all = names.join(",");
+                    Arc::new(dns01::Dns01::new(dns, &mut shared.dns, journal.clone(), all).await?)
+                }
+            };
+            built.push((setting, solver));
+        }
+        let solver_of = |setting: &Challenge| {
+            built
+                .iter()
+                .find(|(s, _)| *s == setting)
+                .map(|(_, solver)| solver.clone())
         };
-        Ok(Self::new(solver))
+        let default = solver_of(&cert.challenge).ok_or_else(|| anyhow::anyhow!("no solver"))?;
+        let mut solvers = Self::new(default);
+        for (name, setting) in &cert.challenges {
+            if let Some(solver) = solver_of(setting) {
+                solvers = solvers.with(Identifier::from(name), solver);
+            }
+        }
+        Ok(solvers)
+    }
+
+    /// Each distinct solver once.
+    fn distinct(&self) -> Vec<Arc<dyn Solver>> {
+        let mut all: Vec<Arc<dyn Solver>> = vec![self.default.clone()];
+        for solver in self.chosen.values() {
+            if !all.iter().any(|s| Arc::ptr_eq(s, solver)) {
+                all.push(solver.clone());
+            }
+        }
+        all
+    }
+
+    /// Removes what a killed earlier run of this certificate left placed; every solver is
+    /// asked even when one fails.
+    pub async fn recover(&self) -> anyhow::Result<()> {
+        let mut failures = Vec::new();
+        for solver in self.distinct() {
+            if let Err(e) = solver.recover().await {
+                failures.push(format!("{e:#}"));
+            }
+        }
+        match failures.is_empty() {
+            true => Ok(()),
+            false => Err(anyhow::anyhow!("{}", failures.join("; "))),
+        }
     }
 }
 
@@ -195,11 +279,28 @@ pub struct Guard {
     presented: Presented,
     /// Counted in `OUT` from its first `present` until its cleanup has finished.
     counted: bool,
+    /// The solvers told that this order began; told it ended after the cleanup.
+    members: Vec<Arc<dyn Solver>>,
 }
 
 impl Guard {
-    /// Presents `tasks`, one batch per solver. Each batch is recorded before its solver runs,
-    /// so a batch presented only in part is cleaned up too. Refused once `close` was called.
+    /// The guard of an order that may present through `solvers`: each is told the order
+    /// began (and, when the guard is cleaned up or dropped, that it ended).
+    pub fn new(solvers: &Solvers) -> Self {
+        let members = solvers.distinct();
+        for solver in &members {
+            solver.begin();
+        }
+        Self {
+            presented: Vec::new(),
+            counted: false,
+            members,
+        }
+    }
+
+    /// Presents `tasks`, one batch per solver, the solvers side by side. Each batch is
+    /// recorded before its solver runs, so a batch presented only in part is cleaned up too.
+    /// Refused once `close` was called.
     pub async fn present(&mut self, solvers: &Solvers, tasks: Vec<Task>) -> anyhow::Result<()> {
         // counted before the check, and `close` sets before it reads: of a present and a
         // close that race, at least one sees the other (both SeqCst)
@@ -221,10 +322,22 @@ impl Guard {
                 None => self.presented.push((solver.clone(), vec![task])),
             }
         }
-        for (solver, batch) in &self.presented[first..] {
-            solver.present(batch).await?;
-        }
-        Ok(())
+        // a solver with nothing to present for this order is told the order is done with
+        // it, so that other orders' answers do not wait for this one
+        let batches = &self.presented[first..];
+        self.members.retain(|member| {
+            let presents = batches.iter().any(|(s, _)| Arc::ptr_eq(s, member));
+            if !presents {
+                member.end();
+            }
+            presents
+        });
+        // side by side: a solver that gathers several orders' answers waits for the others
+        let presents = batches.iter().map(|(solver, batch)| solver.present(batch));
+        futures_util::future::join_all(presents)
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// Takes down everything presented; every solver is asked even when one fails. If this
@@ -240,7 +353,11 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let presented = std::mem::take(&mut self.presented);
         let counted = std::mem::take(&mut self.counted);
+        let members = std::mem::take(&mut self.members);
         let done = move || {
+            for solver in &members {
+                solver.end();
+            }
             if counted {
                 OUT.fetch_sub(1, Ordering::SeqCst);
             }

@@ -286,6 +286,7 @@ mod tests {
                     email: None,
                     days: None,
                     client_auth: false,
+                    challenges: Default::default(),
                 },
                 host: HostConfig::default(),
             }),

@@ -34,6 +34,12 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         hook_timeout,
     } = RequestSettings::resolve(global, config, &args)?;
     let local = wanted.cert.server.is_local();
+    // a DNS-01 key file must parse before anything is written or sent (bad input, exit 2)
+    for setting in std::iter::once(&wanted.cert.challenge).chain(wanted.cert.challenges.values()) {
+        if let crate::settings::Challenge::Dns01(dns) = setting {
+            crate::challenge::dns01::check(dns)?;
+        }
+    }
 
     // 2. a new account needs the terms agreed to: without a terminal to ask on, that is
     //    --agree-tos; then the directories must take the result, and nobody else may write

@@ -12,17 +12,18 @@ mod obtain;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
 use futures_util::StreamExt;
 
 use crate::acme;
-use crate::challenge::{Responders, Solvers};
+use crate::challenge::{Journal, Shared, Solvers};
 use crate::deploy::{self, Bundles};
 use crate::pem::{CertInfo, Chain};
 use crate::settings::{CertSettings, Hooks, Verbosity};
-use crate::store::{Lineage, Store};
+use crate::store::{Key, Lineage, Store};
 use crate::types::{CertName, Server, Socket};
 
 pub use crate::output::{date, rfc3339};
@@ -164,13 +165,23 @@ impl Run<'_> {
             }
         }
 
-        // 3. each certificate's challenge solvers, with one responder per address shared by
-        //    all orders, bound before anything is sent to the CA
-        let mut responders = Responders::default();
+        // 3. each certificate's challenge solvers, with one responder per address and one
+        //    DNS-01 batcher per setting shared by all orders, bound before anything is sent
+        //    to the CA; then what a killed earlier run left placed (DNS records) is removed
+        let mut shared = Shared::default();
         let mut solvers = Vec::with_capacity(orders.len());
         for (cert, _) in &orders {
-            solvers
-                .push(Solvers::from_setting(&cert.settings.cert.challenge, &mut responders).await);
+            let journal = Arc::new(StoreJournal {
+                store: self.store.clone(),
+                key: Key::DnsPending(cert.name.clone()),
+            });
+            let built = Solvers::from_setting(&cert.settings.cert, &mut shared, journal).await;
+            if let Ok(built) = &built {
+                if let Err(e) = built.recover().await {
+                    crate::log::warn(format_args!("{}: {e:#}", cert.name));
+                }
+            }
+            solvers.push(built);
         }
 
         // 4. the accounts of the CAs that orders go to (none for an order that cannot run)
@@ -214,7 +225,7 @@ impl Run<'_> {
             .buffer_unordered(self.jobs.max(1))
             .collect()
             .await;
-        drop((solvers, responders));
+        drop((solvers, shared));
 
         // 6. store and install each new certificate; a reinstall takes the stored one
         let mut installed: Vec<(JobCert, Issued, bool)> = Vec::new();
@@ -414,6 +425,25 @@ impl Accounts {
             }
             Some(Err(e)) => Err(anyhow!("{e:#}")),
             None => Err(anyhow!("no account")),
+        }
+    }
+}
+
+/// A certificate's journal of placed challenge answers, in the store.
+struct StoreJournal {
+    store: Store,
+    key: Key,
+}
+
+impl Journal for StoreJournal {
+    fn read(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        self.store.read(&self.key)
+    }
+
+    fn write(&self, value: Option<&[u8]>) -> anyhow::Result<()> {
+        match value {
+            Some(bytes) => self.store.write(&self.key, bytes),
+            None => self.store.remove(&self.key),
         }
     }
 }

@@ -2,15 +2,16 @@
 //! account), resolved once into typed values: the commands receive these, never the raw
 //! flags and the config file both.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{
-    CertConfig, CertSettings, Challenge, ConfigFile, Global, Hooks, HostConfig, hook_timeout,
-    merge_hooks, parse_sockets,
+    CertConfig, CertSettings, Challenge, ConfigFile, DnsFlags, Global, Hooks, HostConfig,
+    hook_timeout, merge_hooks, parse_sockets,
 };
 use crate::cli::{RenewArgs, RequestArgs};
 use crate::error::BadInput;
-use crate::types::{CertName, KeyType, Socket, parse_domains};
+use crate::types::{CertName, ChallengeKind, DomainName, KeyType, Socket, join, parse_domains};
 
 /// What `certctl request` works with.
 pub struct RequestSettings {
@@ -40,18 +41,7 @@ impl RequestSettings {
             Some(raw) => CertName::parse(raw).map_err(BadInput::new)?,
             None => CertName::from_domain(&domains[0]).map_err(BadInput::new)?,
         };
-        let challenge = Challenge::resolve(
-            args.challenge.or(config.challenge),
-            args.http_addr.as_deref().or(config.http_addr.as_deref()),
-            args.webroot.as_deref().or(config.webroot.as_deref()),
-        )
-        .map_err(BadInput::new)?;
-        if let Some(wild) = domains.iter().find(|d| d.is_wildcard() && !local) {
-            return Err(BadInput::new(format!(
-                "{wild} is a wildcard; wildcards need the DNS-01 challenge, and certctl answers HTTP-01: list each name instead"
-            ))
-            .into());
-        }
+        let (challenge, challenges) = challenges(args, config, &domains, local)?;
         let email = email(args.email.as_deref(), config)?;
         let wanted = CertSettings {
             cert: CertConfig {
@@ -62,6 +52,7 @@ impl RequestSettings {
                 email,
                 days: args.days,
                 client_auth: args.client_auth,
+                challenges,
             },
             host: HostConfig {
                 ca_bundle: global.ca_bundle.clone(),
@@ -81,6 +72,110 @@ impl RequestSettings {
             hook_timeout,
         })
     }
+}
+
+/// How each name's challenge is answered: the default (`--challenge HOW`, else the config
+/// file's, else standalone) and the names answered otherwise (`--challenge NAME=HOW`). A
+/// wildcard can only be proved with DNS-01.
+fn challenges(
+    args: &RequestArgs,
+    config: &ConfigFile,
+    domains: &[DomainName],
+    local: bool,
+) -> anyhow::Result<(Challenge, BTreeMap<DomainName, Challenge>)> {
+    let a = &args.dns;
+    let flags = DnsFlags {
+        server: a.dns_server.as_deref(),
+        tsig_key: a.tsig_key.as_deref(),
+        hook: a.dns_hook.as_deref(),
+        cleanup_hook: a.dns_cleanup_hook.as_deref(),
+        style: a.dns_hook_style,
+        zone: a.dns_zone.as_deref(),
+        resolver: a.dns_resolver.as_deref(),
+        timeout: a.dns_timeout,
+    };
+    let c = config;
+    let dns = DnsFlags {
+        server: flags.server.or(c.dns_server.as_deref()),
+        tsig_key: flags.tsig_key.or(c.tsig_key.as_deref()),
+        hook: flags.hook.or(c.dns_hook.as_deref()),
+        cleanup_hook: flags.cleanup_hook.or(c.dns_cleanup_hook.as_deref()),
+        style: flags.style.or(c.dns_hook_style),
+        zone: flags.zone.or(c.dns_zone.as_deref()),
+        resolver: flags.resolver.or(c.dns_resolver.as_deref()),
+        timeout: flags.timeout.or(c.dns_timeout),
+    };
+    let http_addr = args.http_addr.as_deref().or(config.http_addr.as_deref());
+    let webroot = args.webroot.as_deref().or(config.webroot.as_deref());
+    let resolve = |kind| Challenge::resolve(kind, http_addr, webroot, &dns).map_err(BadInput::new);
+    let defaults: Vec<ChallengeKind> = args
+        .challenge
+        .iter()
+        .filter(|c| c.name.is_none())
+        .map(|c| c.kind)
+        .collect();
+    if let [_, _, ..] = defaults.as_slice() {
+        return Err(BadInput::new(
+            "--challenge HOW given more than once; give one default, and NAME=HOW for the names answered otherwise",
+        )
+        .into());
+    }
+    let challenge = resolve(defaults.first().copied().or(config.challenge))?;
+    let mut challenges = BTreeMap::new();
+    for choice in args.challenge.iter() {
+        let Some(raw) = &choice.name else { continue };
+        let name = DomainName::parse(raw)
+            .ok()
+            .filter(|n| domains.contains(n))
+            .ok_or_else(|| {
+                BadInput::new(format!(
+                    "--challenge {raw}={}: {raw} is not one of the certificate's names ({})",
+                    kind_name(choice.kind),
+                    join(domains)
+                ))
+            })?;
+        let setting = resolve(Some(choice.kind))?;
+        if setting != challenge {
+            challenges.insert(name, setting);
+        }
+    }
+    let dns_used = std::iter::once(&challenge)
+        .chain(challenges.values())
+        .any(|c| matches!(c, Challenge::Dns01(_)));
+    // a DNS-01 flag given for an HTTP-01 certificate is a mistake; the config file's
+    // DNS-01 values are defaults for the certificates that use it
+    if let (false, Some(flag)) = (dns_used, flags.first_given()) {
+        return Err(BadInput::new(format!(
+            "{flag} applies to DNS-01: add --challenge dns-01 (or --challenge NAME=dns-01 for some names)"
+        ))
+        .into());
+    }
+    if local {
+        return Ok((challenge, challenges));
+    }
+    let wildcard_http = domains.iter().find(|d| {
+        d.is_wildcard()
+            && !matches!(
+                challenges.get(*d).unwrap_or(&challenge),
+                Challenge::Dns01(_)
+            )
+    });
+    if let Some(wild) = wildcard_http {
+        return Err(BadInput::new(format!(
+            "{wild} is a wildcard; wildcards need the DNS-01 challenge, which HTTP-01 cannot \
+             replace: add --challenge dns-01 with --dns-server HOST --tsig-key FILE (or \
+             --dns-hook CMD --dns-cleanup-hook CMD), or --challenge '{wild}=dns-01' to use it \
+             for the wildcard alone"
+        ))
+        .into());
+    }
+    Ok((challenge, challenges))
+}
+
+fn kind_name(kind: ChallengeKind) -> String {
+    use clap::ValueEnum;
+    kind.to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_owned())
 }
 
 /// What `certctl renew` works with besides each certificate's stored settings.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{DEFAULT_CONFIG, check_ca_bundle, parse_sockets, read_small_file};
 use crate::error::BadInput;
-use crate::types::{ChallengeKind, KeyType, Server};
+use crate::types::{ChallengeKind, HookStyle, KeyType, Server};
 
 /// The optional TOML config file; every key is optional, unknown keys are errors.
 #[derive(Debug, Default, Deserialize)]
@@ -24,6 +24,14 @@ pub struct ConfigFile {
     pub challenge: Option<ChallengeKind>,
     pub http_addr: Option<String>,
     pub webroot: Option<PathBuf>,
+    pub dns_server: Option<String>,
+    pub tsig_key: Option<PathBuf>,
+    pub dns_hook: Option<String>,
+    pub dns_cleanup_hook: Option<String>,
+    pub dns_hook_style: Option<HookStyle>,
+    pub dns_zone: Option<String>,
+    pub dns_resolver: Option<String>,
+    pub dns_timeout: Option<u64>,
     pub pre_hook: Option<String>,
     pub deploy_hook: Option<String>,
     pub post_hook: Option<String>,
@@ -138,6 +146,14 @@ impl ConfigFile {
         if let Some(e) = &self.email {
             if !e.contains('@') || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(("email", format!("{e:?} is not an e-mail address")));
+            }
+        }
+        for (key, raw) in [
+            ("dns_server", &self.dns_server),
+            ("dns_resolver", &self.dns_resolver),
+        ] {
+            if let Some(raw) = raw {
+                super::DnsAddr::parse(raw).map_err(|e| (key, e))?;
             }
         }
         parse_sockets(&self.haproxy_sockets).map_err(|e| ("haproxy_sockets", e))?;

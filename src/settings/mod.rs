@@ -5,6 +5,7 @@
 
 mod commands;
 mod config;
+mod dns;
 mod stored;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use crate::types::Server;
 
 pub use commands::{RenewSettings, RequestSettings, email};
 pub use config::ConfigFile;
+pub use dns::{DEFAULT_DNS_TIMEOUT, Dns01, DnsAddr, DnsFlags, DnsProvider, Secret, Tsig};
 pub use stored::{CertConfig, CertSettings, Challenge, Hooks, HostConfig, parse_sockets};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/certctl";

@@ -2,12 +2,14 @@
 //! part, the challenge setting and the hooks. These types are the on-disk format: a field
 //! renamed here breaks existing state directories.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::DEFAULT_HTTP_ADDR;
+use super::dns::{Dns01, DnsFlags};
 use crate::types::{ChallengeKind, DomainName, KeyType, Server, Socket};
 
 /// What is stored for a certificate, so that `renew` repeats it with no flags. Two parts:
@@ -36,6 +38,16 @@ pub struct CertConfig {
     pub days: Option<u32>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub client_auth: bool,
+    /// Names answered another way than `challenge` (`--challenge NAME=HOW`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub challenges: BTreeMap<DomainName, Challenge>,
+}
+
+impl CertConfig {
+    /// How the challenge for `name` is answered.
+    pub fn challenge_for(&self, name: &DomainName) -> &Challenge {
+        self.challenges.get(name).unwrap_or(&self.challenge)
+    }
 }
 
 /// This host's settings for the certificate: trust for the CA, hooks, proxies to push to.
@@ -50,13 +62,19 @@ pub struct HostConfig {
     pub haproxy_sockets: Vec<Socket>,
 }
 
-/// How HTTP-01 challenges get answered, with what each way needs.
+/// How challenges get answered, with what each way needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Challenge {
-    Standalone { http_addr: SocketAddr },
-    Webroot { webroot: PathBuf },
+    Standalone {
+        http_addr: SocketAddr,
+    },
+    Webroot {
+        webroot: PathBuf,
+    },
     Stateless,
+    #[serde(rename = "dns-01")]
+    Dns01(Dns01),
 }
 
 impl Challenge {
@@ -64,8 +82,10 @@ impl Challenge {
         kind: Option<ChallengeKind>,
         http_addr: Option<&str>,
         webroot: Option<&Path>,
+        dns: &DnsFlags<'_>,
     ) -> Result<Self, String> {
         match kind.unwrap_or(ChallengeKind::Standalone) {
+            ChallengeKind::Dns01 => dns.resolve().map(Self::Dns01),
             ChallengeKind::Standalone => {
                 let raw = http_addr.unwrap_or(DEFAULT_HTTP_ADDR);
                 let http_addr = raw.parse().map_err(|_| {

@@ -1,8 +1,9 @@
 //! The file backend of the state: today's directory layout, unchanged, so existing state
 //! directories keep working. Layout: accounts/<server>.json, certs/<name>/settings.json,
 //! ari.json, deployed.json, live -> gN/ (key.pem, cert.pem, chain.pem, fullchain.pem,
-//! meta.json), ca/ (ca.pem, ca.key, revoked.json, crl.pem), archive/, lock. Writes are
-//! atomic (temp file, fsync, rename, fsync the directory); the lock is a POSIX record lock.
+//! meta.json), ca/ (ca.pem, ca.key, revoked.json, crl.pem), dns-pending/<name>.json,
+//! archive/, lock. Writes are atomic (temp file, fsync, rename, fsync the directory); the
+//! lock is a POSIX record lock.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -60,6 +61,12 @@ impl Files {
             Key::Ari(name) => self.cert_dir(name).join("ari.json"),
             Key::Deployed(name) => self.cert_dir(name).join("deployed.json"),
             Key::Status(name) => self.cert_dir(name).join("status.json"),
+            // beside certs/, not in it: a first request killed while its records were out
+            // must not leave a half-made certificate directory
+            Key::DnsPending(name) => self
+                .state_dir
+                .join("dns-pending")
+                .join(format!("{name}.json")),
             Key::CaCert => ca.join("ca.pem"),
             Key::CaKey => ca.join("ca.key"),
             Key::CaRevoked => ca.join("revoked.json"),
@@ -85,6 +92,7 @@ impl Files {
             self.state_dir.clone(),
             self.state_dir.join("accounts"),
             self.state_dir.join("ca"),
+            self.state_dir.join("dns-pending"),
         ];
         if let Ok(entries) = fs::read_dir(self.state_dir.join("certs")) {
             dirs.extend(entries.flatten().map(|e| e.path()));

@@ -33,6 +33,9 @@ pub enum Key {
     Deployed(CertName),
     /// How the certificate's renewals went: last success, last failure, failures.
     Status(CertName),
+    /// DNS-01 records placed for a certificate and not yet removed: written before they
+    /// are placed, so the next run removes what a killed run left.
+    DnsPending(CertName),
     /// The local CA's certificate, key, revoked serials and CRL.
     CaCert,
     CaKey,
@@ -42,7 +45,10 @@ pub enum Key {
 
 impl Key {
     pub fn is_secret(&self) -> bool {
-        matches!(self, Key::Account(_) | Key::Settings(_) | Key::CaKey)
+        matches!(
+            self,
+            Key::Account(_) | Key::Settings(_) | Key::CaKey | Key::DnsPending(_)
+        )
     }
 }
 
@@ -208,14 +214,17 @@ struct StoredAccount {
     credentials: instant_acme::AccountCredentials,
 }
 
-/// The typed state every command works with, over any backend.
+/// The typed state every command works with, over any backend. Clones share the backend.
+#[derive(Clone)]
 pub struct Store {
-    backend: Box<dyn Backend>,
+    backend: std::sync::Arc<dyn Backend>,
 }
 
 impl Store {
     pub fn new(backend: Box<dyn Backend>) -> Self {
-        Self { backend }
+        Self {
+            backend: backend.into(),
+        }
     }
 
     /// The file backend in `state_dir` (today's layout).
@@ -480,6 +489,10 @@ impl Store {
 
     pub fn write(&self, key: &Key, value: &[u8]) -> anyhow::Result<()> {
         self.backend.write(key, value)
+    }
+
+    pub fn remove(&self, key: &Key) -> anyhow::Result<()> {
+        self.backend.remove(key)
     }
 
     fn json<T: serde::de::DeserializeOwned>(&self, key: &Key) -> anyhow::Result<Option<T>> {

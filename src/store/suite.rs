@@ -59,6 +59,7 @@ fn settings(domain: &str) -> CertSettings {
             email: None,
             days: None,
             client_auth: false,
+            challenges: Default::default(),
         },
         host: HostConfig::default(),
     }

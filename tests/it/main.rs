@@ -10,6 +10,8 @@ mod ari;
 mod bad_input;
 mod check;
 mod config;
+mod dns01;
+mod dns01_hooks;
 mod docs;
 mod faults;
 mod fuzz_seeds;

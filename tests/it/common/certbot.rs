@@ -31,6 +31,38 @@ impl CertbotDirs {
 /// REQUESTS_CA_BUNDLE and nothing else of the host's environment; `args` adds -d names,
 /// hooks, key type...
 pub fn certonly(lab: &Lab, dirs: &CertbotDirs, args: &[&str]) -> Output {
+    let http_addr = lab.http_addr();
+    let (address, port) = http_addr.rsplit_once(':').expect("host:port");
+    let standalone = [
+        "--standalone",
+        "--http-01-address",
+        address,
+        "--http-01-port",
+        port,
+    ];
+    certbot(lab, dirs, &standalone, args)
+}
+
+/// `certbot certonly --dns-rfc2136` with Debian's plugin against the lab's Pebble (which
+/// validates against the same DNS server), `credentials` its ini file (0600).
+pub fn certonly_rfc2136(
+    lab: &Lab,
+    dirs: &CertbotDirs,
+    credentials: &Path,
+    args: &[&str],
+) -> Output {
+    let credentials = credentials.to_str().expect("a UTF-8 path");
+    let plugin = [
+        "--dns-rfc2136",
+        "--dns-rfc2136-credentials",
+        credentials,
+        "--dns-rfc2136-propagation-seconds",
+        "1",
+    ];
+    certbot(lab, dirs, &plugin, args)
+}
+
+fn certbot(lab: &Lab, dirs: &CertbotDirs, authenticator: &[&str], args: &[&str]) -> Output {
     let installed = Command::new("certbot")
         .arg("--version")
         .stdout(Stdio::null())
@@ -41,20 +73,13 @@ pub fn certonly(lab: &Lab, dirs: &CertbotDirs, args: &[&str]) -> Output {
         installed,
         "certbot is not installed: scripts/test.sh installs it, or apt-get install certbot"
     );
-    let http_addr = lab.http_addr();
-    let (address, port) = http_addr.rsplit_once(':').expect("host:port");
     let mut command = Command::new("certbot");
     // none of the host's CA bundles or proxies (`hermetic::scrub`); Pebble's CA only
     super::hermetic::scrub(&mut command)
         .env("REQUESTS_CA_BUNDLE", lab.ca_bundle())
-        .args([
-            "certonly",
-            "--standalone",
-            "--non-interactive",
-            "--agree-tos",
-        ])
+        .args(["certonly", "--non-interactive", "--agree-tos"])
+        .args(authenticator)
         .args(["-m", "ops@name.test", "--no-eff-email"])
-        .args(["--http-01-address", address, "--http-01-port", port])
         .arg("--server")
         .arg(lab.directory_url())
         .arg("--config-dir")

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod ari_shim;
+pub mod bind;
 pub mod certbot;
 pub mod fixtures;
 pub mod haproxy;
@@ -54,6 +55,9 @@ pub struct LabOptions {
     pub haproxy: bool,
     /// More environment for Pebble, e.g. ("PEBBLE_CHAIN_LENGTH", "3").
     pub pebble_env: Vec<(String, String)>,
+    /// A DNS server for Pebble's validations (BIND, for DNS-01) instead of challtestsrv,
+    /// which is then not started.
+    pub dns_server: Option<SocketAddr>,
 }
 
 impl Default for LabOptions {
@@ -64,6 +68,7 @@ impl Default for LabOptions {
             authz_reuse_percent: None,
             haproxy: true,
             pebble_env: Vec::new(),
+            dns_server: None,
         }
     }
 }
@@ -186,7 +191,7 @@ impl Lab {
 
         let responder = free_port();
         let ports = Ports {
-            dns: free_port(),
+            dns: opts.dns_server.map_or_else(free_port, |addr| addr.port()),
             challtestsrv_management: free_port(),
             acme: free_port(),
             management: free_port(),
@@ -201,14 +206,17 @@ impl Lab {
         write(&root.join("pebble-listener.pem"), &pki.leaf.cert_pem);
         write(&root.join("pebble-listener.key"), &pki.leaf.key_pem);
 
-        let challtestsrv = start_challtestsrv(&root, &ports);
+        let challtestsrv = match opts.dns_server {
+            Some(_) => None,
+            None => Some(start_challtestsrv(&root, &ports)),
+        };
         let pebble = start_pebble(&root, &ports, &opts, &pki.ca_der);
         let haproxy = opts.haproxy.then(|| start_haproxy(&root, &ports));
 
         Lab {
             haproxy: Mutex::new(haproxy),
             pebble: Mutex::new(Some(pebble)),
-            challtestsrv: Mutex::new(Some(challtestsrv)),
+            challtestsrv: Mutex::new(challtestsrv),
             ports,
             ca_der: pki.ca_der,
             root,
