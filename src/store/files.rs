@@ -17,9 +17,19 @@ use super::{Backend, Generation, Key, LivePaths, LiveRead, Lock};
 use crate::types::{CertName, Server};
 
 use crate::durable::{
-    DIR_MODE, PUBLIC_MODE, SECRET_MODE, TMP_MARK, create_dir, remove_temp_files_in, sync_dir,
-    write_atomic, write_new,
+    DIR_MODE, Links, MAX_INPUT_FILE, PUBLIC_MODE, SECRET_MODE, TMP_MARK, create_dir, read_regular,
+    remove_temp_files_in, sync_dir, write_atomic, write_new,
 };
+
+/// Reads one file of the state: a regular file of at most `MAX_INPUT_FILE` bytes, never
+/// through a symlink and never blocking on a pipe; None when it does not exist.
+fn read_state_file(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    match read_regular(path, MAX_INPUT_FILE, Links::Refuse) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
 
 pub struct Files {
     state_dir: PathBuf,
@@ -123,6 +133,7 @@ impl Backend for Files {
             .create(true)
             .truncate(false)
             .mode(SECRET_MODE)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path)
             .with_context(|| format!("opening the lock file {}", path.display()))?;
         let deadline = Instant::now() + wait;
@@ -148,12 +159,7 @@ impl Backend for Files {
     }
 
     fn read(&self, key: &Key) -> anyhow::Result<Option<Vec<u8>>> {
-        let path = self.path(key);
-        match fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-        }
+        read_state_file(&self.path(key))
     }
 
     fn write(&self, key: &Key, value: &[u8]) -> anyhow::Result<()> {
@@ -205,12 +211,7 @@ impl Backend for Files {
     }
 
     fn live_meta(&self, name: &CertName) -> anyhow::Result<Option<Vec<u8>>> {
-        let path = self.cert_dir(name).join("live").join("meta.json");
-        match fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-        }
+        read_state_file(&self.cert_dir(name).join("live").join("meta.json"))
     }
 
     fn live(&self, name: &CertName) -> LiveRead {
@@ -218,7 +219,7 @@ impl Backend for Files {
         let path = |file: &str| generation.join(file);
         let read = |file: &str| {
             let p = path(file);
-            fs::read(&p).with_context(|| format!("reading {}", p.display()))
+            read_state_file(&p)?.ok_or_else(|| anyhow!("{} is missing", p.display()))
         };
         let label = |file: &str| path(file).display().to_string();
         LiveRead {
