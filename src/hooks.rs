@@ -35,6 +35,7 @@ impl Hook<'_> {
     /// `run`, with the hook's output going to `log`.
     async fn run_logging(&self, timeout: Duration, log: &CappedLog) -> anyhow::Result<()> {
         tracing_line(self.kind, self.command);
+        crate::trust::check_hook(self.kind, self.command).map_err(|e| anyhow!("{e}"))?;
         let mut child = tokio::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(self.command)

@@ -20,4 +20,5 @@ pub mod pem;
 pub mod progress;
 pub mod settings;
 pub mod store;
+pub mod trust;
 pub mod types;

@@ -18,7 +18,7 @@ pub async fn thumbprint(
     config: &ConfigFile,
     args: ThumbprintArgs,
 ) -> anyhow::Result<()> {
-    let (store, _) = super::open(global);
+    let (store, _) = super::open(global)?;
     let server = &global.server;
     let credentials = match store.account(server)? {
         Some(credentials) => credentials,

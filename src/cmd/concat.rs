@@ -13,7 +13,7 @@ use crate::store::Store;
 use crate::types::CertName;
 
 pub fn run(global: &Global, args: ConcatArgs) -> anyhow::Result<()> {
-    let (store, bundles) = super::open(global);
+    let (store, bundles) = super::open(global)?;
 
     // --stdout NAME: one bundle on stdout, nothing written; no lock needed, since every file
     // is read from one generation directory

@@ -102,7 +102,7 @@ pub fn certbot(
         .collect();
 
     // 3. under the lock, store each lineage as `request` stores a new certificate
-    let (store, bundles) = super::open(global);
+    let (store, bundles) = super::open(global)?;
     let _lock = if args.dry_run {
         None
     } else {

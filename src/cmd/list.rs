@@ -68,7 +68,7 @@ pub struct Row {
 
 pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
     // 1. every entry, damaged or not; no state directory means no certificate
-    let (store, bundles) = super::open(global);
+    let (store, bundles) = super::open(global)?;
     let inspections: Vec<Entry> = store
         .names()?
         .iter()

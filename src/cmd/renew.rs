@@ -30,7 +30,7 @@ struct Outcome {
 
 pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow::Result<()> {
     // 1. which certificates; every named one must exist
-    let (store, bundles) = super::open(global);
+    let (store, bundles) = super::open(global)?;
     let names = super::selected_names(global, &store, &args.names)?;
     // hooks and sockets from the command line (or the config file) apply in addition to
     // the stored ones

@@ -31,13 +31,14 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
     let RequestSettings {
         name,
         wanted,
+        run_hooks,
         hook_timeout,
     } = RequestSettings::resolve(global, config, &args)?;
     let local = wanted.cert.server.is_local();
 
     // 2. a new account needs the terms agreed to: without a terminal to ask on, that is
     //    --agree-tos; then the directories must take the result, and nobody else may write
-    let (store, bundles) = super::open(global);
+    let (store, bundles) = super::open(global)?;
     if !local
         && !args.agree_tos
         && !std::io::stdin().is_terminal()
@@ -93,7 +94,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         store: &store,
         bundles: &bundles,
         verbosity: global.verbosity,
-        hooks: Default::default(),
+        hooks: run_hooks,
         hook_timeout,
         haproxy_timeout: global.haproxy_timeout,
         sockets: Vec::new(),

@@ -46,6 +46,12 @@ impl Bundles {
     /// Creates the ssl directory when missing and proves it can be written, so that no
     /// order is placed for a certificate that could not be installed.
     pub fn check_writable(&self) -> anyhow::Result<()> {
+        crate::trust::check(
+            &self.ssl_dir,
+            "ssl directory",
+            crate::trust::Rule::NotWorldWritable,
+        )
+        .map_err(crate::error::BadInput::new)?;
         crate::durable::check_dir_writable(&self.ssl_dir, "ssl directory", "--ssl-dir")
     }
 

@@ -119,6 +119,16 @@ impl Backend for Files {
         crate::durable::check_dir_writable(&self.state_dir, "state directory", "--state-dir")
     }
 
+    fn check_trusted(&self) -> Result<(), String> {
+        use crate::trust::{Rule, check};
+        check(&self.state_dir, "state directory", Rule::Private)?;
+        // an accounts or certs directory made by someone else would let them swap files
+        for sub in ["accounts", "certs", "ca"] {
+            check(&self.state_dir.join(sub), "state directory", Rule::Private)?;
+        }
+        Ok(())
+    }
+
     /// A POSIX record lock: the kernel drops it when the process dies, so a killed run
     /// never leaves a stale lock, and it names its holder's pid without certctl writing
     /// anything into the file.

@@ -69,6 +69,11 @@ pub trait Backend: Send + Sync {
     fn describe(&self) -> String;
     /// Creates what is missing and proves it can be written, before any order is placed.
     fn check_writable(&self) -> anyhow::Result<()>;
+    /// Refuses a state that someone other than root (or the running user) could have
+    /// written: its settings name the hooks root runs. The error says how to fix it.
+    fn check_trusted(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// The lock around everything that writes, waiting at most `wait`.
     fn lock(&self, wait: Duration) -> anyhow::Result<Box<dyn Lock>>;
 
@@ -184,6 +189,10 @@ impl Store {
 
     pub fn check_writable(&self) -> anyhow::Result<()> {
         self.backend.check_writable()
+    }
+
+    pub fn check_trusted(&self) -> Result<(), String> {
+        self.backend.check_trusted()
     }
 
     pub fn lock(&self, wait: Duration) -> anyhow::Result<Box<dyn Lock>> {

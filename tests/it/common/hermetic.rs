@@ -42,6 +42,10 @@ pub fn empty_config(dir: &Path) -> PathBuf {
     if !path.exists() {
         fs::write(&path, "# no settings: certctl's built-in defaults\n")
             .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        // whatever the umask of the suite: certctl refuses a config file others can write
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
     }
     path
 }
