@@ -1,7 +1,8 @@
 //! Runs user hook commands with `/bin/sh -c`, values passed as environment variables and
 //! never spliced into the command, bounded by a timeout that kills the whole process group.
 //! Hook output (stdout and stderr) is read through pipes and forwarded to certctl's stderr
-//! (stdout carries certctl's results), at most `OUTPUT_LIMIT` bytes per hook.
+//! (stdout carries certctl's results), at most `OUTPUT_LIMIT` bytes per hook, line by line
+//! through `redact` (a hook that prints a key shows `[private key redacted]`).
 
 use std::io::Write;
 use std::process::Stdio;
@@ -102,6 +103,7 @@ struct CappedLog(Arc<Mutex<Capped>>);
 
 struct Capped {
     sink: Box<dyn Write + Send>,
+    redact: crate::redact::Stream,
     left: usize,
     dropped: u64,
 }
@@ -110,6 +112,7 @@ impl CappedLog {
     fn new(sink: Box<dyn Write + Send>, limit: usize) -> Self {
         Self(Arc::new(Mutex::new(Capped {
             sink,
+            redact: crate::redact::Stream::default(),
             left: limit,
             dropped: 0,
         })))
@@ -120,13 +123,17 @@ impl CappedLog {
         let shown = bytes.len().min(capped.left);
         capped.left -= shown;
         capped.dropped += (bytes.len() - shown) as u64;
+        let out = capped.redact.push(&bytes[..shown]);
         // a log that cannot be written (stderr closed) must not fail the hook
-        let _ = capped.sink.write_all(&bytes[..shown]);
+        let _ = capped.sink.write_all(&out);
     }
 
-    /// Says how much was dropped, if anything, on a line of its own.
+    /// Writes what is left of the last line, then says how much was dropped, if anything,
+    /// on a line of its own.
     fn finish(&self, kind: &str) {
         let mut capped = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let rest = capped.redact.finish();
+        let _ = capped.sink.write_all(&rest);
         if capped.dropped > 0 {
             let line = format!(
                 "\ncertctl: the {kind} hook wrote {} more bytes of output; not shown (the first {} are above)\n",

@@ -18,6 +18,7 @@ pub mod log;
 pub mod output;
 pub mod pem;
 pub mod progress;
+pub mod redact;
 pub mod settings;
 pub mod store;
 pub mod trust;

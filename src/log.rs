@@ -1,6 +1,8 @@
-//! Messages to stderr at the user's chosen verbosity (-q, default, -v, -vv, or CERTCTL_LOG).
-//! stdout is never written here: it carries results only.
+//! Messages to stderr at the user's chosen verbosity (-q, default, -v, -vv, or CERTCTL_LOG),
+//! each passed through `redact` (no message ever shows a private key) and written whole; a
+//! closed stderr is not an error. stdout is never written here: it carries results only.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// How much is said on stderr: -q, default, -v, -vv.
@@ -39,32 +41,50 @@ pub fn parse_level(raw: &str) -> Result<Verbosity, String> {
     }
 }
 
+/// Writes one message to stderr: redacted, with its line end, in one write.
+fn emit(text: &str) {
+    let mut line = crate::redact::redact(text).into_owned();
+    line.push('\n');
+    // a closed stderr (cron with 2>&-) must not stop the work
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 /// A line for a person watching: progress and outcomes. Hidden by -q.
 pub fn info(args: std::fmt::Arguments<'_>) {
     if enabled(Verbosity::Normal) {
-        eprintln!("{args}");
+        emit(&args.to_string());
     }
 }
 
 /// Details shown with -v.
 pub fn verbose(args: std::fmt::Arguments<'_>) {
     if enabled(Verbosity::Verbose) {
-        eprintln!("{args}");
+        emit(&args.to_string());
     }
 }
 
 /// Protocol-level details shown with -vv.
 pub fn debug(args: std::fmt::Arguments<'_>) {
     if enabled(Verbosity::Debug) {
-        eprintln!("{args}");
+        emit(&args.to_string());
     }
 }
 
 /// A problem that does not stop the command; shown unless -q.
 pub fn warn(args: std::fmt::Arguments<'_>) {
     if enabled(Verbosity::Normal) {
-        eprintln!("certctl: warning: {args}");
+        emit(&format!("certctl: warning: {args}"));
     }
+}
+
+/// An error, after `certctl: `; always shown, -q included.
+pub fn error(args: std::fmt::Arguments<'_>) {
+    emit(&format!("certctl: {args}"));
+}
+
+/// Text for the person at the terminal (what a question is about); always shown.
+pub fn say(args: std::fmt::Arguments<'_>) {
+    emit(&args.to_string());
 }
 
 #[cfg(test)]

@@ -167,7 +167,7 @@ fn end(code: i32, message: Option<&str>) -> ! {
         }
     }
     if let Some(message) = message {
-        eprintln!("{message}");
+        log::say(format_args!("{message}"));
     }
     std::process::exit(code)
 }

@@ -48,9 +48,9 @@ pub async fn thumbprint(
     };
     let thumbprint = thumbprint_of(&credentials)?;
     if global.verbosity == Verbosity::Quiet {
-        println!("{thumbprint}");
+        super::print_stdout(&format!("{thumbprint}\n"))?;
     } else {
-        println!("{}", haproxy_lines(&thumbprint));
+        super::print_stdout(&format!("{}\n", haproxy_lines(&thumbprint)))?;
     }
     Ok(())
 }

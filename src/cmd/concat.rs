@@ -23,7 +23,7 @@ pub fn run(global: &Global, args: ConcatArgs) -> anyhow::Result<()> {
             return Err(super::not_managed(global, &name));
         }
         let (bundle, _) = build(&store, &name).with_context(|| format!("{name}"))?;
-        return super::print_stdout(&bundle);
+        return crate::output::print_secret(&bundle);
     }
 
     // 1. the names: those given, each managed (checked before anything is written), or all
@@ -47,7 +47,7 @@ pub fn run(global: &Global, args: ConcatArgs) -> anyhow::Result<()> {
             }
             Ok(false) => crate::log::verbose(format_args!("{name}: bundle unchanged")),
             Err(e) => {
-                eprintln!("certctl: {name}: {e:#}");
+                crate::log::error(format_args!("{name}: {e:#}"));
                 failed.push(name.as_str());
             }
         }

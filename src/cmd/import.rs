@@ -80,7 +80,7 @@ pub fn certbot(
             dir.join("renewal").display()
         ));
         if args.json {
-            println!("[]");
+            super::print_stdout("[]\n")?;
         }
         return Ok(());
     }
@@ -140,7 +140,7 @@ pub fn certbot(
 
     // 4. the results; exit 1 when any lineage could not be taken over
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        super::print_stdout(&format!("{}\n", serde_json::to_string_pretty(&reports)?))?;
     }
     let failed: Vec<&str> = reports
         .iter()
@@ -276,10 +276,10 @@ fn failed(name: &str, reason: String) -> Report {
 fn say(report: &Report) {
     let name = &report.name;
     match report.status {
-        Status::Failed => eprintln!(
-            "certctl: {name}: not taken over: {}; certbot's files are unchanged",
+        Status::Failed => crate::log::error(format_args!(
+            "{name}: not taken over: {}; certbot's files are unchanged",
             report.error.as_deref().unwrap_or("")
-        ),
+        )),
         Status::Skipped => crate::log::info(format_args!(
             "{name}: skipped: {}",
             report.error.as_deref().unwrap_or("")

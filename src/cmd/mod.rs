@@ -145,7 +145,7 @@ pub fn confirm_action(
         ))
         .into());
     }
-    eprintln!("{summary}");
+    crate::log::say(format_args!("{summary}"));
     dialoguer::Confirm::new()
         .with_prompt(question)
         .default(false)

@@ -218,13 +218,13 @@ fn summarize(
             not_after: None,
             error: Some(format!("{e:#}")),
         }));
-        println!("{}", serde_json::to_string(&outcomes)?);
+        super::print_stdout(&format!("{}\n", serde_json::to_string(&outcomes)?))?;
     }
     if failures.is_empty() {
         return Ok(());
     }
     for (name, e) in &failures {
-        eprintln!("certctl: {name}: {e:#}");
+        crate::log::error(format_args!("{name}: {e:#}"));
     }
     let names: Vec<&str> = failures.iter().map(|(n, _)| n.as_str()).collect();
     Err(anyhow!("renewal failed for: {}", names.join(", "))).context(format!(

@@ -149,7 +149,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         None => Ok(()),
         Some(first) => {
             for e in failures {
-                eprintln!("certctl: {e:#}");
+                crate::log::error(format_args!("{e:#}"));
             }
             Err(first.context(format!(
                 "{name}: the new certificate is installed (bundle written), but {count} of its hooks or proxies failed"
@@ -173,8 +173,7 @@ fn print_json(bundles: &Bundles, lineage: &Lineage, status: &str) -> anyhow::Res
         not_after: rfc3339(lineage.info.not_after),
         bundle: bundles.path(&lineage.name).display().to_string(),
     };
-    println!("{}", serde_json::to_string(&outcome)?);
-    Ok(())
+    super::print_stdout(&format!("{}\n", serde_json::to_string(&outcome)?))
 }
 
 fn same_set(a: &[crate::types::DomainName], b: &[crate::types::DomainName]) -> bool {
