@@ -65,15 +65,24 @@ pub fn run(global: &Global, args: ConcatArgs) -> anyhow::Result<()> {
 }
 
 /// The bundle of `name` from its stored files, once its key is proven to fit its
-/// certificate, with the certificate's serial.
+/// certificate and its chain to link up, with the certificate's serial.
 fn build(store: &Store, name: &CertName) -> anyhow::Result<(String, String)> {
     let files = store.live_files(name)?;
-    pem::check_key_matches(&files.chain.leaf, &files.key_pem).map_err(|e| {
+    let local = store
+        .settings(name)
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.cert.server.is_local());
+    let expected = pem::Expected {
+        issuer_in_chain: !local,
+        ..Default::default()
+    };
+    pem::check_chain(&files.chain, &files.key_pem, expected).map_err(|e| {
         anyhow!(
-            "{e:#}: {} cannot go with {}; no bundle written (put the matching key back, or get \
-             a new certificate with `certctl request --name {name} DOMAIN... --force`)",
-            files.key_label,
-            files.cert_label
+            "{e:#}: {} with {} is not a bundle to serve; no bundle written (put the matching \
+             files back, or get a new certificate with `certctl renew --force {name}`)",
+            files.cert_label,
+            files.key_label
         )
     })?;
     let serial = pem::cert_info(&files.chain.leaf)?.serial;

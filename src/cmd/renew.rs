@@ -99,7 +99,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
     let report = run.run(jobs_todo).await?;
 
     // 5. what happened to each
-    let mut renewed: Vec<(String, pem::CertInfo)> = Vec::new();
+    let mut renewed: Vec<(String, pem::CertInfo, bool)> = Vec::new();
     for outcome in report.outcomes {
         let name = outcome.name.to_string();
         match outcome.kind {
@@ -117,7 +117,15 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
                 reinstalled,
                 after,
             } => {
-                if !reinstalled {
+                if reinstalled {
+                    crate::log::info(format_args!(
+                        "{name}: reinstalled from the stored files (its bundle was not the \
+                         stored certificate's: an earlier run was interrupted), valid until {}; \
+                         bundle {}",
+                        date(info.not_after),
+                        bundles.path(&outcome.name).display()
+                    ));
+                } else {
                     crate::log::info(format_args!(
                         "{name}: renewed, valid until {}; bundle {}",
                         date(info.not_after),
@@ -125,7 +133,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
                     ));
                 }
                 failures.extend(after.into_iter().map(|e| (name.clone(), e)));
-                renewed.push((name, info));
+                renewed.push((name, info, reinstalled));
             }
         }
     }
@@ -168,6 +176,15 @@ fn select(
             Ok(Some(lineage)) => {
                 let info = &lineage.info;
                 let ari = store.ari(name);
+                if !crate::store::same_names(&lineage.settings.cert.domains, &info.names) {
+                    // a request stopped between saving its settings and its certificate
+                    crate::log::info(format_args!(
+                        "{name}: its certificate does not name what its settings ask for (an \
+                         interrupted request); ordering one that does"
+                    ));
+                    selection.due.push(lineage);
+                    continue;
+                }
                 match pem::decide(now, info.not_before, info.not_after, ari.as_ref(), force) {
                     Decision::Due => selection.due.push(lineage),
                     _ if !issue::bundle_is_current(store, bundles, name, &info.serial) => {
@@ -197,15 +214,19 @@ fn select(
 /// Prints the results; exit 1 (an error) naming every failure, silent when nothing happened.
 fn summarize(
     failures: Vec<(String, anyhow::Error)>,
-    renewed: Vec<(String, pem::CertInfo)>,
+    renewed: Vec<(String, pem::CertInfo, bool)>,
     json: bool,
 ) -> anyhow::Result<()> {
     if json {
         let mut outcomes: Vec<Outcome> = renewed
             .iter()
-            .map(|(name, info)| Outcome {
+            .map(|(name, info, reinstalled)| Outcome {
                 name: name.clone(),
-                status: "renewed",
+                status: if *reinstalled {
+                    "reinstalled"
+                } else {
+                    "renewed"
+                },
                 serial: Some(info.serial.clone()),
                 not_after: Some(rfc3339(info.not_after)),
                 error: None,

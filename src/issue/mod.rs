@@ -248,7 +248,7 @@ impl Run<'_> {
             }
         }
         for cert in reinstalls {
-            match reinstall(self.store, self.bundles, &cert.name) {
+            match reinstall(self.store, self.bundles, &cert.name, &cert.settings) {
                 Ok(issued) => installed.push((cert, issued, true)),
                 Err(e) => outcomes.push(outcome(
                     cert,

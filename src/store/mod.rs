@@ -385,8 +385,41 @@ impl Store {
             }
             Err(e) => problems.push(format!("{e:#}")),
         }
-        if live.key_pem.is_err() {
-            problems.push(format!("{} is missing", live.key_label));
+        match (&live.key_pem, self.live_files(name)) {
+            (Err(_), _) => problems.push(format!("{} is missing", live.key_label)),
+            (Ok(_), Ok(files)) => {
+                // what would be installed: the key fits, the chain links up, and the leaf
+                // names what the settings ask for
+                let expected = crate::pem::Expected {
+                    issuer_in_chain: settings.as_ref().is_some_and(|s| !s.cert.server.is_local()),
+                    ..Default::default()
+                };
+                if let Err(e) = crate::pem::check_chain(&files.chain, &files.key_pem, expected) {
+                    problems.push(format!(
+                        "{} with {}: {e:#}",
+                        files.cert_label, files.key_label
+                    ));
+                }
+                if let (Some(s), Ok(actual)) = (&settings, crate::pem::cert_info(&files.chain.leaf))
+                {
+                    if !same_names(&s.cert.domains, &actual.names) {
+                        problems.push(format!(
+                            "{} names {} but the settings ask for {} (an interrupted request; \
+                             `certctl renew {name}` completes it)",
+                            files.cert_label,
+                            actual.names.join(" "),
+                            crate::types::join(&s.cert.domains)
+                        ));
+                    }
+                }
+            }
+            (Ok(_), Err(e)) => {
+                // cert.pem was reported above; chain.pem not yet
+                let text = format!("{e:#}");
+                if !problems.contains(&text) {
+                    problems.push(text);
+                }
+            }
         }
         Inspection {
             name: name.clone(),
@@ -432,6 +465,22 @@ impl Store {
                 .with_context(|| format!("{} is damaged", self.backend.label(key))),
         }
     }
+}
+
+/// Whether a certificate's names are the ones asked for (DNS names without case, IP
+/// addresses by value).
+pub fn same_names(asked: &[crate::types::DomainName], names: &[String]) -> bool {
+    let norm = |n: &str| match n.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => n.to_ascii_lowercase(),
+    };
+    let mut a: Vec<String> = asked.iter().map(|d| norm(d.as_str())).collect();
+    let mut b: Vec<String> = names.iter().map(|n| norm(n)).collect();
+    a.sort();
+    a.dedup();
+    b.sort();
+    b.dedup();
+    a == b
 }
 
 /// A stored certificate file must hold exactly one certificate (the leaf), as DER.
