@@ -274,6 +274,7 @@ pub fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
             hooks,
             haproxy_sockets: Vec::new(),
         },
+        unknown: Default::default(),
     };
     taken_over.insert(
         0,

@@ -288,6 +288,7 @@ mod tests {
                     client_auth: false,
                 },
                 host: HostConfig::default(),
+                unknown: Default::default(),
             }),
             info: Some(CertInfo {
                 serial: "0a1b".into(),

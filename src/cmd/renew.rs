@@ -12,7 +12,7 @@ use crate::issue::{
     self, Job, JobCert, MissingAccount, OutcomeKind, Run, Work, date, now, rfc3339,
 };
 use crate::pem::{self, Decision};
-use crate::settings::{ConfigFile, Global, RenewSettings};
+use crate::settings::{CertSettings, ConfigFile, Global, RenewSettings};
 use crate::store::{Lineage, Store};
 use crate::types::CertName;
 
@@ -43,6 +43,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
     if first.due.is_empty()
         && (first.ask.is_empty() || args.dry_run)
         && (first.repair.is_empty() || args.dry_run)
+        && (first.half_made.is_empty() || args.dry_run)
     {
         return summarize(failures, Vec::new(), args.json);
     }
@@ -60,9 +61,14 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
         .chain(&first.ask)
         .chain(&first.repair)
         .map(|l| l.name.clone())
+        .chain(first.half_made.iter().map(|(name, _)| name.clone()))
         .collect();
-    let Selection { due, ask, repair } =
-        select(&store, &bundles, &again, args.force, &mut failures);
+    let Selection {
+        due,
+        ask,
+        repair,
+        half_made,
+    } = select(&store, &bundles, &again, args.force, &mut failures);
     let work = |lineage: Lineage, work: Work| Job {
         lineage: JobCert {
             name: lineage.name,
@@ -81,6 +87,30 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
     if !args.dry_run {
         jobs_todo.extend(ask.into_iter().map(|l| work(l, Work::AskCa)));
         jobs_todo.extend(repair.into_iter().map(|l| work(l, Work::Reinstall)));
+        // a first request stopped while storing: ordered again when its settings were
+        // stored, otherwise moved to the archive so that `request` starts afresh
+        for (name, settings) in half_made {
+            match settings {
+                Some(settings) => {
+                    crate::log::info(format_args!(
+                        "{name}: its first request was stopped before its certificate was \
+                         stored; ordering it now"
+                    ));
+                    jobs_todo.push(Job {
+                        lineage: JobCert { name, settings },
+                        work: Work::Order { replaces: None },
+                    });
+                }
+                None => match super::archive(&store, &bundles, &name, false) {
+                    Ok(folder) => crate::log::info(format_args!(
+                        "{name}: its first request was stopped before its settings were \
+                         stored; what it left is in {folder}, and `certctl request` issues it \
+                         again"
+                    )),
+                    Err(e) => failures.push((name.to_string(), e)),
+                },
+            }
+        }
     }
 
     // 4. the pipeline: accounts, pre-hooks, orders, store, bundles, proxies, hooks
@@ -154,6 +184,8 @@ struct Selection {
     due: Vec<Lineage>,
     ask: Vec<Lineage>,
     repair: Vec<Lineage>,
+    /// Half made by a first request stopped while storing, with its settings if stored.
+    half_made: Vec<(CertName, Option<CertSettings>)>,
 }
 
 /// Sorts `names` by `pem::decide` (all due with `force`); damaged entries are recorded as
@@ -170,6 +202,7 @@ fn select(
         due: Vec::new(),
         ask: Vec::new(),
         repair: Vec::new(),
+        half_made: Vec::new(),
     };
     for name in names {
         match store.lineage(name) {
@@ -202,10 +235,13 @@ fn select(
                 }
             }
             Ok(None) => {}
-            Err(e) => failures.push((
-                name.to_string(),
-                e.context("cannot read the stored certificate"),
-            )),
+            Err(e) => match store.half_made(name) {
+                Some(settings) => selection.half_made.push((name.clone(), settings)),
+                None => failures.push((
+                    name.to_string(),
+                    e.context("cannot read the stored certificate"),
+                )),
+            },
         }
     }
     selection

@@ -30,7 +30,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
     // 1. every input, before anything is written or sent
     let RequestSettings {
         name,
-        wanted,
+        mut wanted,
         run_hooks,
         hook_timeout,
     } = RequestSettings::resolve(global, config, &args)?;
@@ -53,11 +53,29 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
     }
     let _lock = super::lock_for_writing(global, &store, &bundles)?;
 
-    // 3. a valid certificate for the same names is left alone unless --force
-    let existing = store.lineage(&name)?;
+    // 3. a valid certificate for the same names is left alone unless --force; one that a
+    //    stopped request left half made is done again
+    let existing = match store.lineage(&name) {
+        Ok(existing) => existing,
+        Err(e) => match store.half_made(&name) {
+            Some(_) => {
+                crate::log::info(format_args!(
+                    "{name}: an earlier request was stopped before everything was stored; \
+                     requesting it again"
+                ));
+                None
+            }
+            None => return Err(e),
+        },
+    };
     if let Some(current) = &existing {
+        // what a newer certctl stored stays stored
+        wanted.unknown = current.settings.unknown.clone();
         let now = now();
-        let same_names = same_set(&current.settings.cert.domains, &wanted.cert.domains);
+        // the names asked for now, in the stored settings and in the live certificate (a
+        // request stopped between the two leaves them different)
+        let same_names = same_set(&current.settings.cert.domains, &wanted.cert.domains)
+            && crate::store::same_names(&wanted.cert.domains, &current.info.names);
         // the CA's ARI window when it gave one, else the lifetime rule (as renew decides)
         let ari = store.ari(&name);
         let decision = pem::decide(

@@ -11,7 +11,10 @@ use crate::types::CertName;
 
 use super::Issued;
 
-/// Stores a new certificate and its settings, then writes its bundle.
+/// Stores the settings, then the new certificate (one atomic switch), then writes its
+/// bundle. Settings first: a run stopped in between leaves settings that ask for more than
+/// the live certificate holds (or no certificate at all), which the next `renew` completes
+/// and `request` redoes; never a certificate whose settings are lost.
 pub fn install(
     store: &Store,
     bundles: &Bundles,
@@ -19,8 +22,8 @@ pub fn install(
     wanted: &CertSettings,
     issued: &Issued,
 ) -> anyhow::Result<()> {
-    store.save_generation(name, &issued.key_pem, &issued.chain, &issued.info)?;
     store.save_settings(name, wanted)?;
+    store.save_generation(name, &issued.key_pem, &issued.chain, &issued.info)?;
     bundles.write(
         store,
         name,

@@ -76,6 +76,7 @@ impl RequestSettings {
                 })
                 .map_err(BadInput::new)?,
             },
+            unknown: Default::default(),
         };
         let hook_timeout = hook_timeout(&args.hooks, config);
         // the config file's hooks run as configuration: for kinds no flag gives

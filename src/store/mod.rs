@@ -250,6 +250,22 @@ impl Store {
             .with_context(|| format!("{name}: saving the settings"))
     }
 
+    /// Whether `name` was left half made by a first request stopped while storing it (killed,
+    /// or a full disk): managed, but without its settings or without a live certificate.
+    /// Some(its settings, when they were stored); None for a whole (or a damaged) entry.
+    pub fn half_made(&self, name: &CertName) -> Option<Option<CertSettings>> {
+        if !self.manages(name) {
+            return None;
+        }
+        // a damaged settings file is damage, not an interrupted request
+        let settings = self.settings(name).ok()?;
+        let live = matches!(self.backend.live_meta(name), Ok(Some(_)));
+        match (settings, live) {
+            (Some(_), true) => None,
+            (settings, _) => Some(settings),
+        }
+    }
+
     /// The stored certificate `name`, or None when certctl does not manage it.
     pub fn lineage(&self, name: &CertName) -> anyhow::Result<Option<Lineage>> {
         if !self.backend.manages(name)? {

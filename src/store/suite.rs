@@ -61,6 +61,7 @@ fn settings(domain: &str) -> CertSettings {
             client_auth: false,
         },
         host: HostConfig::default(),
+        unknown: Default::default(),
     }
 }
 
