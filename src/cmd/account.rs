@@ -31,7 +31,7 @@ pub async fn thumbprint(
                 ))
                 .into());
             }
-            let http = AcmeHttp::new(global.ca_bundle.as_deref())?;
+            let http = AcmeHttp::new(global.ca_bundle.as_deref(), global.http_timeout)?;
             if !args.agree_tos {
                 crate::issue::ask_terms(&http, server).await?;
             }

@@ -121,6 +121,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
         hooks: given.hooks,
         hook_timeout: given.hook_timeout,
         haproxy_timeout: global.haproxy_timeout,
+        http_timeout: global.http_timeout,
         sockets: given.sockets,
         jobs: given.jobs,
         dry_run: args.dry_run,

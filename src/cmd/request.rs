@@ -115,6 +115,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         hooks: run_hooks,
         hook_timeout,
         haproxy_timeout: global.haproxy_timeout,
+        http_timeout: global.http_timeout,
         sockets: Vec::new(),
         jobs: 1,
         dry_run: false,

@@ -99,7 +99,7 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
             .ca_bundle
             .as_deref()
             .or(global.ca_bundle.as_deref());
-        let http = AcmeHttp::new(ca_bundle)?;
+        let http = AcmeHttp::new(ca_bundle, global.http_timeout)?;
         let revoked_now = async {
             let account = acme::restore_account(&http, server, credentials).await?;
             acme::revoke(&account, server, &leaf, args.reason).await

@@ -73,6 +73,9 @@ pub struct Global {
     pub lock_wait: Duration,
     /// How long one HAProxy admin command may take (CERTCTL_HAPROXY_TIMEOUT).
     pub haproxy_timeout: Duration,
+    /// How long one exchange with a CA may take, connect to the last byte of its answer
+    /// (CERTCTL_HTTP_TIMEOUT).
+    pub http_timeout: Duration,
     /// The root of the system trust store `ca install` writes to (CERTCTL_TRUST_ROOT).
     pub trust_root: PathBuf,
 }
@@ -147,6 +150,8 @@ impl Global {
             lock_wait: seconds_var("CERTCTL_LOCK_TIMEOUT", false)?.unwrap_or(DEFAULT_LOCK_WAIT),
             haproxy_timeout: seconds_var("CERTCTL_HAPROXY_TIMEOUT", true)?
                 .unwrap_or(DEFAULT_HAPROXY_TIMEOUT),
+            http_timeout: seconds_var("CERTCTL_HTTP_TIMEOUT", true)?
+                .unwrap_or(crate::acme::DEFAULT_HTTP_TIMEOUT),
             trust_root: std::env::var_os("CERTCTL_TRUST_ROOT")
                 .filter(|v| !v.is_empty())
                 .map_or_else(|| PathBuf::from("/"), PathBuf::from),
