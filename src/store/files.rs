@@ -1,5 +1,6 @@
-//! The file backend of the state: today's directory layout, unchanged, so existing state
-//! directories keep working. Layout: accounts/<server>.json, certs/<name>/settings.json,
+//! The file backend of the state: today's directory layout, so existing state directories
+//! keep working. Layout: accounts/<server slug>-<hash of the exact URL>.json (the slug
+//! alone, as before, is still read when the file names that very URL), certs/<name>/settings.json,
 //! ari.json, deployed.json, live -> gN/ (key.pem, cert.pem, chain.pem, fullchain.pem,
 //! meta.json), ca/ (ca.pem, ca.key, revoked.json, crl.pem), archive/, lock. Writes are
 //! atomic (temp file, fsync, rename, fsync the directory); the lock is a POSIX record lock.
@@ -46,20 +47,39 @@ impl Files {
         self.state_dir.join("certs").join(name.as_str())
     }
 
+    /// The account file of `server`: a readable slug of its URL (lossy: `dir?a/b` and
+    /// `dir?a_b` share it) and a hash of the exact URL, so that no two CAs share a file.
     fn account_path(&self, server: &Server) -> PathBuf {
-        let slug: String = server
-            .url()
-            .trim_start_matches("https://")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, server.url().as_bytes());
+        let hash: String = digest.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
             .collect();
-        self.state_dir.join("accounts").join(format!("{slug}.json"))
+        self.state_dir
+            .join("accounts")
+            .join(format!("{}-{hash}.json", account_slug(server)))
+    }
+
+    /// Where an account was kept before the exact URL was part of the name.
+    fn legacy_account_path(&self, server: &Server) -> PathBuf {
+        self.state_dir
+            .join("accounts")
+            .join(format!("{}.json", account_slug(server)))
+    }
+
+    /// The account of `server`; a file of the old naming counts only when the URL it
+    /// records is exactly `server`'s.
+    fn read_account(&self, server: &Server) -> anyhow::Result<Option<Vec<u8>>> {
+        if let Some(bytes) = read_state_file(&self.account_path(server))? {
+            return Ok(Some(bytes));
+        }
+        let Some(bytes) = read_state_file(&self.legacy_account_path(server))? else {
+            return Ok(None);
+        };
+        let recorded = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["server"].as_str().map(str::to_owned));
+        Ok((recorded.as_deref() == Some(server.url())).then_some(bytes))
     }
 
     fn path(&self, key: &Key) -> PathBuf {
@@ -169,7 +189,10 @@ impl Backend for Files {
     }
 
     fn read(&self, key: &Key) -> anyhow::Result<Option<Vec<u8>>> {
-        read_state_file(&self.path(key))
+        match key {
+            Key::Account(server) => self.read_account(server),
+            _ => read_state_file(&self.path(key)),
+        }
     }
 
     fn write(&self, key: &Key, value: &[u8]) -> anyhow::Result<()> {
@@ -363,6 +386,23 @@ impl Backend for Files {
     }
 }
 
+/// The readable part of an account file's name: the URL without its scheme, every character
+/// but letters, digits, '.' and '-' as '_'.
+fn account_slug(server: &Server) -> String {
+    server
+        .url()
+        .trim_start_matches("https://")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 fn lock_request(kind: libc::c_int) -> libc::flock {
     // SAFETY: flock is a plain C struct; all-zero is a valid value for every field.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
@@ -465,6 +505,43 @@ mod tests {
             assert!(!path.exists(), "{} is left", path.display());
         }
         assert!(dir.path().join("ssl/a.test.pem").exists());
+    }
+
+    #[test]
+    fn accounts_are_kept_by_the_exact_url_and_old_files_still_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::files(dir.path());
+        let credentials = |id: &str| -> instant_acme::AccountCredentials {
+            serde_json::from_value(serde_json::json!({
+                "id": id,
+                "key_pkcs8": "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg",
+                "directory": "https://ca.test/dir",
+            }))
+            .unwrap()
+        };
+        let slash = Server::parse("https://ca.test/dir?a/b").unwrap();
+        let underscore = Server::parse("https://ca.test/dir?a_b").unwrap();
+        store.save_account(&underscore, credentials("u")).unwrap();
+        assert!(
+            store.account(&slash).unwrap().is_none(),
+            "not the other CA's"
+        );
+        store.save_account(&slash, credentials("s")).unwrap();
+        let id = |server| {
+            serde_json::to_value(store.account(server).unwrap().unwrap()).unwrap()["id"].clone()
+        };
+        assert_eq!(id(&slash), "s");
+        assert_eq!(id(&underscore), "u");
+        // a file of the old naming: read for its own URL only
+        let old = Server::parse("https://old.test/dir").unwrap();
+        let json = serde_json::json!({"server": old.url(), "credentials": credentials("o")});
+        let legacy = dir.path().join("accounts/old.test_dir.json");
+        fs::write(&legacy, serde_json::to_vec(&json).unwrap()).unwrap();
+        assert_eq!(id(&old), "o");
+        let other = Server::parse("https://old.test/dir/").unwrap();
+        let json = serde_json::json!({"server": other.url(), "credentials": credentials("x")});
+        fs::write(&legacy, serde_json::to_vec(&json).unwrap()).unwrap();
+        assert!(store.account(&old).unwrap().is_none());
     }
 
     #[test]
