@@ -257,12 +257,12 @@ impl Store {
         if !self.manages(name) {
             return None;
         }
-        // a damaged settings file is damage, not an interrupted request
+        // a damaged file (settings, or a live meta that cannot be read) is damage, not an
+        // interrupted request: it is reported, never ordered again or cleared
         let settings = self.settings(name).ok()?;
-        let live = matches!(self.backend.live_meta(name), Ok(Some(_)));
-        match (settings, live) {
-            (Some(_), true) => None,
-            (settings, _) => Some(settings),
+        match (settings, self.backend.live_meta(name)) {
+            (_, Err(_)) | (Some(_), Ok(Some(_))) => None,
+            (settings, Ok(_)) => Some(settings),
         }
     }
 

@@ -13,6 +13,7 @@ mod docs;
 mod faults;
 mod fuzz_seeds;
 mod haproxy;
+mod hostile;
 mod import;
 mod json;
 mod lab_selftest;

@@ -53,8 +53,12 @@ pub fn empty_config(dir: &Path) -> PathBuf {
 /// `certctl` with stdin closed, a scrubbed environment and `CERTCTL_CONFIG` naming an empty
 /// config file in `dir` (a directory of the test's own). A test that wants a config file
 /// sets CERTCTL_CONFIG again or passes --config: both win over this one.
+/// CERTCTL_IT_BIN (read here, never passed on) runs the suite against another build, e.g.
+/// an older one, to count what a fix changed.
 pub fn certctl_in(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_certctl"));
+    let binary =
+        std::env::var_os("CERTCTL_IT_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_certctl").into());
+    let mut command = Command::new(binary);
     scrub(&mut command)
         .env("CERTCTL_CONFIG", empty_config(dir))
         .stdin(Stdio::null());

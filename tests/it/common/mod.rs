@@ -6,7 +6,10 @@
 #![allow(dead_code)]
 
 pub mod ari_shim;
+pub mod bounded;
+pub mod ca_front;
 pub mod certbot;
+pub mod fake_admin;
 pub mod fixtures;
 pub mod haproxy;
 pub mod hermetic;
