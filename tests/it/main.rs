@@ -14,6 +14,8 @@ mod faults;
 mod fuzz_seeds;
 mod haproxy;
 mod hostile;
+mod hostile_ca;
+mod hostile_proxy;
 mod import;
 mod json;
 mod lab_selftest;

@@ -146,12 +146,14 @@ pub(super) fn printable(text: &str, max: usize) -> String {
     out
 }
 
-/// Whether a reply to `show ssl cert` is one: HAProxy always starts it with its two comment
-/// headers. Anything else means the socket is not HAProxy's admin socket (another daemon,
-/// or an HAProxy socket below `level admin`).
+/// Whether a reply to `show ssl cert` is one: HAProxy starts it with `# transaction` (when
+/// one is open) or `# filename`, and always has the `# filename` header. Anything else
+/// means the socket is not HAProxy's admin socket (another daemon, or an HAProxy socket
+/// below `level admin`).
 pub fn is_cert_list(reply: &str) -> bool {
-    let mut lines = reply.lines().map(str::trim);
-    lines.next() == Some("# transaction") && reply.lines().any(|l| l.trim() == "# filename")
+    let first = reply.lines().map(str::trim).find(|l| !l.is_empty());
+    matches!(first, Some("# transaction" | "# filename"))
+        && reply.lines().any(|l| l.trim() == "# filename")
 }
 
 /// One argument of a runtime-API command, escaped by HAProxy's rules: the CLI splits a
@@ -293,6 +295,8 @@ mod tests {
     fn a_reply_that_is_not_a_certificate_list_is_told_apart() {
         assert!(is_cert_list(SHOW_WITH_TRANSACTION));
         assert!(is_cert_list("# transaction\n# filename\n/x.pem\n"));
+        // captured from HAProxy 2.6.12 with no transaction open
+        assert!(is_cert_list("# filename\n/tmp/lab/placeholder.pem\n\n"));
         assert!(!is_cert_list("Permission denied\n"));
         assert!(!is_cert_list("\u{0}\u{1}garbage"));
         assert!(!is_cert_list(""));
