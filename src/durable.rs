@@ -75,7 +75,9 @@ pub fn check_dir_writable(dir: &Path, what: &str, flag: &str) -> anyhow::Result<
 }
 
 /// Creates `dir` 0700, and any missing parent 0700 too (whatever the umask: a parent made
-/// 0777 under `umask 000` would let anyone swap the directories beneath it).
+/// 0777 under `umask 000` would let anyone swap the directories beneath it). The mode is
+/// set through the new directory's own descriptor, never through a symlink in its place;
+/// an existing directory is left as it is.
 pub fn create_dir(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
@@ -84,7 +86,11 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
         .recursive(true)
         .mode(DIR_MODE)
         .create(dir)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))
+    let made = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(dir)?;
+    made.set_permissions(fs::Permissions::from_mode(DIR_MODE))
 }
 
 /// Creates `path` (which must not exist, not even as a symlink), writes and fsyncs it.
