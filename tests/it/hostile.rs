@@ -237,6 +237,60 @@ fn what_others_can_write_is_refused_and_config_hooks_stay_configuration() {
 }
 
 #[test]
+fn files_in_directories_others_can_write_never_follow_a_planted_link() {
+    let mut cases = Cases::new("planted links");
+    let host = Host::new();
+    fs::create_dir(host.ssl()).unwrap();
+    let victim = host.file("victim", "precious\n", 0o644);
+    let victim_bundle = host.file("victim-bundle", "precious too\n", 0o644);
+    // the write probe's name was `.probe.certctl-tmp-<pid>`: plant a link for each pid the
+    // next processes are likely to get
+    let next: u32 = fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(1);
+    for pid in next..next + 400 {
+        let _ = std::os::unix::fs::symlink(
+            &victim,
+            host.ssl().join(format!(".probe.certctl-tmp-{pid}")),
+        );
+        let _ = std::os::unix::fs::symlink(
+            &victim,
+            host.ssl().join(format!(".a.test.pem.certctl-tmp-{pid}")),
+        );
+    }
+    std::os::unix::fs::symlink(&victim_bundle, host.ssl().join("a.test.pem")).unwrap();
+    let out = host.run(&["request", "a.test"]);
+    let bundle = host.ssl().join("a.test.pem");
+    cases.check(
+        "links planted at the probe's and the temp file's names",
+        ok(&out).map(|_| ()).and_then(|()| {
+            let left = fs::read_to_string(&victim).unwrap_or_default();
+            check(
+                left == "precious\n",
+                format!("the victim now holds {left:?}"),
+            )
+        }),
+    );
+    cases.check(
+        "a link planted at the bundle's name",
+        ok(&out).map(|_| ()).and_then(|()| {
+            let left = fs::read_to_string(&victim_bundle).unwrap_or_default();
+            check(
+                left == "precious too\n",
+                format!("written through: {left:?}"),
+            )?;
+            let meta = fs::symlink_metadata(&bundle).map_err(|e| e.to_string())?;
+            check(
+                meta.is_file() && meta.permissions().mode() & 0o777 == 0o600,
+                "the bundle is not a regular 0600 file",
+            )
+        }),
+    );
+    cases.finish();
+}
+
+#[test]
 fn pipes_devices_and_directories_where_files_belong_are_refused_at_once() {
     let mut cases = Cases::new("not regular files");
     let host = Host::new();

@@ -304,6 +304,40 @@ fn a_broken_or_hostile_ca_fails_its_certificate_and_only_that_one() {
         }),
     );
 
+    // 1. a webroot whose challenge directory is a link to somewhere else
+    let webroot = lab.root().join("www");
+    let elsewhere = lab.root().join("elsewhere");
+    fs::create_dir_all(webroot.join(".well-known")).unwrap();
+    fs::create_dir(&elsewhere).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, webroot.join(".well-known/acme-challenge")).unwrap();
+    let mut cmd = certctl(
+        &lab,
+        &direct,
+        &[
+            "request",
+            "--agree-tos",
+            "--challenge",
+            "webroot",
+            "--webroot",
+        ],
+        &[],
+    );
+    cmd.arg(&webroot).arg("w.test");
+    let out = run(cmd, BOUND);
+    cases.check(
+        "a symlinked .well-known/acme-challenge",
+        expect(&out, 1, &["is a symlink"]).and_then(|()| {
+            let mode = fs::metadata(&elsewhere).unwrap().permissions().mode() & 0o777;
+            let entries = fs::read_dir(&elsewhere).unwrap().count();
+            check(
+                mode == 0o700 && entries == 0,
+                format!("its target is now mode {mode:o} with {entries} files"),
+            )
+        }),
+    );
+
     // 11. a FIFO in place of the account file
     let account = fs::read_dir(lab.state_dir().join("accounts"))
         .unwrap()
