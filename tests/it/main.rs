@@ -16,6 +16,7 @@ mod haproxy;
 mod hostile;
 mod hostile_ca;
 mod hostile_proxy;
+mod hostile_runs;
 mod import;
 mod json;
 mod lab_selftest;

@@ -13,6 +13,7 @@ pub mod fake_admin;
 pub mod fixtures;
 pub mod haproxy;
 pub mod hermetic;
+pub mod host;
 pub mod pki;
 pub mod process;
 pub mod proxy;
