@@ -1,7 +1,8 @@
 //! Careful file I/O shared by the state's file backend, deployment and settings: durable
-//! writes (temp file in the same directory, fsync, rename, fsync the directory), files
-//! created exclusively with their mode set before any byte is written, leftovers of killed
-//! runs marked for cleanup, and bounded reads of regular files. Knows nothing of contents.
+//! writes (temp file under a random name in the same directory, fsync, rename, fsync the
+//! directory), files created exclusively and never through a symlink, with their mode set
+//! before any byte is written, leftovers of killed runs marked for cleanup, and bounded
+//! reads that refuse anything but a regular file without blocking. Knows nothing of contents.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -33,18 +34,37 @@ pub fn remove_temp_files_in(dir: &Path) {
     }
 }
 
-/// Proves `dir` can be written (creating it 0700 when missing) with a probe file.
+/// A name nobody can guess: 16 hex digits from the system's random generator.
+pub fn random_suffix() -> String {
+    let mut bytes = [0u8; 8];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        // no system randomness: the clock and the pid still differ between runs, and every
+        // file made with the suffix is created exclusively anyway
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        bytes = (nanos ^ u64::from(std::process::id()).rotate_left(40)).to_be_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Proves `dir` can be written (creating it 0700 when missing) with a probe file made
+/// exclusively under a random name: a symlink planted in the directory is never followed,
+/// and nothing that exists is opened.
 pub fn check_dir_writable(dir: &Path, what: &str, flag: &str) -> anyhow::Result<()> {
     create_dir(dir)
         .with_context(|| format!("creating the {what} {} (set {flag})", dir.display()))?;
-    let probe = dir.join(format!(".probe{TMP_MARK}-{}", std::process::id()));
+    let probe = dir.join(format!(".probe{TMP_MARK}-{}", random_suffix()));
     let result = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(SECRET_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&probe);
-    let _ = fs::remove_file(&probe);
+    if result.is_ok() {
+        let _ = fs::remove_file(&probe);
+    }
     result.map_err(|e| {
         anyhow!(
             "the {what} {} cannot be written: {e}; fix its permissions or choose another with {flag}",
@@ -55,7 +75,9 @@ pub fn check_dir_writable(dir: &Path, what: &str, flag: &str) -> anyhow::Result<
 }
 
 /// Creates `dir` 0700, and any missing parent 0700 too (whatever the umask: a parent made
-/// 0777 under `umask 000` would let anyone swap the directories beneath it).
+/// 0777 under `umask 000` would let anyone swap the directories beneath it). The mode is
+/// set through the new directory's own descriptor, never through a symlink in its place;
+/// an existing directory is left as it is.
 pub fn create_dir(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
@@ -64,34 +86,45 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
         .recursive(true)
         .mode(DIR_MODE)
         .create(dir)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))
+    let made = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(dir)?;
+    made.set_permissions(fs::Permissions::from_mode(DIR_MODE))
 }
 
-/// Creates `path` (which must not exist), writes and fsyncs it.
+/// Creates `path` (which must not exist, not even as a symlink), writes and fsyncs it.
 pub fn write_new(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
     file.set_permissions(fs::Permissions::from_mode(mode))?;
     file.write_all(data)?;
     file.sync_all()
 }
 
-/// Replaces `path` with `data` atomically: temp file in the same directory, fsync, rename,
-/// fsync the directory. On any error the old file stays and the temp file is removed.
+/// Replaces `path` with `data` atomically: a temp file created exclusively under a random
+/// name in the same directory (so another user who can write there can neither predict it
+/// nor make certctl write through a link), fsync, rename (which replaces a symlink at
+/// `path`, never its target), fsync the directory. On any error the old file stays and the
+/// temp file is removed.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}{TMP_MARK}-{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let result = write_new(&tmp, data, mode)
-        .and_then(|()| fs::rename(&tmp, path))
-        .and_then(|()| sync_dir(dir));
+    let tmp = dir.join(format!(".{file_name}{TMP_MARK}-{}", random_suffix()));
+    if let Err(e) = write_new(&tmp, data, mode) {
+        if e.kind() != io::ErrorKind::AlreadyExists {
+            let _ = fs::remove_file(&tmp);
+        }
+        return Err(e);
+    }
+    let result = fs::rename(&tmp, path).and_then(|()| sync_dir(dir));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -106,30 +139,71 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// mistaken path (`/dev/zero`, a disk image) from eating the memory.
 pub const MAX_INPUT_FILE: u64 = 1 << 20;
 
-/// Reads a regular file of at most `MAX_INPUT_FILE` bytes; anything else is an error that
-/// says what the path is instead.
-pub fn read_small_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::{Error, ErrorKind, Read};
-    let file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
-    if meta.is_dir() {
-        return Err(Error::new(ErrorKind::InvalidInput, "it is a directory"));
+/// Reads a regular file of at most `MAX_INPUT_FILE` bytes (a symlink to one is fine);
+/// anything else is an error that says what the path is instead.
+pub fn read_small_file(path: &Path) -> io::Result<Vec<u8>> {
+    read_regular(path, MAX_INPUT_FILE, Links::Follow)
+}
+
+/// Whether `read_regular` follows a symlink at the path itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    Follow,
+    /// A symlink is an error (ELOOP): for files in directories others may write.
+    Refuse,
+}
+
+/// Reads a regular file of at most `limit` bytes. A directory, FIFO, socket or device is
+/// refused at once (InvalidInput, saying what it is) and never opened in a way that blocks:
+/// its type is checked before the open, and again on the open descriptor.
+pub fn read_regular(path: &Path, limit: u64, links: Links) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = match links {
+        Links::Follow => fs::metadata(path)?,
+        Links::Refuse => fs::symlink_metadata(path)?,
+    };
+    if meta.file_type().is_symlink() {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
     }
-    if !meta.is_file() {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "it is not a regular file (a device, pipe or socket)",
-        ));
+    not_regular(&meta).map_or(Ok(()), Err)?;
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
+    if links == Links::Refuse {
+        flags |= libc::O_NOFOLLOW;
     }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)?;
+    not_regular(&file.metadata()?).map_or(Ok(()), Err)?;
     let mut bytes = Vec::new();
-    file.take(MAX_INPUT_FILE + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_INPUT_FILE {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            format!("it is larger than {} KiB", MAX_INPUT_FILE / 1024),
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("it is larger than {} KiB", limit / 1024),
         ));
     }
     Ok(bytes)
+}
+
+/// Why `meta` is not a regular file, as an error; None when it is one.
+fn not_regular(meta: &fs::Metadata) -> Option<io::Error> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        return None;
+    } else if kind.is_dir() {
+        "it is a directory"
+    } else if kind.is_fifo() {
+        "it is not a regular file (a named pipe)"
+    } else if kind.is_socket() {
+        "it is not a regular file (a socket)"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "it is not a regular file (a device)"
+    } else {
+        "it is not a regular file"
+    };
+    Some(io::Error::new(io::ErrorKind::InvalidInput, what))
 }
 
 #[cfg(test)]
@@ -166,5 +240,49 @@ mod tests {
         assert!(write_atomic(&blocked, b"new", SECRET_MODE).is_err());
         assert_eq!(fs::read(&path).unwrap(), b"old");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_pipe_or_a_directory_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = read_small_file(&fifo).unwrap_err();
+        assert!(err.to_string().contains("named pipe"), "{err}");
+        let err = read_regular(dir.path(), 10, Links::Refuse).unwrap_err();
+        assert!(err.to_string().contains("directory"), "{err}");
+        let err = read_small_file(Path::new("/dev/null")).unwrap_err();
+        assert!(err.to_string().contains("device"), "{err}");
+    }
+
+    #[test]
+    fn a_symlink_is_refused_when_links_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, b"secret").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert_eq!(read_regular(&link, 100, Links::Follow).unwrap(), b"secret");
+        let err = read_regular(&link, 100, Links::Refuse).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
+        let err = read_regular(&target, 3, Links::Refuse).unwrap_err();
+        assert!(err.to_string().contains("larger"), "{err}");
+    }
+
+    #[test]
+    fn the_write_probe_never_follows_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        // every name the old, predictable probe could have used
+        for pid in [std::process::id(), 1, 4242] {
+            let planted = dir.path().join(format!(".probe{TMP_MARK}-{pid}"));
+            std::os::unix::fs::symlink(&victim, planted).unwrap();
+        }
+        check_dir_writable(dir.path(), "ssl directory", "--ssl-dir").unwrap();
+        write_atomic(&dir.path().join("a.pem"), b"bundle", SECRET_MODE).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
     }
 }

@@ -1,7 +1,11 @@
 //! Runs user hook commands with `/bin/sh -c`, values passed as environment variables and
 //! never spliced into the command, bounded by a timeout that kills the whole process group.
+//! A hook stopped before it ends (certctl interrupted by SIGINT or SIGTERM) has its process
+//! group killed too: by its guard when the run is dropped, or by `kill_running` on the way
+//! out, so no hook outlives certctl.
 //! Hook output (stdout and stderr) is read through pipes and forwarded to certctl's stderr
-//! (stdout carries certctl's results), at most `OUTPUT_LIMIT` bytes per hook.
+//! (stdout carries certctl's results), at most `OUTPUT_LIMIT` bytes per hook, line by line
+//! through `redact` (a hook that prints a key shows `[private key redacted]`).
 
 use std::io::Write;
 use std::process::Stdio;
@@ -17,6 +21,50 @@ pub const OUTPUT_LIMIT: usize = 64 * 1024;
 /// How long the output is still read once the hook has exited (or was killed): a daemon
 /// the hook started may hold the pipes open for good.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Process groups of the hooks running now.
+static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Kills the process group of every hook still running (certctl is exiting).
+pub fn kill_running() {
+    let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+    for pgid in running.iter() {
+        // SAFETY: kill(2) on a process group this process started (process_group(0)).
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+}
+
+/// A running hook's process group: registered while the hook runs, killed when the guard is
+/// dropped before the hook ended (the run was stopped), left alone once it has (a daemon a
+/// hook started on purpose stays).
+struct Group {
+    pgid: i32,
+    ended: bool,
+}
+
+impl Group {
+    fn new(pgid: i32) -> Self {
+        RUNNING.lock().unwrap_or_else(|e| e.into_inner()).push(pgid);
+        Self { pgid, ended: false }
+    }
+
+    fn kill(&self) {
+        // SAFETY: kill(2) on the process group the hook leads (process_group(0)).
+        unsafe { libc::kill(-self.pgid, libc::SIGKILL) };
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.kill();
+        }
+        RUNNING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| *p != self.pgid);
+    }
+}
 
 /// One hook run: which hook, its command and its environment.
 pub struct Hook<'a> {
@@ -35,6 +83,7 @@ impl Hook<'_> {
     /// `run`, with the hook's output going to `log`.
     async fn run_logging(&self, timeout: Duration, log: &CappedLog) -> anyhow::Result<()> {
         tracing_line(self.kind, self.command);
+        crate::trust::check_hook(self.kind, self.command).map_err(|e| anyhow!("{e}"))?;
         let mut child = tokio::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(self.command)
@@ -46,7 +95,10 @@ impl Hook<'_> {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting the {} hook {:?}", self.kind, self.command))?;
-        let pid = child.id();
+        let mut group = child
+            .id()
+            .and_then(|p| i32::try_from(p).ok())
+            .map(Group::new);
         let mut readers = tokio::task::JoinSet::new();
         if let Some(stdout) = child.stdout.take() {
             readers.spawn(pump(stdout, log.clone()));
@@ -56,6 +108,9 @@ impl Hook<'_> {
         }
         let result = match tokio::time::timeout(timeout, child.wait()).await {
             Ok(status) => {
+                if let Some(group) = &mut group {
+                    group.ended = true;
+                }
                 let status =
                     status.with_context(|| format!("waiting for the {} hook", self.kind))?;
                 if status.success() {
@@ -69,9 +124,8 @@ impl Hook<'_> {
                 }
             }
             Err(_) => {
-                if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                    // SAFETY: signals the process group the hook leads (process_group(0) above).
-                    unsafe { libc::kill(-pid, libc::SIGKILL) };
+                if let Some(group) = &group {
+                    group.kill();
                 }
                 let _ = child.wait().await;
                 Err(anyhow!(
@@ -101,6 +155,7 @@ struct CappedLog(Arc<Mutex<Capped>>);
 
 struct Capped {
     sink: Box<dyn Write + Send>,
+    redact: crate::redact::Stream,
     left: usize,
     dropped: u64,
 }
@@ -109,6 +164,7 @@ impl CappedLog {
     fn new(sink: Box<dyn Write + Send>, limit: usize) -> Self {
         Self(Arc::new(Mutex::new(Capped {
             sink,
+            redact: crate::redact::Stream::default(),
             left: limit,
             dropped: 0,
         })))
@@ -119,13 +175,17 @@ impl CappedLog {
         let shown = bytes.len().min(capped.left);
         capped.left -= shown;
         capped.dropped += (bytes.len() - shown) as u64;
+        let out = capped.redact.push(&bytes[..shown]);
         // a log that cannot be written (stderr closed) must not fail the hook
-        let _ = capped.sink.write_all(&bytes[..shown]);
+        let _ = capped.sink.write_all(&out);
     }
 
-    /// Says how much was dropped, if anything, on a line of its own.
+    /// Writes what is left of the last line, then says how much was dropped, if anything,
+    /// on a line of its own.
     fn finish(&self, kind: &str) {
         let mut capped = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let rest = capped.redact.finish();
+        let _ = capped.sink.write_all(&rest);
         if capped.dropped > 0 {
             let line = format!(
                 "\ncertctl: the {kind} hook wrote {} more bytes of output; not shown (the first {} are above)\n",
@@ -283,6 +343,45 @@ mod tests {
             text.len()
         );
         assert!(text.contains("more bytes of output; not shown"));
+    }
+
+    #[tokio::test]
+    async fn a_hook_stopped_midway_has_its_whole_group_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let command = format!("sleep 300 & echo $! > {}; wait", pid_file.display());
+        let hook = Hook {
+            kind: "deploy",
+            command: &command,
+            env: vec![],
+        };
+        let run = hook.run(Duration::from_secs(600));
+        let stopped = tokio::time::timeout(Duration::from_secs(30), async {
+            tokio::select! {
+                _ = run => panic!("the hook ended"),
+                _ = async {
+                    while std::fs::read_to_string(&pid_file).map_or(true, |t| t.trim().is_empty()) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                } => {}
+            }
+        })
+        .await;
+        assert!(stopped.is_ok(), "the hook never started its child");
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let gone = (0..250).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            // SAFETY: kill with signal 0 only checks that the process exists.
+            let exists = unsafe { libc::kill(pid, 0) } == 0;
+            !exists
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z "))
+        });
+        assert!(gone, "the hook's child {pid} outlived the stopped hook");
     }
 
     #[tokio::test]

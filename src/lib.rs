@@ -20,6 +20,8 @@ pub mod metrics;
 pub mod output;
 pub mod pem;
 pub mod progress;
+pub mod redact;
 pub mod settings;
 pub mod store;
+pub mod trust;
 pub mod types;

@@ -180,8 +180,13 @@ impl LocalCa {
         let revoked_certs = Self::revoked(store)?
             .into_iter()
             .map(|r| {
-                let serial = hex_bytes(&r.serial)
-                    .with_context(|| format!("serial {:?} in revoked.json", r.serial))?;
+                let serial = hex_bytes(&r.serial).with_context(|| {
+                    format!(
+                        "{} is damaged: {:?} is not a serial number in hex",
+                        store.label(&Key::CaRevoked),
+                        r.serial.chars().take(64).collect::<String>()
+                    )
+                })?;
                 Ok(RevokedCertParams {
                     serial_number: SerialNumber::from_slice(&serial),
                     revocation_time: OffsetDateTime::from_unix_timestamp(r.revoked_at)
@@ -238,7 +243,12 @@ fn random_serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
+/// The bytes of a serial written in hex: 1 to 20 bytes (RFC 5280), None for anything else
+/// (a damaged revoked.json may hold any text).
 fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
+    if hex.is_empty() || hex.len() > 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
     let hex = if hex.len() % 2 == 1 {
         format!("0{hex}")
     } else {
@@ -309,6 +319,30 @@ mod tests {
         // reopened from disk, the same CA
         let again = LocalCa::open_or_create(&store).unwrap();
         assert_eq!(again.cert_pem(), ca.cert_pem());
+    }
+
+    #[test]
+    fn a_damaged_revoked_list_is_an_error_not_a_panic() {
+        let state = tempfile::tempdir().unwrap();
+        let store = Store::files(state.path());
+        let ca = LocalCa::open_or_create(&store).unwrap();
+        for serial in ["\u{e9}\u{e9}", "", "zz", &"ab".repeat(21), "0a:1b"] {
+            let json = format!(r#"[{{"serial":"{serial}","revoked_at":0,"reason":1}}]"#);
+            store.write(&Key::CaRevoked, json.as_bytes()).unwrap();
+            let err = format!("{:#}", ca.crl_pem(&store).unwrap_err());
+            assert!(err.contains("revoked.json is damaged"), "{serial:?}: {err}");
+        }
+        for json in [
+            "{",
+            "[{\"serial\":\"0a\",\"revoked_at\":1e99,\"reason\":1}]",
+            "[{\"serial\":\"0a\",\"revoked_at\":0,\"reason\":300}]",
+        ] {
+            store.write(&Key::CaRevoked, json.as_bytes()).unwrap();
+            assert!(ca.crl_pem(&store).is_err(), "{json}");
+        }
+        let huge_time = r#"[{"serial":"0a","revoked_at":9223372036854775807,"reason":1}]"#;
+        store.write(&Key::CaRevoked, huge_time.as_bytes()).unwrap();
+        ca.crl_pem(&store).unwrap();
     }
 
     #[test]

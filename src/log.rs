@@ -1,7 +1,8 @@
-//! Messages to stderr at the user's chosen verbosity (-q, default, -v, -vv, or CERTCTL_LOG).
-//! stdout is never written here: it carries results only. Under systemd (JOURNAL_STREAM set)
-//! every line carries its syslog priority (`<3>` error, `<4>` warning, `<6>` information,
-//! `<7>` details), so `journalctl -p err` shows the failures alone.
+//! Messages to stderr at the user's chosen verbosity (-q, default, -v, -vv, or CERTCTL_LOG),
+//! each passed through `redact` (no message ever shows a private key) and written whole; a
+//! closed stderr is not an error. Under systemd (JOURNAL_STREAM set) every line carries its
+//! syslog priority (`<3>` error, `<4>` warning, `<6>` information, `<7>` details), so
+//! `journalctl -p err` shows the failures alone. stdout is never written here.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -38,17 +39,20 @@ pub fn journal_from_env() -> bool {
     std::env::var_os("JOURNAL_STREAM").is_some_and(|v| !v.is_empty())
 }
 
-/// Writes `text` to stderr, each line with `priority`'s prefix when under the journal.
+/// Writes `text` to stderr, redacted, each line with `priority`'s prefix when under the
+/// journal, in one write; a closed stderr (cron with 2>&-) must not stop the work.
 pub fn emit(priority: Priority, text: &str) {
-    let mut out = std::io::stderr().lock();
+    let text = crate::redact::redact(text);
     let journal = JOURNAL.load(Ordering::Relaxed);
+    let mut out = String::with_capacity(text.len() + 8);
     for line in text.lines() {
-        let _ = if journal {
-            writeln!(out, "<{}>{line}", priority as u8)
-        } else {
-            writeln!(out, "{line}")
-        };
+        if journal {
+            out.push_str(&format!("<{}>", priority as u8));
+        }
+        out.push_str(line);
+        out.push('\n');
     }
+    let _ = std::io::stderr().lock().write_all(out.as_bytes());
 }
 
 /// An error: always shown, `certctl: ` first.
@@ -107,6 +111,11 @@ pub fn warn(args: std::fmt::Arguments<'_>) {
     if enabled(Verbosity::Normal) {
         emit(Priority::Warning, &format!("certctl: warning: {args}"));
     }
+}
+
+/// Text for the person at the terminal (what a question is about); always shown.
+pub fn say(args: std::fmt::Arguments<'_>) {
+    emit(Priority::Info, &args.to_string());
 }
 
 #[cfg(test)]

@@ -188,6 +188,8 @@ fn end(code: i32, message: Option<&str>) -> ! {
             std::thread::park();
         }
     }
+    // no hook outlives certctl (a signal may end it while one runs)
+    certctl::hooks::kill_running();
     if let Some(message) = message {
         log::emit(log::Priority::Error, message);
     }

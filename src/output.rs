@@ -1,13 +1,25 @@
 //! What certctl writes on stdout, and how it writes dates for people and for machines.
-//! stdout carries results only (tables, JSON, a bundle); a reader that went away (`| head`)
-//! ends the output quietly. Messages go to stderr through `log`.
+//! stdout carries results only (tables, JSON, a bundle), every byte through `print_stdout`
+//! (results, redacted like messages) or `print_secret` (the bundle `concat --stdout` is
+//! asked for); a reader that went away (`| head`) ends the output quietly and the exit code
+//! stays the one of the work. Messages go to stderr through `log`.
 
 use std::io::Write;
 
 use anyhow::anyhow;
 
-/// Writes `text` at once; a reader that went away is not an error.
+/// Writes a result at once, with any private key in it redacted (a damaged file quoted in a
+/// JSON error field); a reader that went away is not an error.
 pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    write_stdout(&crate::redact::redact(text))
+}
+
+/// Writes `text` as it is: a bundle the user asked to see on stdout.
+pub fn print_secret(text: &str) -> anyhow::Result<()> {
+    write_stdout(text)
+}
+
+fn write_stdout(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

@@ -47,7 +47,7 @@ pub async fn terms_of_service(http: &AcmeHttp, server: &Server) -> anyhow::Resul
     let body = http
         .get(server.url())
         .await
-        .map_err(|e| explain(instant_acme::Error::Other(e.into()), server, None))?;
+        .map_err(|e| explain(e, server, None))?;
     let dir: serde_json::Value =
         serde_json::from_slice(&body).context("the ACME directory is not JSON")?;
     Ok(dir["meta"]["termsOfService"].as_str().map(str::to_owned))

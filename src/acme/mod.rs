@@ -4,11 +4,14 @@
 //! It knows nothing of files or of how a challenge is answered: callers pass credentials
 //! and solvers (crate::challenge) in, and store what comes out.
 //!
-//! One file per noun: `transport` (the HTTPS client and its nonces), `retry` (when an
-//! exchange is tried again), `account`, `order` (the order flow, ARI, revocation) and
-//! `problem` (what a person reads when the CA says no).
+//! One file per noun: `transport` (the HTTPS client), `answer` (what an answer must be, and
+//! the errors of one that is not ACME), `nonces`, `retry` (when an exchange is tried again),
+//! `account`, `order` (the order flow, ARI, revocation) and `problem` (what a person reads
+//! when the CA says no).
 
 mod account;
+mod answer;
+mod nonces;
 mod order;
 mod problem;
 mod retry;
@@ -18,4 +21,4 @@ pub use account::{create_account, restore_account, terms_of_service};
 pub use order::{cert_id, issue, renewal_info, revoke};
 pub use problem::explain;
 pub use retry::RetryAfter;
-pub use transport::AcmeHttp;
+pub use transport::{AcmeHttp, DEFAULT_TIMEOUT as DEFAULT_HTTP_TIMEOUT};

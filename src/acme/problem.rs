@@ -6,6 +6,7 @@
 use anyhow::anyhow;
 use instant_acme::Problem;
 
+use super::answer::Exchange;
 use super::retry::RetryAfter;
 use crate::types::Server;
 
@@ -63,22 +64,46 @@ pub fn explain(
         instant_acme::Error::Timeout(_) => {
             anyhow!("the CA ({server}) did not finish in time; try again later")
         }
-        other => {
-            let text = error_chain(&other);
-            let lower = text.to_lowercase();
-            if lower.contains("certificate")
-                && (lower.contains("unknown")
-                    || lower.contains("invalid peer")
-                    || lower.contains("issuer"))
-            {
-                anyhow!(
-                    "cannot reach the ACME server {server}: its TLS certificate is not trusted ({text}); \
-                     for a private or test CA, pass its root with --ca-bundle PEM"
-                )
-            } else {
-                anyhow!("cannot reach the ACME server {server}: {text}")
-            }
+        instant_acme::Error::Other(inner) if inner.is::<Exchange>() => {
+            let Ok(exchange) = inner.downcast::<Exchange>() else {
+                return anyhow!("the ACME server {server} failed");
+            };
+            exchange_failure(*exchange, server)
         }
+        instant_acme::Error::Json(e) => anyhow!(
+            "the ACME server {server} sent an answer that is not the ACME JSON expected ({e}); \
+             is --server an ACME CA?"
+        ),
+        other => anyhow!(
+            "the exchange with the ACME server {server} failed: {}",
+            error_chain(&other)
+        ),
+    }
+}
+
+/// The words for an exchange that failed before ACME could read it: "cannot reach" only
+/// when no connection was made.
+fn exchange_failure(exchange: Exchange, server: &Server) -> anyhow::Error {
+    let text = exchange.to_string();
+    if !exchange.no_connection() {
+        let more = match &exchange {
+            Exchange::NoAnswer { .. } | Exchange::Stalled { .. } => {
+                "; the CA is slow or stuck: try again later (CERTCTL_HTTP_TIMEOUT sets the wait)"
+            }
+            _ => "",
+        };
+        return anyhow!("the ACME server {server} failed: {text}{more}");
+    }
+    let lower = text.to_lowercase();
+    if lower.contains("certificate")
+        && (lower.contains("unknown") || lower.contains("invalid peer") || lower.contains("issuer"))
+    {
+        anyhow!(
+            "cannot reach the ACME server {server}: its TLS certificate is not trusted ({text}); \
+             for a private or test CA, pass its root with --ca-bundle PEM"
+        )
+    } else {
+        anyhow!("cannot reach the ACME server {server}: {text}")
     }
 }
 

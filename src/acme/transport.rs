@@ -1,30 +1,33 @@
 //! The HTTPS client that carries every ACME exchange: the system's roots plus `--ca-bundle`,
-//! a timeout on every request, a GET or HEAD sent again when the retry policy says so, and
-//! the nonces of the CA's answers kept for the next request (one newNonce per run).
-//! It knows HTTP and nonces only: what a step means, and its errors, belong to `order`,
-//! `retry` and `problem`.
+//! one deadline for each whole exchange (headers and body: a CA that stalls or trickles
+//! fails the exchange, never hangs the run), bounded bodies, a GET or HEAD sent again when
+//! the retry policy says so, and the nonces of the CA's answers kept for the next request
+//! (`nonces`). An answer that is not ACME is an `answer::Exchange` error saying what it is.
+//! It knows HTTP only: what a step means, and its errors, belong to `order`, `retry` and
+//! `problem`.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::Context;
 use bytes::Bytes;
 use http::Request;
+use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
 
+use super::answer::{self, Exchange};
+use super::nonces::{NONCE_WAIT, Nonces, REPLAY_NONCE, nonce_answer};
 use super::retry::Step;
 
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Nonces kept per CA for later requests; the newest is used first.
-const NONCES_KEPT: usize = 16;
-const REPLAY_NONCE: &str = "replay-nonce";
+/// How long one exchange (connect, headers, whole body) may take when CERTCTL_HTTP_TIMEOUT
+/// does not say.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// instant-acme adds a Retry-After in seconds to the clock unchecked, which panics for a
 /// huge one: anything longer than a year reaches it as a year (which ends any polling just
 /// the same, and which `renew` clamps to a week anyway).
@@ -32,143 +35,19 @@ const RETRY_AFTER_CAP: u64 = 365 * 86_400;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// The HTTPS client for the ACME server: the system's roots plus `--ca-bundle`, a timeout
-/// on every request, and the nonces of the CA's answers kept for the next request.
+/// The HTTPS client for the ACME server: the system's roots plus `--ca-bundle`, a deadline
+/// on every exchange, and the nonces of the CA's answers kept for the next request.
 #[derive(Clone)]
 pub struct AcmeHttp {
     client: HyperClient<Connector, BodyWrapper<Bytes>>,
     nonces: Nonces,
-}
-
-/// Every answer of the CA carries a fresh nonce (RFC 8555 §7.2). instant-acme keeps one per
-/// order and asks newNonce for each new order; kept here instead, shared by every order of
-/// the run, a run asks newNonce once. Each nonce is taken out of the answer it came with
-/// and handed out once, so it is never used twice. Keyed by the CA's host and port.
-///
-/// Orders running side by side (`renew --jobs`) would each ask newNonce at the start, when
-/// no answer has brought one yet. So a nonce handed out is counted until the POST that spends
-/// it is answered: while one is on its way back, the next order waits for it (at most
-/// [`NONCE_WAIT`]) instead of asking newNonce. Waiting for an answer already on its way
-/// takes at most one round trip, which is what newNonce takes; past the bound, against a
-/// slow or distant CA, a fresh nonce is asked for, and more nonces go round from then on.
-#[derive(Clone, Default)]
-struct Nonces {
-    pools: Arc<std::sync::Mutex<HashMap<String, NoncePool>>>,
-    changed: Arc<tokio::sync::Notify>,
-}
-
-#[derive(Default)]
-struct NoncePool {
-    kept: Vec<http::HeaderValue>,
-    /// Nonces handed out (or being fetched) whose POST has not been answered yet.
-    on_their_way: usize,
-}
-
-/// How long an order waits for a nonce from another order's answer before asking newNonce.
-const NONCE_WAIT: Duration = Duration::from_millis(50);
-
-impl Nonces {
-    fn pool<T>(&self, authority: &str, f: impl FnOnce(&mut NoncePool) -> T) -> T {
-        let mut map = self.pools.lock().unwrap_or_else(|e| e.into_inner());
-        f(map.entry(authority.to_owned()).or_default())
-    }
-
-    fn put(&self, authority: &str, nonce: http::HeaderValue) {
-        self.pool(authority, |pool| {
-            if pool.kept.len() >= NONCES_KEPT {
-                pool.kept.remove(0);
-            }
-            pool.kept.push(nonce);
-        });
-        self.changed.notify_waiters();
-    }
-
-    /// A kept nonce, or one another request brings back within `wait`. When none is on its
-    /// way, or it did not come in time, the caller is to ask newNonce: it gets a
-    /// [`NonceReturn`] to hold meanwhile, so that other orders wait for that nonce.
-    async fn take_or_wait(
-        &self,
-        authority: &str,
-        wait: Duration,
-    ) -> Result<http::HeaderValue, NonceReturn> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let coming = self.pool(authority, |pool| {
-                if let Some(nonce) = pool.kept.pop() {
-                    pool.on_their_way += 1;
-                    return Ok(nonce);
-                }
-                Err(pool.on_their_way > 0)
-            });
-            match coming {
-                Ok(nonce) => return Ok(nonce),
-                Err(true) if tokio::time::timeout_at(deadline, changed).await.is_ok() => {}
-                Err(_) => return Err(self.on_its_way(authority)),
-            }
-        }
-    }
-
-    /// Counts a nonce as on its way until the returned guard is dropped: the answer to the
-    /// POST that spent it (or the failure of newNonce) ends it.
-    fn on_its_way(&self, authority: &str) -> NonceReturn {
-        self.pool(authority, |pool| pool.on_their_way += 1);
-        self.coming_back(authority)
-    }
-
-    /// For a POST: it spent a nonce counted as on its way, and its answer brings one back.
-    fn coming_back(&self, authority: &str) -> NonceReturn {
-        NonceReturn {
-            nonces: self.clone(),
-            authority: authority.to_owned(),
-            armed: true,
-        }
-    }
-
-    /// The POST that spent a nonce handed out was answered (or failed): one fewer to wait for.
-    fn returned(&self, authority: &str) {
-        self.pool(authority, |pool| {
-            pool.on_their_way = pool.on_their_way.saturating_sub(1)
-        });
-        self.changed.notify_waiters();
-    }
-}
-
-/// A nonce on its way back: dropped when the request that brings it back ends, however it
-/// ends (answer, error, timeout, cancelled).
-struct NonceReturn {
-    nonces: Nonces,
-    authority: String,
-    armed: bool,
-}
-
-impl NonceReturn {
-    /// newNonce answered: the nonce now travels with the POST that spends it, which
-    /// accounts for it.
-    fn handed_on(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for NonceReturn {
-    fn drop(&mut self) {
-        if self.armed {
-            self.nonces.returned(&self.authority);
-        }
-    }
-}
-
-/// What newNonce would answer, made from a nonce already received.
-fn nonce_answer(nonce: http::HeaderValue) -> BytesResponse {
-    let mut rsp = http::Response::new(http_body_util::Empty::<Bytes>::new());
-    rsp.headers_mut().insert(REPLAY_NONCE, nonce);
-    BytesResponse::from(rsp)
+    timeout: Duration,
 }
 
 impl AcmeHttp {
-    pub fn new(ca_bundle: Option<&Path>) -> anyhow::Result<Self> {
+    /// A client trusting the system's roots and `ca_bundle`, each exchange bounded by
+    /// `timeout` from connect to the last byte of the body.
+    pub fn new(ca_bundle: Option<&Path>, timeout: Duration) -> anyhow::Result<Self> {
         let mut roots = rustls::RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
         roots.add_parsable_certificates(native.certs);
@@ -204,20 +83,29 @@ impl AcmeHttp {
         Ok(Self {
             client: HyperClient::builder(TokioExecutor::new()).build(connector),
             nonces: Nonces::default(),
+            timeout,
         })
     }
 
     /// GET a URL and return its body (the directory, for the terms of service).
-    pub async fn get(&self, url: &str) -> anyhow::Result<Bytes> {
-        let req = Request::builder().uri(url).body(BodyWrapper::default())?;
+    pub async fn get(&self, url: &str) -> Result<Bytes, instant_acme::Error> {
+        let req = Request::builder()
+            .uri(url)
+            .body(BodyWrapper::default())
+            .map_err(instant_acme::Error::Http)?;
         let mut rsp = self.request(req).await?;
-        if !rsp.parts.status.is_success() {
-            bail!("GET {url}: HTTP {}", rsp.parts.status);
-        }
-        rsp.body
+        let status = rsp.parts.status;
+        let body = rsp
+            .body
             .into_bytes()
             .await
-            .map_err(|e| anyhow!("GET {url}: {e}"))
+            .map_err(instant_acme::Error::Other)?;
+        if !status.is_success() {
+            return Err(instant_acme::Error::Other(
+                format!("GET {url}: HTTP {status}").into(),
+            ));
+        }
+        Ok(body)
     }
 }
 
@@ -232,6 +120,7 @@ impl HttpClient for AcmeHttp {
             .map_or_else(String::new, |a| a.to_string());
         let client = self.client.clone();
         let nonces = self.nonces.clone();
+        let timeout = self.timeout;
         Box::pin(async move {
             // the step this exchange belongs to: it counts the tries and keeps the CA's wait
             let step = Step::current();
@@ -270,13 +159,17 @@ impl HttpClient for AcmeHttp {
                     }
                 };
                 step.sending();
-                let rsp = match tokio::time::timeout(REQUEST_TIMEOUT, client.request(req)).await {
+                let url = uri.to_string();
+                let failed = |e: Exchange| instant_acme::Error::Other(Box::new(e));
+                let deadline = tokio::time::Instant::now() + timeout;
+                let rsp = match tokio::time::timeout_at(deadline, client.request(req)).await {
                     Ok(Ok(rsp)) => rsp,
-                    Ok(Err(e)) => return Err(instant_acme::Error::Other(Box::new(e))),
+                    Ok(Err(e)) => return Err(failed(answer::client_error(&url, &e))),
                     Err(_) => {
-                        return Err(instant_acme::Error::Other(
-                            format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()).into(),
-                        ));
+                        return Err(failed(Exchange::NoAnswer {
+                            url,
+                            secs: timeout.as_secs(),
+                        }));
                     }
                 };
                 let status = rsp.status();
@@ -291,7 +184,33 @@ impl HttpClient for AcmeHttp {
                     tokio::time::sleep(delay).await;
                     continue;
                 }
-                let mut rsp = BytesResponse::from(rsp);
+                // the whole body, bounded in time (the same deadline) and in size
+                let (parts, body) = rsp.into_parts();
+                let limit = answer::limit(&parts.headers);
+                let read = http_body_util::Limited::new(body, limit).collect();
+                let body = match tokio::time::timeout_at(deadline, read).await {
+                    Ok(Ok(collected)) => collected.to_bytes(),
+                    Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                        return Err(failed(Exchange::TooLarge { url, limit }));
+                    }
+                    Ok(Err(e)) => {
+                        return Err(failed(Exchange::Broken {
+                            url,
+                            reason: super::problem::error_chain(e.as_ref()),
+                        }));
+                    }
+                    Err(_) => {
+                        return Err(failed(Exchange::Stalled {
+                            url,
+                            secs: timeout.as_secs(),
+                        }));
+                    }
+                };
+                answer::check(&url, &parts, &body).map_err(failed)?;
+                let mut rsp = BytesResponse::from(http::Response::from_parts(
+                    parts,
+                    http_body_util::Full::new(body),
+                ));
                 cap_retry_after(&mut rsp.parts.headers);
                 // a HEAD's nonce is what its caller asked for, and goes on with the POST
                 // that spends it; any other is kept
@@ -332,7 +251,6 @@ fn cap_retry_after(headers: &mut http::HeaderMap) {
 }
 
 #[cfg(test)]
-#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -340,130 +258,9 @@ mod tests {
         http::HeaderValue::from_str(s).unwrap()
     }
 
-    /// A kept nonce without waiting.
-    fn take(nonces: &Nonces, authority: &str) -> Option<http::HeaderValue> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(nonces.take_or_wait(authority, Duration::ZERO))
-            .ok()
-    }
-
-    #[test]
-    fn nonces_are_handed_out_once_newest_first_per_ca() {
-        let nonces = Nonces::default();
-        nonces.put("ca.test:443", value("a"));
-        nonces.put("ca.test:443", value("b"));
-        nonces.put("other.test:443", value("c"));
-        assert_eq!(take(&nonces, "ca.test:443"), Some(value("b")));
-        assert_eq!(take(&nonces, "ca.test:443"), Some(value("a")));
-        assert_eq!(
-            take(&nonces, "ca.test:443"),
-            None,
-            "each nonce is used once"
-        );
-        assert_eq!(take(&nonces, "other.test:443"), Some(value("c")));
-    }
-
-    #[test]
-    fn only_the_newest_nonces_are_kept() {
-        let nonces = Nonces::default();
-        for i in 0..NONCES_KEPT + 3 {
-            nonces.put("ca.test:443", value(&i.to_string()));
-        }
-        let mut taken = Vec::new();
-        while let Some(n) = take(&nonces, "ca.test:443") {
-            taken.push(n.to_str().unwrap().to_owned());
-        }
-        assert_eq!(taken.len(), NONCES_KEPT);
-        assert_eq!(taken.first().map(String::as_str), Some("18"));
-        assert_eq!(taken.last().map(String::as_str), Some("3"));
-    }
-
-    #[tokio::test]
-    async fn with_nothing_on_its_way_new_nonce_is_asked_at_once() {
-        let nonces = Nonces::default();
-        let started = std::time::Instant::now();
-        let fetching = nonces
-            .take_or_wait("ca.test:443", Duration::from_secs(30))
-            .await;
-        assert!(fetching.is_err(), "nothing kept: ask newNonce");
-        assert!(started.elapsed() < Duration::from_secs(5));
-    }
-
-    /// A first order asks newNonce (nothing is kept yet); 20 ms later a second order is
-    /// asking for a nonce too, willing to wait 30 s.
-    async fn two_orders(
-        nonces: &Nonces,
-    ) -> (
-        NonceReturn,
-        tokio::task::JoinHandle<Result<http::HeaderValue, NonceReturn>>,
-    ) {
-        let fetching = nonces
-            .take_or_wait("ca.test:443", Duration::ZERO)
-            .await
-            .expect_err("nothing kept yet");
-        let second = tokio::spawn({
-            let nonces = nonces.clone();
-            async move {
-                nonces
-                    .take_or_wait("ca.test:443", Duration::from_secs(30))
-                    .await
-            }
-        });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        (fetching, second)
-    }
-
-    #[tokio::test]
-    async fn an_order_waits_for_the_nonce_another_order_brings_back() {
-        let nonces = Nonces::default();
-        // the first order asks newNonce; the second, meanwhile, waits instead of asking too
-        let (fetching, second) = two_orders(&nonces).await;
-        assert!(
-            !second.is_finished(),
-            "a nonce is on its way: the second order waits"
-        );
-        // newNonce answers the first order, whose POST then spends the nonce and is answered
-        fetching.handed_on();
-        let post = nonces.coming_back("ca.test:443");
-        nonces.put("ca.test:443", value("from the answer"));
-        drop(post);
-        assert_eq!(second.await.unwrap().ok(), Some(value("from the answer")));
-    }
-
-    #[tokio::test]
-    async fn a_failed_request_lets_the_waiting_order_ask_new_nonce_at_once() {
-        let nonces = Nonces::default();
-        let started = std::time::Instant::now();
-        let (fetching, second) = two_orders(&nonces).await;
-        drop(fetching); // newNonce failed: nothing is on its way any more
-        assert!(
-            second.await.unwrap().is_err(),
-            "the second order asks newNonce"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "without waiting 30 s"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_nonce_that_does_not_come_back_in_time_is_not_waited_for() {
-        let nonces = Nonces::default();
-        let _post = nonces.on_its_way("ca.test:443"); // a POST the CA never answers
-        let started = std::time::Instant::now();
-        let got = nonces
-            .take_or_wait("ca.test:443", Duration::from_millis(50))
-            .await;
-        assert!(got.is_err(), "past the bound: ask newNonce");
-        assert!(started.elapsed() >= Duration::from_millis(50));
-    }
-
     #[tokio::test]
     async fn a_kept_nonce_answers_new_nonce_without_a_request() {
-        let http = AcmeHttp::new(None).unwrap();
+        let http = AcmeHttp::new(None, DEFAULT_TIMEOUT).unwrap();
         let url = "https://127.0.0.1:9/nonce-plz";
         http.nonces.put("127.0.0.1:9", value("kept"));
         let head = || {

@@ -13,6 +13,7 @@ use x509_parser::public_key::PublicKey;
 use super::challenge::challenge;
 use super::hooks::take_hook;
 use super::{RenewalConf, account_dir, account_key_pkcs8, pkcs8_pem};
+use crate::durable::read_small_file;
 use crate::error::BadInput;
 use crate::output::date;
 use crate::pem::{self, CertInfo, Chain};
@@ -119,7 +120,8 @@ pub fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
     // the name, the renewal file
     let name = CertName::parse(raw).map_err(|e| format!("certctl cannot use the name: {e}"))?;
     let conf_path = cx.dir.join("renewal").join(format!("{raw}.conf"));
-    let text = fs::read_to_string(&conf_path)
+    let text = read_small_file(&conf_path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
         .map_err(|e| format!("reading {}: {e}", conf_path.display()))?;
     let conf = RenewalConf::parse(&text).map_err(|e| format!("{}: {e}", conf_path.display()))?;
     let params = |key: &str| conf.value("renewalparams", key);
@@ -134,7 +136,8 @@ pub fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
     let cert_path = file("cert", "cert.pem");
     let chain_path = file("chain", "chain.pem");
     let key_path = file("privkey", "privkey.pem");
-    let read = |path: &Path| fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()));
+    let read =
+        |path: &Path| read_small_file(path).map_err(|e| format!("reading {}: {e}", path.display()));
     let leaves = pem::certificates(&read(&cert_path)?)
         .map_err(|e| format!("{}: {e:#}", cert_path.display()))?;
     let leaf = match <[Vec<u8>; 1]>::try_from(leaves) {
@@ -275,6 +278,7 @@ pub fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
             hooks,
             haproxy_sockets: Vec::new(),
         },
+        unknown: Default::default(),
     };
     taken_over.insert(
         0,
@@ -391,7 +395,8 @@ fn read_account(account_dir: &Path, server: &Server) -> Result<serde_json::Value
     let key_path = account_dir.join("private_key.json");
     let regr_path = account_dir.join("regr.json");
     let read_json = |path: &Path| -> Result<serde_json::Value, String> {
-        let bytes = fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let bytes =
+            read_small_file(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         serde_json::from_slice(&bytes).map_err(|e| format!("{} is damaged: {e}", path.display()))
     };
     let jwk = read_json(&key_path)?;
@@ -414,7 +419,7 @@ fn contact(dir: &Path, server_path: &Path, account: Option<&str>) -> Option<Stri
         .join(server_path)
         .join(account?)
         .join("regr.json");
-    let regr: serde_json::Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
+    let regr: serde_json::Value = serde_json::from_slice(&read_small_file(&path).ok()?).ok()?;
     regr["body"]["contact"]
         .as_array()?
         .iter()

@@ -18,7 +18,7 @@ pub async fn thumbprint(
     config: &ConfigFile,
     args: ThumbprintArgs,
 ) -> anyhow::Result<()> {
-    let (store, _) = super::open(global);
+    let (store, _) = super::open(global)?;
     let server = &global.server;
     let credentials = match store.account(server)? {
         Some(credentials) => credentials,
@@ -31,7 +31,7 @@ pub async fn thumbprint(
                 ))
                 .into());
             }
-            let http = AcmeHttp::new(global.ca_bundle.as_deref())?;
+            let http = AcmeHttp::new(global.ca_bundle.as_deref(), global.http_timeout)?;
             if !args.agree_tos {
                 crate::issue::ask_terms(&http, server).await?;
             }
@@ -48,9 +48,9 @@ pub async fn thumbprint(
     };
     let thumbprint = thumbprint_of(&credentials)?;
     if global.verbosity == Verbosity::Quiet {
-        println!("{thumbprint}");
+        super::print_stdout(&format!("{thumbprint}\n"))?;
     } else {
-        println!("{}", haproxy_lines(&thumbprint));
+        super::print_stdout(&format!("{}\n", haproxy_lines(&thumbprint)))?;
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use crate::store::{Key, Store};
 const TRUST_FILE: &str = "usr/local/share/ca-certificates/certctl-local-ca.crt";
 
 pub fn run(global: &Global, command: CaCommand) -> anyhow::Result<()> {
-    let (store, _) = super::open(global);
+    let (store, _) = super::open(global)?;
     match command {
         CaCommand::Show => {
             let ca = open_or_create(global, &store)?;

@@ -96,7 +96,7 @@ pub async fn run(global: &Global, args: CheckArgs) -> anyhow::Result<()> {
         .map_err(BadInput::new)?;
 
     // 2. every certificate's health, and what each proxy serves for it
-    let (store, bundles) = super::open(global);
+    let (store, bundles) = super::open(global)?;
     let names = super::selected_names(global, &store, &args.names)?;
     let now = now();
     let healths = health::gather(&store, &bundles, &names, now);

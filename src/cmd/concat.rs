@@ -13,7 +13,7 @@ use crate::store::Store;
 use crate::types::CertName;
 
 pub fn run(global: &Global, args: ConcatArgs) -> anyhow::Result<()> {
-    let (store, bundles) = super::open(global);
+    let (store, bundles) = super::open(global)?;
 
     // --stdout NAME: one bundle on stdout, nothing written; no lock needed, since every file
     // is read from one generation directory
@@ -23,7 +23,7 @@ pub fn run(global: &Global, args: ConcatArgs) -> anyhow::Result<()> {
             return Err(super::not_managed(global, &name));
         }
         let (bundle, _) = build(&store, &name).with_context(|| format!("{name}"))?;
-        return super::print_stdout(&bundle);
+        return crate::output::print_secret(&bundle);
     }
 
     // 1. the names: those given, each managed (checked before anything is written), or all
@@ -65,15 +65,24 @@ pub fn run(global: &Global, args: ConcatArgs) -> anyhow::Result<()> {
 }
 
 /// The bundle of `name` from its stored files, once its key is proven to fit its
-/// certificate, with the certificate's serial.
+/// certificate and its chain to link up, with the certificate's serial.
 fn build(store: &Store, name: &CertName) -> anyhow::Result<(String, String)> {
     let files = store.live_files(name)?;
-    pem::check_key_matches(&files.chain.leaf, &files.key_pem).map_err(|e| {
+    let local = store
+        .settings(name)
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.cert.server.is_local());
+    let expected = pem::Expected {
+        issuer_in_chain: !local,
+        ..Default::default()
+    };
+    pem::check_chain(&files.chain, &files.key_pem, expected).map_err(|e| {
         anyhow!(
-            "{e:#}: {} cannot go with {}; no bundle written (put the matching key back, or get \
-             a new certificate with `certctl request --name {name} DOMAIN... --force`)",
-            files.key_label,
-            files.cert_label
+            "{e:#}: {} with {} is not a bundle to serve; no bundle written (put the matching \
+             files back, or get a new certificate with `certctl renew --force {name}`)",
+            files.cert_label,
+            files.key_label
         )
     })?;
     let serial = pem::cert_info(&files.chain.leaf)?.serial;

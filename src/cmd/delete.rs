@@ -14,7 +14,7 @@ use crate::types::CertName;
 pub fn run(global: &Global, args: DeleteArgs) -> anyhow::Result<()> {
     // 1. a certificate by that name (a damaged one too: delete is how it gets cleared away)
     let name = CertName::parse(&args.name).map_err(BadInput::new)?;
-    let (store, bundles) = super::open(global);
+    let (store, bundles) = super::open(global)?;
     if !store.manages(&name) {
         return Err(super::not_managed(global, &name));
     }

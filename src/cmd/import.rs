@@ -80,7 +80,7 @@ pub fn certbot(
             dir.join("renewal").display()
         ));
         if args.json {
-            println!("[]");
+            super::print_stdout("[]\n")?;
         }
         return Ok(());
     }
@@ -102,7 +102,7 @@ pub fn certbot(
         .collect();
 
     // 3. under the lock, store each lineage as `request` stores a new certificate
-    let (store, bundles) = super::open(global);
+    let (store, bundles) = super::open(global)?;
     let _lock = if args.dry_run {
         None
     } else {
@@ -140,7 +140,7 @@ pub fn certbot(
 
     // 4. the results; exit 1 when any lineage could not be taken over
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        super::print_stdout(&format!("{}\n", serde_json::to_string_pretty(&reports)?))?;
     }
     let failed: Vec<&str> = reports
         .iter()

@@ -68,7 +68,7 @@ pub struct Row {
 
 pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
     // 1. every entry, damaged or not; no state directory means no certificate
-    let (store, bundles) = super::open(global);
+    let (store, bundles) = super::open(global)?;
     let inspections: Vec<Entry> = store
         .names()?
         .iter()
@@ -289,6 +289,7 @@ mod tests {
                     challenges: Default::default(),
                 },
                 host: HostConfig::default(),
+                unknown: Default::default(),
             }),
             info: Some(CertInfo {
                 serial: "0a1b".into(),

@@ -25,12 +25,12 @@ use crate::settings::Global;
 use crate::store::{Inspection, Store};
 use crate::types::CertName;
 
-/// The state and this host's ssl directory, as the global settings name them.
-pub fn open(global: &Global) -> (Store, Bundles) {
-    (
-        Store::files(&global.state_dir),
-        Bundles::new(&global.ssl_dir),
-    )
+/// The state and this host's ssl directory, as the global settings name them; a state
+/// that someone other than root (or the running user) could have written is refused.
+pub fn open(global: &Global) -> anyhow::Result<(Store, Bundles)> {
+    let store = Store::files(&global.state_dir);
+    store.check_trusted().map_err(BadInput::new)?;
+    Ok((store, Bundles::new(&global.ssl_dir)))
 }
 
 /// Proves both the state and the ssl directory can be written, then takes the lock and
@@ -146,7 +146,7 @@ pub fn confirm_action(
         ))
         .into());
     }
-    eprintln!("{summary}");
+    crate::log::say(format_args!("{summary}"));
     dialoguer::Confirm::new()
         .with_prompt(question)
         .default(false)

@@ -12,7 +12,7 @@ use crate::issue::{
     self, Job, JobCert, MissingAccount, OutcomeKind, Run, Work, date, now, rfc3339,
 };
 use crate::pem::{self, Decision};
-use crate::settings::{ConfigFile, Global, RenewSettings};
+use crate::settings::{CertSettings, ConfigFile, Global, RenewSettings};
 use crate::store::{Lineage, Store};
 use crate::types::CertName;
 
@@ -35,7 +35,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
     let result = renew(global, config, args).await;
     // the metrics of every certificate, whatever this run did (nothing due included)
     if let Some(path) = metrics_file {
-        let (store, bundles) = super::open(global);
+        let (store, bundles) = super::open(global)?;
         let names = store.names()?;
         let healths = crate::health::gather(&store, &bundles, &names, now());
         let run = crate::metrics::Run {
@@ -58,7 +58,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
 
 async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow::Result<()> {
     // 1. which certificates; every named one must exist
-    let (store, bundles) = super::open(global);
+    let (store, bundles) = super::open(global)?;
     let names = super::selected_names(global, &store, &args.names)?;
     // hooks and sockets from the command line (or the config file) apply in addition to
     // the stored ones
@@ -71,6 +71,7 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
     if first.due.is_empty()
         && (first.ask.is_empty() || args.dry_run)
         && (first.repair.is_empty() || args.dry_run)
+        && (first.half_made.is_empty() || args.dry_run)
     {
         return summarize(failures, Vec::new(), args.json);
     }
@@ -88,9 +89,14 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
         .chain(&first.ask)
         .chain(&first.repair)
         .map(|l| l.name.clone())
+        .chain(first.half_made.iter().map(|(name, _)| name.clone()))
         .collect();
-    let Selection { due, ask, repair } =
-        select(&store, &bundles, &again, args.force, &mut failures);
+    let Selection {
+        due,
+        ask,
+        repair,
+        half_made,
+    } = select(&store, &bundles, &again, args.force, &mut failures);
     let work = |lineage: Lineage, work: Work| Job {
         lineage: JobCert {
             name: lineage.name,
@@ -109,6 +115,30 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
     if !args.dry_run {
         jobs_todo.extend(ask.into_iter().map(|l| work(l, Work::AskCa)));
         jobs_todo.extend(repair.into_iter().map(|l| work(l, Work::Reinstall)));
+        // a first request stopped while storing: ordered again when its settings were
+        // stored, otherwise moved to the archive so that `request` starts afresh
+        for (name, settings) in half_made {
+            match settings {
+                Some(settings) => {
+                    crate::log::info(format_args!(
+                        "{name}: its first request was stopped before its certificate was \
+                         stored; ordering it now"
+                    ));
+                    jobs_todo.push(Job {
+                        lineage: JobCert { name, settings },
+                        work: Work::Order { replaces: None },
+                    });
+                }
+                None => match super::archive(&store, &bundles, &name, false) {
+                    Ok(folder) => crate::log::info(format_args!(
+                        "{name}: its first request was stopped before its settings were \
+                         stored; what it left is in {folder}, and `certctl request` issues it \
+                         again"
+                    )),
+                    Err(e) => failures.push((name.to_string(), e)),
+                },
+            }
+        }
     }
 
     // 4. the pipeline: accounts, pre-hooks, orders, store, bundles, proxies, hooks
@@ -119,6 +149,7 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
         hooks: given.hooks,
         hook_timeout: given.hook_timeout,
         haproxy_timeout: global.haproxy_timeout,
+        http_timeout: global.http_timeout,
         sockets: given.sockets,
         jobs: given.jobs,
         dry_run: args.dry_run,
@@ -127,7 +158,7 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
     let report = run.run(jobs_todo).await?;
 
     // 5. what happened to each
-    let mut renewed: Vec<(String, pem::CertInfo)> = Vec::new();
+    let mut renewed: Vec<(String, pem::CertInfo, bool)> = Vec::new();
     for outcome in report.outcomes {
         let name = outcome.name.to_string();
         match outcome.kind {
@@ -145,7 +176,15 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
                 reinstalled,
                 after,
             } => {
-                if !reinstalled {
+                if reinstalled {
+                    crate::log::info(format_args!(
+                        "{name}: reinstalled from the stored files (its bundle was not the \
+                         stored certificate's: an earlier run was interrupted), valid until {}; \
+                         bundle {}",
+                        date(info.not_after),
+                        bundles.path(&outcome.name).display()
+                    ));
+                } else {
                     crate::log::info(format_args!(
                         "{name}: renewed, valid until {}; bundle {}",
                         date(info.not_after),
@@ -153,7 +192,7 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
                     ));
                 }
                 failures.extend(after.into_iter().map(|e| (name.clone(), e)));
-                renewed.push((name, info));
+                renewed.push((name, info, reinstalled));
             }
         }
     }
@@ -174,6 +213,8 @@ struct Selection {
     due: Vec<Lineage>,
     ask: Vec<Lineage>,
     repair: Vec<Lineage>,
+    /// Half made by a first request stopped while storing, with its settings if stored.
+    half_made: Vec<(CertName, Option<CertSettings>)>,
 }
 
 /// Sorts `names` by `pem::decide` (all due with `force`); damaged entries are recorded as
@@ -190,12 +231,22 @@ fn select(
         due: Vec::new(),
         ask: Vec::new(),
         repair: Vec::new(),
+        half_made: Vec::new(),
     };
     for name in names {
         match store.lineage(name) {
             Ok(Some(lineage)) => {
                 let info = &lineage.info;
                 let ari = store.ari(name);
+                if !crate::store::same_names(&lineage.settings.cert.domains, &info.names) {
+                    // a request stopped between saving its settings and its certificate
+                    crate::log::info(format_args!(
+                        "{name}: its certificate does not name what its settings ask for (an \
+                         interrupted request); ordering one that does"
+                    ));
+                    selection.due.push(lineage);
+                    continue;
+                }
                 match pem::decide(now, info.not_before, info.not_after, ari.as_ref(), force) {
                     Decision::Due => selection.due.push(lineage),
                     _ if !issue::bundle_is_current(store, bundles, name, &info.serial) => {
@@ -213,10 +264,13 @@ fn select(
                 }
             }
             Ok(None) => {}
-            Err(e) => failures.push((
-                name.to_string(),
-                e.context("cannot read the stored certificate"),
-            )),
+            Err(e) => match store.half_made(name) {
+                Some(settings) => selection.half_made.push((name.clone(), settings)),
+                None => failures.push((
+                    name.to_string(),
+                    e.context("cannot read the stored certificate"),
+                )),
+            },
         }
     }
     selection
@@ -225,15 +279,19 @@ fn select(
 /// Prints the results; exit 1 (an error) naming every failure, silent when nothing happened.
 fn summarize(
     failures: Vec<(String, anyhow::Error)>,
-    renewed: Vec<(String, pem::CertInfo)>,
+    renewed: Vec<(String, pem::CertInfo, bool)>,
     json: bool,
 ) -> anyhow::Result<()> {
     if json {
         let mut outcomes: Vec<Outcome> = renewed
             .iter()
-            .map(|(name, info)| Outcome {
+            .map(|(name, info, reinstalled)| Outcome {
                 name: name.clone(),
-                status: "renewed",
+                status: if *reinstalled {
+                    "reinstalled"
+                } else {
+                    "renewed"
+                },
                 serial: Some(info.serial.clone()),
                 not_after: Some(rfc3339(info.not_after)),
                 error: None,
@@ -246,7 +304,7 @@ fn summarize(
             not_after: None,
             error: Some(format!("{e:#}")),
         }));
-        println!("{}", serde_json::to_string(&outcomes)?);
+        super::print_stdout(&format!("{}\n", serde_json::to_string(&outcomes)?))?;
     }
     if failures.is_empty() {
         return Ok(());

@@ -30,7 +30,8 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
     // 1. every input, before anything is written or sent
     let RequestSettings {
         name,
-        wanted,
+        mut wanted,
+        run_hooks,
         hook_timeout,
     } = RequestSettings::resolve(global, config, &args)?;
     let local = wanted.cert.server.is_local();
@@ -43,7 +44,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
 
     // 2. a new account needs the terms agreed to: without a terminal to ask on, that is
     //    --agree-tos; then the directories must take the result, and nobody else may write
-    let (store, bundles) = super::open(global);
+    let (store, bundles) = super::open(global)?;
     if !local
         && !args.agree_tos
         && !std::io::stdin().is_terminal()
@@ -58,11 +59,29 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
     }
     let _lock = super::lock_for_writing(global, &store, &bundles)?;
 
-    // 3. a valid certificate for the same names is left alone unless --force
-    let existing = store.lineage(&name)?;
+    // 3. a valid certificate for the same names is left alone unless --force; one that a
+    //    stopped request left half made is done again
+    let existing = match store.lineage(&name) {
+        Ok(existing) => existing,
+        Err(e) => match store.half_made(&name) {
+            Some(_) => {
+                crate::log::info(format_args!(
+                    "{name}: an earlier request was stopped before everything was stored; \
+                     requesting it again"
+                ));
+                None
+            }
+            None => return Err(e),
+        },
+    };
     if let Some(current) = &existing {
+        // what a newer certctl stored stays stored
+        wanted.unknown = current.settings.unknown.clone();
         let now = now();
-        let same_names = same_set(&current.settings.cert.domains, &wanted.cert.domains);
+        // the names asked for now, in the stored settings and in the live certificate (a
+        // request stopped between the two leaves them different)
+        let same_names = same_set(&current.settings.cert.domains, &wanted.cert.domains)
+            && crate::store::same_names(&wanted.cert.domains, &current.info.names);
         // the CA's ARI window when it gave one, else the lifetime rule (as renew decides)
         let ari = store.ari(&name);
         let decision = pem::decide(
@@ -99,9 +118,10 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         store: &store,
         bundles: &bundles,
         verbosity: global.verbosity,
-        hooks: Default::default(),
+        hooks: run_hooks,
         hook_timeout,
         haproxy_timeout: global.haproxy_timeout,
+        http_timeout: global.http_timeout,
         sockets: Vec::new(),
         jobs: 1,
         dry_run: false,
@@ -178,8 +198,7 @@ fn print_json(bundles: &Bundles, lineage: &Lineage, status: &str) -> anyhow::Res
         not_after: rfc3339(lineage.info.not_after),
         bundle: bundles.path(&lineage.name).display().to_string(),
     };
-    println!("{}", serde_json::to_string(&outcome)?);
-    Ok(())
+    super::print_stdout(&format!("{}\n", serde_json::to_string(&outcome)?))
 }
 
 fn same_set(a: &[crate::types::DomainName], b: &[crate::types::DomainName]) -> bool {

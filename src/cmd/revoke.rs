@@ -18,7 +18,11 @@ use crate::types::CertName;
 pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
     // 1. the certificate, and what revoking it needs: its settings (the CA) and its leaf
     let name = CertName::parse(&args.name).map_err(BadInput::new)?;
-    let (store, bundles) = super::open(global);
+    if let Some(command) = &args.post_hook {
+        crate::trust::check_hook("post", command)
+            .map_err(|e| BadInput::new(format!("--post-hook: {e}")))?;
+    }
+    let (store, bundles) = super::open(global)?;
     let lineage = store
         .lineage(&name)
         .with_context(|| {
@@ -95,7 +99,7 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
             .ca_bundle
             .as_deref()
             .or(global.ca_bundle.as_deref());
-        let http = AcmeHttp::new(ca_bundle)?;
+        let http = AcmeHttp::new(ca_bundle, global.http_timeout)?;
         let revoked_now = async {
             let account = acme::restore_account(&http, server, credentials).await?;
             acme::revoke(&account, server, &leaf, args.reason).await

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::durable::{SECRET_MODE, remove_temp_files_in, write_atomic};
+use crate::durable::{
+    Links, MAX_INPUT_FILE, SECRET_MODE, read_regular, remove_temp_files_in, write_atomic,
+};
 use crate::store::Store;
 use crate::types::CertName;
 
@@ -44,6 +46,12 @@ impl Bundles {
     /// Creates the ssl directory when missing and proves it can be written, so that no
     /// order is placed for a certificate that could not be installed.
     pub fn check_writable(&self) -> anyhow::Result<()> {
+        crate::trust::check(
+            &self.ssl_dir,
+            "ssl directory",
+            crate::trust::Rule::NotWorldWritable,
+        )
+        .map_err(crate::error::BadInput::new)?;
         crate::durable::check_dir_writable(&self.ssl_dir, "ssl directory", "--ssl-dir")
     }
 
@@ -62,7 +70,10 @@ impl Bundles {
         content: &str,
     ) -> anyhow::Result<bool> {
         let path = self.path(name);
-        let changed = !fs::read(&path).is_ok_and(|old| old == content.as_bytes());
+        let changed = match read_bundle(&path)? {
+            Some(old) => old != content.as_bytes(),
+            None => true,
+        };
         if changed {
             write_atomic(&path, content.as_bytes(), SECRET_MODE)
                 .with_context(|| format!("writing the bundle {}", path.display()))?;
@@ -94,26 +105,29 @@ impl Bundles {
 
     /// Whether the bundle of `name` holds `expected`.
     pub fn holds(&self, name: &CertName, expected: &str) -> bool {
-        fs::read(self.path(name)).is_ok_and(|actual| actual == expected.as_bytes())
+        read_bundle(&self.path(name))
+            .ok()
+            .flatten()
+            .is_some_and(|actual| actual == expected.as_bytes())
     }
 
     pub fn exists(&self, name: &CertName) -> bool {
-        self.path(name).is_file()
+        fs::symlink_metadata(self.path(name)).is_ok_and(|m| m.is_file())
     }
 
     /// Reads and removes the bundle of `name` (None when there is none): it goes into the
-    /// archive with the certificate's state.
+    /// archive with the certificate's state. A symlink in its place is removed, unread.
     pub fn take(&self, name: &CertName) -> anyhow::Result<Option<Vec<u8>>> {
         let path = self.path(name);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        let bytes = match read_bundle(&path)? {
+            Some(bytes) => Some(bytes),
+            None if fs::symlink_metadata(&path).is_ok() => None,
+            None => return Ok(None),
         };
         fs::remove_file(&path)
             .and_then(|()| crate::durable::sync_dir(&self.ssl_dir))
             .with_context(|| format!("removing the bundle {}", path.display()))?;
-        Ok(Some(bytes))
+        Ok(bytes)
     }
 
     /// Puts back a bundle `take` removed (an archive that failed).
@@ -124,10 +138,28 @@ impl Bundles {
     }
 }
 
+/// The bytes of the bundle at `path`: None when there is none, or a symlink stands there
+/// (never read through: whoever can write the ssl directory may have planted it; a write
+/// replaces it). Anything else that is not a regular file (a directory, a pipe, a device)
+/// is an error, found without blocking.
+fn read_bundle(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    match read_regular(path, MAX_INPUT_FILE, Links::Refuse) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Ok(None),
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "the bundle {} cannot be replaced; move it away",
+                path.display()
+            )
+        }),
+    }
+}
+
 /// Identity of a file as written: inode, size and modification time (ns).
 fn file_stamp(path: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
-    let meta = fs::metadata(path).ok()?;
+    let meta = fs::symlink_metadata(path).ok()?;
     Some(format!(
         "{} {} {}.{:09}",
         meta.ino(),

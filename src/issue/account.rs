@@ -26,7 +26,7 @@ pub(super) async fn for_run(
     server: &Server,
     settings: &CertSettings,
 ) -> anyhow::Result<instant_acme::Account> {
-    let http = AcmeHttp::new(settings.host.ca_bundle.as_deref())?;
+    let http = AcmeHttp::new(settings.host.ca_bundle.as_deref(), run.http_timeout)?;
     let agree_tos = match run.missing_account {
         MissingAccount::AgreeOrAsk { agree_tos } => agree_tos,
         MissingAccount::Create => true,

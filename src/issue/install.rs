@@ -1,6 +1,8 @@
 //! Installing a certificate on this host: stored as the live generation with its settings,
 //! then its bundle written; and telling whether a bundle is the stored certificate's.
 
+use anyhow::Context;
+
 use crate::deploy::Bundles;
 use crate::pem;
 use crate::settings::CertSettings;
@@ -9,7 +11,10 @@ use crate::types::CertName;
 
 use super::Issued;
 
-/// Stores a new certificate and its settings, then writes its bundle.
+/// Stores the settings, then the new certificate (one atomic switch), then writes its
+/// bundle. Settings first: a run stopped in between leaves settings that ask for more than
+/// the live certificate holds (or no certificate at all), which the next `renew` completes
+/// and `request` redoes; never a certificate whose settings are lost.
 pub fn install(
     store: &Store,
     bundles: &Bundles,
@@ -17,8 +22,8 @@ pub fn install(
     wanted: &CertSettings,
     issued: &Issued,
 ) -> anyhow::Result<()> {
-    store.save_generation(name, &issued.key_pem, &issued.chain, &issued.info)?;
     store.save_settings(name, wanted)?;
+    store.save_generation(name, &issued.key_pem, &issued.chain, &issued.info)?;
     bundles.write(
         store,
         name,
@@ -28,13 +33,33 @@ pub fn install(
     Ok(())
 }
 
-/// Writes the bundle of `name` again from its stored files.
+/// Writes the bundle of `name` again from its stored files, once they pass every check an
+/// issued certificate passes (names, validity, key, chain); otherwise nothing is written.
 pub(super) fn reinstall(
     store: &Store,
     bundles: &Bundles,
     name: &CertName,
+    settings: &CertSettings,
 ) -> anyhow::Result<Issued> {
     let files = store.live_files(name)?;
+    let names: Vec<String> = settings
+        .cert
+        .domains
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    let expected = pem::Expected {
+        names: Some(&names),
+        now: Some(super::now()),
+        issuer_in_chain: !settings.cert.server.is_local(),
+    };
+    pem::check_chain(&files.chain, &files.key_pem, expected).with_context(|| {
+        format!(
+            "the stored generation ({} with {}) cannot be installed; `certctl renew --force {name}` \
+             gets a new certificate",
+            files.cert_label, files.key_label
+        )
+    })?;
     let issued = Issued {
         info: pem::cert_info(&files.chain.leaf)?,
         key_pem: files.key_pem,
@@ -46,10 +71,6 @@ pub(super) fn reinstall(
         &issued.info.serial,
         &pem::bundle(&issued.chain, &issued.key_pem),
     )?;
-    crate::log::info(format_args!(
-        "{name}: the bundle was not the stored certificate's (an earlier run was \
-         interrupted); written again"
-    ));
     Ok(issued)
 }
 

@@ -56,6 +56,8 @@ pub struct Run<'a> {
     pub sockets: Vec<Socket>,
     /// How long one HAProxy admin command may take.
     pub haproxy_timeout: Duration,
+    /// How long one exchange with a CA may take, connect to the last byte of its answer.
+    pub http_timeout: Duration,
     /// Orders placed at once.
     pub jobs: usize,
     /// Take every step up to saving, then stop (staging instead of Let's Encrypt).
@@ -259,7 +261,7 @@ impl Run<'_> {
             }
         }
         for cert in reinstalls {
-            match reinstall(self.store, self.bundles, &cert.name) {
+            match reinstall(self.store, self.bundles, &cert.name, &cert.settings) {
                 Ok(issued) => installed.push((cert, issued, true)),
                 Err(e) => outcomes.push(outcome(
                     cert,

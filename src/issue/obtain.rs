@@ -38,8 +38,14 @@ pub async fn order(
     .await?;
     let key_pem = key.serialize_pem();
     let chain = Chain::parse(&chain_pem).context("reading the certificate the CA sent")?;
-    pem::check_key_matches(&chain.leaf, &key_pem)
-        .context("the CA's certificate does not match the key certctl sent")?;
+    // never install a certificate that is not the one asked for
+    let names: Vec<String> = wanted.cert.domains.iter().map(|d| d.to_string()).collect();
+    let expected = pem::Expected {
+        names: Some(&names),
+        now: Some(now()),
+        issuer_in_chain: true,
+    };
+    pem::check_chain(&chain, &key_pem, expected).context("refusing the certificate the CA sent")?;
     let info = pem::cert_info(&chain.leaf).context("reading the certificate the CA sent")?;
     Ok(Issued {
         key_pem,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{
     CertConfig, CertSettings, Challenge, ConfigFile, DnsFlags, Global, Hooks, HostConfig,
-    hook_timeout, merge_hooks, parse_sockets,
+    flag_hooks, hook_timeout, merge_hooks, parse_sockets,
 };
 use crate::cli::{RenewArgs, RequestArgs};
 use crate::error::BadInput;
@@ -16,7 +16,10 @@ use crate::types::{CertName, ChallengeKind, DomainName, KeyType, Socket, join, p
 /// What `certctl request` works with.
 pub struct RequestSettings {
     pub name: CertName,
+    /// What the certificate stores: the hooks of the command line among them.
     pub wanted: CertSettings,
+    /// The config file's hooks, run in this run only (they are not stored).
+    pub run_hooks: Hooks,
     pub hook_timeout: Duration,
 }
 
@@ -56,7 +59,7 @@ impl RequestSettings {
             },
             host: HostConfig {
                 ca_bundle: global.ca_bundle.clone(),
-                hooks: merge_hooks(&args.hooks, config),
+                hooks: flag_hooks(&args.hooks),
                 haproxy_sockets: parse_sockets(if args.haproxy_sockets.is_empty() {
                     &config.haproxy_sockets
                 } else {
@@ -64,11 +67,21 @@ impl RequestSettings {
                 })
                 .map_err(BadInput::new)?,
             },
+            unknown: Default::default(),
         };
         let hook_timeout = hook_timeout(&args.hooks, config);
+        // the config file's hooks run as configuration: for kinds no flag gives
+        let merged = merge_hooks(&args.hooks, config)?;
+        let flags = &wanted.host.hooks;
+        let run_hooks = Hooks {
+            pre: merged.pre.filter(|_| flags.pre.is_none()),
+            deploy: merged.deploy.filter(|_| flags.deploy.is_none()),
+            post: merged.post.filter(|_| flags.post.is_none()),
+        };
         Ok(Self {
             name,
             wanted,
+            run_hooks,
             hook_timeout,
         })
     }
@@ -205,7 +218,7 @@ impl RenewSettings {
         .map_err(BadInput::new)?;
         Ok(Self {
             jobs,
-            hooks: merge_hooks(&args.hooks, config),
+            hooks: merge_hooks(&args.hooks, config)?,
             hook_timeout: hook_timeout(&args.hooks, config),
             sockets,
         })

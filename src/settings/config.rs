@@ -68,6 +68,9 @@ impl ConfigFile {
                 );
             }
         };
+        // it names the hooks root runs: only root (or the running user) may write it
+        crate::trust::check(&path, "config file", crate::trust::Rule::Private)
+            .map_err(BadInput::new)?;
         Self::parse(&path, &text)
     }
 
@@ -124,6 +127,23 @@ impl ConfigFile {
 
     /// The checks TOML's types cannot make, as the flags get them.
     fn check(&self) -> Result<(), (&'static str, String)> {
+        // a NUL written as an escape (`"\u0000"`) reaches a value though the text has none;
+        // no path, address or command can hold one
+        for (key, value) in self.text_values() {
+            if value.contains('\0') {
+                return Err((key, "holds a NUL character; no value can".into()));
+            }
+        }
+        for (key, hook) in [
+            ("pre_hook", &self.pre_hook),
+            ("deploy_hook", &self.deploy_hook),
+            ("post_hook", &self.post_hook),
+        ] {
+            if let Some(command) = hook {
+                crate::trust::check_hook(&key.replace("_hook", ""), command)
+                    .map_err(|e| (key, e))?;
+            }
+        }
         for (key, dir) in [("state_dir", &self.state_dir), ("ssl_dir", &self.ssl_dir)] {
             if dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
                 return Err((key, "an empty path; give a directory".into()));
@@ -158,6 +178,40 @@ impl ConfigFile {
         }
         parse_sockets(&self.haproxy_sockets).map_err(|e| ("haproxy_sockets", e))?;
         Ok(())
+    }
+}
+
+impl ConfigFile {
+    /// Every text value of the file, with its key.
+    fn text_values(&self) -> Vec<(&'static str, std::borrow::Cow<'_, str>)> {
+        fn path(p: &Option<PathBuf>) -> Option<std::borrow::Cow<'_, str>> {
+            p.as_ref().map(|p| p.to_string_lossy())
+        }
+        fn text(s: &Option<String>) -> Option<std::borrow::Cow<'_, str>> {
+            s.as_deref().map(std::borrow::Cow::Borrowed)
+        }
+        let mut values = vec![
+            ("state_dir", path(&self.state_dir)),
+            ("ssl_dir", path(&self.ssl_dir)),
+            ("ca_bundle", path(&self.ca_bundle)),
+            ("webroot", path(&self.webroot)),
+            ("server", text(&self.server)),
+            ("email", text(&self.email)),
+            ("http_addr", text(&self.http_addr)),
+            ("pre_hook", text(&self.pre_hook)),
+            ("deploy_hook", text(&self.deploy_hook)),
+            ("post_hook", text(&self.post_hook)),
+        ];
+        values.extend(self.haproxy_sockets.iter().map(|s| {
+            (
+                "haproxy_sockets",
+                Some(std::borrow::Cow::Borrowed(s.as_str())),
+            )
+        }));
+        values
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect()
     }
 }
 

@@ -75,6 +75,9 @@ pub struct Global {
     pub lock_wait: Duration,
     /// How long one HAProxy admin command may take (CERTCTL_HAPROXY_TIMEOUT).
     pub haproxy_timeout: Duration,
+    /// How long one exchange with a CA may take, connect to the last byte of its answer
+    /// (CERTCTL_HTTP_TIMEOUT).
+    pub http_timeout: Duration,
     /// The root of the system trust store `ca install` writes to (CERTCTL_TRUST_ROOT).
     pub trust_root: PathBuf,
     /// stderr goes to systemd's journal (JOURNAL_STREAM): lines carry their priority.
@@ -119,23 +122,40 @@ impl Global {
             (false, 1) => Verbosity::Verbose,
             (false, _) => Verbosity::Debug,
         };
+        let ssl_dir = non_empty_path(
+            args.ssl_dir.clone().or_else(|| config.ssl_dir.clone()),
+            "--ssl-dir",
+        )?
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SSL_DIR));
+        // bundle paths go to HAProxy's admin socket, one command per line: a line break (or
+        // any control character) in one could end a command and start another
+        if ssl_dir
+            .as_os_str()
+            .as_encoded_bytes()
+            .iter()
+            .any(|b| b.is_ascii_control())
+        {
+            return Err(BadInput::new(format!(
+                "--ssl-dir {:?} holds a control character (a line break?); give a plain directory path",
+                ssl_dir.display().to_string()
+            ))
+            .into());
+        }
         Ok(Self {
             state_dir: non_empty_path(
                 args.state_dir.clone().or_else(|| config.state_dir.clone()),
                 "--state-dir",
             )?
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
-            ssl_dir: non_empty_path(
-                args.ssl_dir.clone().or_else(|| config.ssl_dir.clone()),
-                "--ssl-dir",
-            )?
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_SSL_DIR)),
+            ssl_dir,
             server,
             ca_bundle: ca_bundle.map(|p| std::path::absolute(&p).unwrap_or(p)),
             verbosity,
             lock_wait: seconds_var("CERTCTL_LOCK_TIMEOUT", false)?.unwrap_or(DEFAULT_LOCK_WAIT),
             haproxy_timeout: seconds_var("CERTCTL_HAPROXY_TIMEOUT", true)?
                 .unwrap_or(DEFAULT_HAPROXY_TIMEOUT),
+            http_timeout: seconds_var("CERTCTL_HTTP_TIMEOUT", true)?
+                .unwrap_or(crate::acme::DEFAULT_HTTP_TIMEOUT),
             trust_root: std::env::var_os("CERTCTL_TRUST_ROOT")
                 .filter(|v| !v.is_empty())
                 .map_or_else(|| PathBuf::from("/"), PathBuf::from),
@@ -220,15 +240,42 @@ pub fn check_ca_bundle(path: &Path) -> anyhow::Result<()> {
 }
 
 /// The hooks given on the command line, else in the config file.
-pub fn merge_hooks(args: &crate::cli::HookArgs, config: &ConfigFile) -> Hooks {
-    Hooks {
+pub fn merge_hooks(args: &crate::cli::HookArgs, config: &ConfigFile) -> anyhow::Result<Hooks> {
+    let hooks = Hooks {
         pre: args.pre_hook.clone().or_else(|| config.pre_hook.clone()),
         deploy: args
             .deploy_hook
             .clone()
             .or_else(|| config.deploy_hook.clone()),
         post: args.post_hook.clone().or_else(|| config.post_hook.clone()),
+    };
+    check_hooks(&flag_hooks(args))?;
+    Ok(hooks)
+}
+
+/// The hooks given on the command line alone: what a certificate stores. Hooks of the config
+/// file are configuration, read again at every run, never copied into settings.json.
+pub fn flag_hooks(args: &crate::cli::HookArgs) -> Hooks {
+    Hooks {
+        pre: args.pre_hook.clone(),
+        deploy: args.deploy_hook.clone(),
+        post: args.post_hook.clone(),
     }
+}
+
+/// Refuses (bad input) a hook whose script anyone may rewrite or another user owns.
+pub fn check_hooks(hooks: &Hooks) -> anyhow::Result<()> {
+    for (kind, command) in [
+        ("pre", &hooks.pre),
+        ("deploy", &hooks.deploy),
+        ("post", &hooks.post),
+    ] {
+        if let Some(command) = command {
+            crate::trust::check_hook(kind, command)
+                .map_err(|e| BadInput::new(format!("--{kind}-hook: {e}")))?;
+        }
+    }
+    Ok(())
 }
 
 /// How long one hook may run: the flag, else the config file, else the default.

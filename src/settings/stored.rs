@@ -15,13 +15,17 @@ use crate::types::{ChallengeKind, DomainName, KeyType, Server, Socket};
 /// What is stored for a certificate, so that `renew` repeats it with no flags. Two parts:
 /// what belongs to the certificate (shared by every host that serves it) and what belongs to
 /// the host that deploys it. On disk both sit side by side in one flat settings.json, as
-/// before the split, so existing state keeps working.
+/// before the split, so existing state keeps working; fields a newer certctl wrote there
+/// are kept as they are when this one rewrites the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertSettings {
     #[serde(flatten)]
     pub cert: CertConfig,
     #[serde(flatten)]
     pub host: HostConfig,
+    /// Every other field of the file (last: the parts above take theirs first).
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// The certificate's own settings: names, key, CA, how challenges are answered.

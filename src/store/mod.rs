@@ -77,6 +77,11 @@ pub trait Backend: Send + Sync {
     fn describe(&self) -> String;
     /// Creates what is missing and proves it can be written, before any order is placed.
     fn check_writable(&self) -> anyhow::Result<()>;
+    /// Refuses a state that someone other than root (or the running user) could have
+    /// written: its settings name the hooks root runs. The error says how to fix it.
+    fn check_trusted(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// The lock around everything that writes, waiting at most `wait`.
     fn lock(&self, wait: Duration) -> anyhow::Result<Box<dyn Lock>>;
 
@@ -240,6 +245,10 @@ impl Store {
         self.backend.check_writable()
     }
 
+    pub fn check_trusted(&self) -> Result<(), String> {
+        self.backend.check_trusted()
+    }
+
     pub fn lock(&self, wait: Duration) -> anyhow::Result<Box<dyn Lock>> {
         self.backend.lock(wait)
     }
@@ -293,6 +302,22 @@ impl Store {
                 &serde_json::to_vec_pretty(settings)?,
             )
             .with_context(|| format!("{name}: saving the settings"))
+    }
+
+    /// Whether `name` was left half made by a first request stopped while storing it (killed,
+    /// or a full disk): managed, but without its settings or without a live certificate.
+    /// Some(its settings, when they were stored); None for a whole (or a damaged) entry.
+    pub fn half_made(&self, name: &CertName) -> Option<Option<CertSettings>> {
+        if !self.manages(name) {
+            return None;
+        }
+        // a damaged file (settings, or a live meta that cannot be read) is damage, not an
+        // interrupted request: it is reported, never ordered again or cleared
+        let settings = self.settings(name).ok()?;
+        match (settings, self.backend.live_meta(name)) {
+            (_, Err(_)) | (Some(_), Ok(Some(_))) => None,
+            (settings, Ok(_)) => Some(settings),
+        }
     }
 
     /// The stored certificate `name`, or None when certctl does not manage it.
@@ -452,8 +477,41 @@ impl Store {
             }
             Err(e) => problems.push(format!("{e:#}")),
         }
-        if live.key_pem.is_err() {
-            problems.push(format!("{} is missing", live.key_label));
+        match (&live.key_pem, self.live_files(name)) {
+            (Err(_), _) => problems.push(format!("{} is missing", live.key_label)),
+            (Ok(_), Ok(files)) => {
+                // what would be installed: the key fits, the chain links up, and the leaf
+                // names what the settings ask for
+                let expected = crate::pem::Expected {
+                    issuer_in_chain: settings.as_ref().is_some_and(|s| !s.cert.server.is_local()),
+                    ..Default::default()
+                };
+                if let Err(e) = crate::pem::check_chain(&files.chain, &files.key_pem, expected) {
+                    problems.push(format!(
+                        "{} with {}: {e:#}",
+                        files.cert_label, files.key_label
+                    ));
+                }
+                if let (Some(s), Ok(actual)) = (&settings, crate::pem::cert_info(&files.chain.leaf))
+                {
+                    if !same_names(&s.cert.domains, &actual.names) {
+                        problems.push(format!(
+                            "{} names {} but the settings ask for {} (an interrupted request; \
+                             `certctl renew {name}` completes it)",
+                            files.cert_label,
+                            actual.names.join(" "),
+                            crate::types::join(&s.cert.domains)
+                        ));
+                    }
+                }
+            }
+            (Ok(_), Err(e)) => {
+                // cert.pem was reported above; chain.pem not yet
+                let text = format!("{e:#}");
+                if !problems.contains(&text) {
+                    problems.push(text);
+                }
+            }
         }
         Inspection {
             name: name.clone(),
@@ -503,6 +561,22 @@ impl Store {
                 .with_context(|| format!("{} is damaged", self.backend.label(key))),
         }
     }
+}
+
+/// Whether a certificate's names are the ones asked for (DNS names without case, IP
+/// addresses by value).
+pub fn same_names(asked: &[crate::types::DomainName], names: &[String]) -> bool {
+    let norm = |n: &str| match n.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => n.to_ascii_lowercase(),
+    };
+    let mut a: Vec<String> = asked.iter().map(|d| norm(d.as_str())).collect();
+    let mut b: Vec<String> = names.iter().map(|n| norm(n)).collect();
+    a.sort();
+    a.dedup();
+    b.sort();
+    b.dedup();
+    a == b
 }
 
 /// A stored certificate file must hold exactly one certificate (the leaf), as DER.

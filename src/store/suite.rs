@@ -62,6 +62,7 @@ fn settings(domain: &str) -> CertSettings {
             challenges: Default::default(),
         },
         host: HostConfig::default(),
+        unknown: Default::default(),
     }
 }
 

@@ -433,7 +433,11 @@ fn sigkill_at_random_moments_of_renew_never_leaves_a_broken_bundle() {
     let post = format!("echo \"$CERTCTL_RENEWED_NAMES\" >> {}", log.display());
     let out = lab.run(&["renew", "--post-hook", &post]);
     out.assert_success();
-    assert!(out.stderr.contains("written again"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("reinstalled from the stored files"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(
         fs::read(&stale_path).unwrap(),
         live_bundle(&lab, "b.mon-app.test").unwrap()

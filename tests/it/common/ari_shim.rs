@@ -65,26 +65,7 @@ impl AriShim {
     /// Listens on a free 127.0.0.1 port with Pebble's listener certificate, so the lab's
     /// `ca_bundle()` trusts the shim as it trusts Pebble.
     pub fn start(lab: &Lab) -> AriShim {
-        let (cert_pem, key_pem) = lab.listener_identity();
-        let cert = CertificateDer::from(
-            pem::parse(&cert_pem)
-                .expect("listener certificate PEM")
-                .into_contents(),
-        );
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            pem::parse(&key_pem)
-                .expect("listener key PEM")
-                .into_contents(),
-        ));
-        let server = ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("default protocol versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .expect("listener certificate and key");
-        let server = Arc::new(server);
+        let server = listener_server_config(lab);
 
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding the ARI shim");
         let addr = listener.local_addr().expect("the ARI shim's address");
@@ -172,6 +153,31 @@ impl AriShim {
     }
 }
 
+/// A TLS server configuration with Pebble's listener certificate, so the lab's `ca_bundle()`
+/// trusts a front as it trusts Pebble.
+pub(super) fn listener_server_config(lab: &Lab) -> Arc<ServerConfig> {
+    let (cert_pem, key_pem) = lab.listener_identity();
+    let cert = CertificateDer::from(
+        pem::parse(&cert_pem)
+            .expect("listener certificate PEM")
+            .into_contents(),
+    );
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        pem::parse(&key_pem)
+            .expect("listener key PEM")
+            .into_contents(),
+    ));
+    let server = ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("default protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .expect("listener certificate and key");
+    Arc::new(server)
+}
+
 impl Drop for AriShim {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -184,19 +190,19 @@ impl Drop for AriShim {
 }
 
 /// One request as the client sent it.
-struct Request {
-    method: String,
-    path: String,
+pub(super) struct Request {
+    pub(super) method: String,
+    pub(super) path: String,
     /// Header lines, without the request line, each without its CRLF.
-    headers: Vec<String>,
-    body: Vec<u8>,
+    pub(super) headers: Vec<String>,
+    pub(super) body: Vec<u8>,
 }
 
 /// One answer, sent with `Connection: close` and its own Content-Length.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(super) struct Reply {
+    pub(super) status: u16,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Vec<u8>,
 }
 
 impl Reply {
@@ -234,15 +240,29 @@ fn serve(shared: &Shared, server: Arc<ServerConfig>, tcp: TcpStream) -> Result<(
             body: format!("the ARI shim could not reach Pebble: {e}\n").into_bytes(),
         }
     });
+    send_reply(&mut stream, &reply)
+}
+
+/// The status line and headers of `reply`, with `Connection: close` and, unless
+/// `length` is None, a Content-Length.
+pub(super) fn reply_head(reply: &Reply, length: Option<usize>) -> Vec<u8> {
     let mut out = format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status));
     for (name, value) in &reply.headers {
         out.push_str(&format!("{name}: {value}\r\n"));
     }
-    out.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        reply.body.len()
-    ));
-    let mut bytes = out.into_bytes();
+    if let Some(length) = length {
+        out.push_str(&format!("Content-Length: {length}\r\n"));
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    out.into_bytes()
+}
+
+/// Sends `reply` whole and closes the TLS session.
+pub(super) fn send_reply(
+    stream: &mut StreamOwned<ServerConnection, TcpStream>,
+    reply: &Reply,
+) -> Result<(), String> {
+    let mut bytes = reply_head(reply, Some(reply.body.len()));
     bytes.extend_from_slice(&reply.body);
     stream
         .write_all(&bytes)
@@ -323,6 +343,15 @@ fn forward_new_order(shared: &Shared, request: &Request) -> Result<Reply, String
 /// out from Host as well. So every URL certctl sees names the shim, and every ACME request
 /// passes through it unchanged: Pebble cannot tell the shim from its own listener.
 fn forward(shared: &Shared, request: &Request) -> Result<Reply, String> {
+    forward_to(shared.pebble, shared.to_pebble.clone(), request)
+}
+
+/// `forward` to the Pebble at `pebble`, trusted by `to_pebble`.
+pub(super) fn forward_to(
+    pebble: SocketAddr,
+    to_pebble: Arc<ClientConfig>,
+    request: &Request,
+) -> Result<Reply, String> {
     // HTTP/1.0: Pebble closes after its reply and never sends it chunked
     let mut raw = format!("{} {} HTTP/1.0\r\n", request.method, request.path);
     for line in &request.headers {
@@ -338,7 +367,7 @@ fn forward(shared: &Shared, request: &Request) -> Result<Reply, String> {
     raw.push_str("\r\n");
     let mut raw = raw.into_bytes();
     raw.extend_from_slice(&request.body);
-    let reply = tls::https_request(shared.pebble, "127.0.0.1", &raw, shared.to_pebble.clone())?;
+    let reply = tls::https_request(pebble, "127.0.0.1", &raw, to_pebble)?;
     let headers = reply
         .head
         .lines()
@@ -406,7 +435,7 @@ fn jws_payload(body: &[u8]) -> Result<Value, String> {
 }
 
 /// Reads one request (head, then a Content-Length body); None when the client sent nothing.
-fn read_request(stream: &mut impl Read) -> Result<Option<Request>, String> {
+pub(super) fn read_request(stream: &mut impl Read) -> Result<Option<Request>, String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {
@@ -469,10 +498,13 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         201 => "Created",
+        302 => "Found",
         400 => "Bad Request",
         404 => "Not Found",
         409 => "Conflict",
+        500 => "Internal Server Error",
         502 => "Bad Gateway",
+        503 => "Service Unavailable",
         _ => "Status",
     }
 }

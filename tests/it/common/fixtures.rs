@@ -92,6 +92,23 @@ pub fn serial_hex(der: &[u8]) -> String {
         .collect()
 }
 
+/// The DNS names of a certificate's subjectAltName.
+pub fn san_dns_names(der: &[u8]) -> Vec<String> {
+    use x509_parser::prelude::{GeneralName, ParsedExtension};
+    let (_, cert) = X509Certificate::from_der(der).unwrap();
+    let mut names = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
+            for name in &san.general_names {
+                if let GeneralName::DNSName(d) = name {
+                    names.push(d.to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
 /// Drives a command on a pseudo-terminal: waits for the `[y/N]` prompt, types the answer,
 /// echoes everything the terminal showed on stdout and exits with the command's code.
 /// Bounded: kills the command after 150 s (less than run_command's bound, so that what the

@@ -42,6 +42,10 @@ pub fn empty_config(dir: &Path) -> PathBuf {
     if !path.exists() {
         fs::write(&path, "# no settings: certctl's built-in defaults\n")
             .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        // whatever the umask of the suite: certctl refuses a config file others can write
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
     }
     path
 }
@@ -49,8 +53,12 @@ pub fn empty_config(dir: &Path) -> PathBuf {
 /// `certctl` with stdin closed, a scrubbed environment and `CERTCTL_CONFIG` naming an empty
 /// config file in `dir` (a directory of the test's own). A test that wants a config file
 /// sets CERTCTL_CONFIG again or passes --config: both win over this one.
+/// CERTCTL_IT_BIN (read here, never passed on) runs the suite against another build, e.g.
+/// an older one, to count what a fix changed.
 pub fn certctl_in(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_certctl"));
+    let binary =
+        std::env::var_os("CERTCTL_IT_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_certctl").into());
+    let mut command = Command::new(binary);
     scrub(&mut command)
         .env("CERTCTL_CONFIG", empty_config(dir))
         .stdin(Stdio::null());

@@ -7,10 +7,14 @@
 
 pub mod ari_shim;
 pub mod bind;
+pub mod bounded;
+pub mod ca_front;
 pub mod certbot;
+pub mod fake_admin;
 pub mod fixtures;
 pub mod haproxy;
 pub mod hermetic;
+pub mod host;
 pub mod pki;
 pub mod process;
 pub mod proxy;

@@ -1,26 +1,38 @@
-//! The file backend of the state: today's directory layout, unchanged, so existing state
-//! directories keep working. Layout: accounts/<server>.json, certs/<name>/settings.json,
+//! The file backend of the state: today's directory layout, so existing state directories
+//! keep working. Layout: accounts/<server slug>-<hash of the exact URL>.json (the slug
+//! alone, as before, is still read when the file names that very URL), certs/<name>/settings.json,
 //! ari.json, deployed.json, live -> gN/ (key.pem, cert.pem, chain.pem, fullchain.pem,
 //! meta.json), ca/ (ca.pem, ca.key, revoked.json, crl.pem), dns-pending/<name>.json,
 //! archive/, lock. Writes are atomic (temp file, fsync, rename, fsync the directory); the
 //! lock is a POSIX record lock.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+
+mod lock;
 
 use super::{Backend, Generation, Key, LivePaths, LiveRead, Lock};
 use crate::types::{CertName, Server};
 
 use crate::durable::{
-    DIR_MODE, PUBLIC_MODE, SECRET_MODE, TMP_MARK, create_dir, remove_temp_files_in, sync_dir,
-    write_atomic, write_new,
+    DIR_MODE, Links, MAX_INPUT_FILE, PUBLIC_MODE, SECRET_MODE, TMP_MARK, create_dir, read_regular,
+    remove_temp_files_in, sync_dir, write_atomic, write_new,
 };
+
+/// Reads one file of the state: a regular file of at most `MAX_INPUT_FILE` bytes, never
+/// through a symlink and never blocking on a pipe; None when it does not exist.
+fn read_state_file(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    match read_regular(path, MAX_INPUT_FILE, Links::Refuse) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
 
 pub struct Files {
     state_dir: PathBuf,
@@ -37,20 +49,39 @@ impl Files {
         self.state_dir.join("certs").join(name.as_str())
     }
 
+    /// The account file of `server`: a readable slug of its URL (lossy: `dir?a/b` and
+    /// `dir?a_b` share it) and a hash of the exact URL, so that no two CAs share a file.
     fn account_path(&self, server: &Server) -> PathBuf {
-        let slug: String = server
-            .url()
-            .trim_start_matches("https://")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, server.url().as_bytes());
+        let hash: String = digest.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
             .collect();
-        self.state_dir.join("accounts").join(format!("{slug}.json"))
+        self.state_dir
+            .join("accounts")
+            .join(format!("{}-{hash}.json", account_slug(server)))
+    }
+
+    /// Where an account was kept before the exact URL was part of the name.
+    fn legacy_account_path(&self, server: &Server) -> PathBuf {
+        self.state_dir
+            .join("accounts")
+            .join(format!("{}.json", account_slug(server)))
+    }
+
+    /// The account of `server`; a file of the old naming counts only when the URL it
+    /// records is exactly `server`'s.
+    fn read_account(&self, server: &Server) -> anyhow::Result<Option<Vec<u8>>> {
+        if let Some(bytes) = read_state_file(&self.account_path(server))? {
+            return Ok(Some(bytes));
+        }
+        let Some(bytes) = read_state_file(&self.legacy_account_path(server))? else {
+            return Ok(None);
+        };
+        let recorded = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["server"].as_str().map(str::to_owned));
+        Ok((recorded.as_deref() == Some(server.url())).then_some(bytes))
     }
 
     fn path(&self, key: &Key) -> PathBuf {
@@ -103,12 +134,6 @@ impl Files {
     }
 }
 
-struct FileLock {
-    _file: File,
-}
-
-impl Lock for FileLock {}
-
 impl Backend for Files {
     fn describe(&self) -> String {
         format!("state directory {}", self.state_dir.display())
@@ -118,6 +143,16 @@ impl Backend for Files {
         crate::durable::check_dir_writable(&self.state_dir, "state directory", "--state-dir")
     }
 
+    fn check_trusted(&self) -> Result<(), String> {
+        use crate::trust::{Rule, check};
+        check(&self.state_dir, "state directory", Rule::Private)?;
+        // an accounts or certs directory made by someone else would let them swap files
+        for sub in ["accounts", "certs", "ca"] {
+            check(&self.state_dir.join(sub), "state directory", Rule::Private)?;
+        }
+        Ok(())
+    }
+
     /// A POSIX record lock: the kernel drops it when the process dies, so a killed run
     /// never leaves a stale lock, and it names its holder's pid without certctl writing
     /// anything into the file.
@@ -125,31 +160,9 @@ impl Backend for Files {
         create_dir(&self.state_dir).with_context(|| {
             format!("creating the state directory {}", self.state_dir.display())
         })?;
-        let path = self.state_dir.join("lock");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(SECRET_MODE)
-            .open(&path)
-            .with_context(|| format!("opening the lock file {}", path.display()))?;
-        let deadline = Instant::now() + wait;
-        while !try_lock(&file).with_context(|| format!("locking {}", path.display()))? {
-            if Instant::now() >= deadline {
-                let holder =
-                    lock_holder(&file).map_or_else(|| "unknown".to_owned(), |pid| pid.to_string());
-                bail!(
-                    "another certctl holds the lock {} (pid {holder}) and did not finish within {}s; \
-                     wait for it, or stop it if it hangs",
-                    path.display(),
-                    wait.as_secs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let lock = lock::FileLock::acquire(&self.state_dir.join("lock"), wait)?;
         self.remove_stale_temp_files();
-        Ok(Box::new(FileLock { _file: file }))
+        Ok(Box::new(lock))
     }
 
     fn label(&self, key: &Key) -> String {
@@ -157,11 +170,9 @@ impl Backend for Files {
     }
 
     fn read(&self, key: &Key) -> anyhow::Result<Option<Vec<u8>>> {
-        let path = self.path(key);
-        match fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        match key {
+            Key::Account(server) => self.read_account(server),
+            _ => read_state_file(&self.path(key)),
         }
     }
 
@@ -214,12 +225,7 @@ impl Backend for Files {
     }
 
     fn live_meta(&self, name: &CertName) -> anyhow::Result<Option<Vec<u8>>> {
-        let path = self.cert_dir(name).join("live").join("meta.json");
-        match fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-        }
+        read_state_file(&self.cert_dir(name).join("live").join("meta.json"))
     }
 
     fn live(&self, name: &CertName) -> LiveRead {
@@ -227,7 +233,7 @@ impl Backend for Files {
         let path = |file: &str| generation.join(file);
         let read = |file: &str| {
             let p = path(file);
-            fs::read(&p).with_context(|| format!("reading {}", p.display()))
+            read_state_file(&p)?.ok_or_else(|| anyhow!("{} is missing", p.display()))
         };
         let label = |file: &str| path(file).display().to_string();
         LiveRead {
@@ -361,34 +367,21 @@ impl Backend for Files {
     }
 }
 
-fn lock_request(kind: libc::c_int) -> libc::flock {
-    // SAFETY: flock is a plain C struct; all-zero is a valid value for every field.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = kind as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl
-}
-
-/// Tries to take a write lock on the whole file; false when another process holds it.
-fn try_lock(file: &File) -> io::Result<bool> {
-    let fl = lock_request(libc::F_WRLCK);
-    // SAFETY: fcntl(F_SETLK) with a valid descriptor and a pointer to a live struct.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) } == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EACCES) | Some(libc::EAGAIN) => Ok(false),
-        _ => Err(err),
-    }
-}
-
-/// The pid of the process holding the lock, if any.
-fn lock_holder(file: &File) -> Option<i32> {
-    let mut fl = lock_request(libc::F_WRLCK);
-    // SAFETY: fcntl(F_GETLK) with a valid descriptor and a pointer to a live struct.
-    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut fl) };
-    (rc == 0 && fl.l_type != libc::F_UNLCK as libc::c_short).then_some(fl.l_pid)
+/// The readable part of an account file's name: the URL without its scheme, every character
+/// but letters, digits, '.' and '-' as '_'.
+fn account_slug(server: &Server) -> String {
+    server
+        .url()
+        .trim_start_matches("https://")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn generation_number(path: &Path) -> Option<u64> {
@@ -466,28 +459,42 @@ mod tests {
     }
 
     #[test]
-    fn lock_names_the_process_holding_it() {
+    fn accounts_are_kept_by_the_exact_url_and_old_files_still_count() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::files(&dir.path().join("state"));
-        let _guard = store.lock(Duration::from_millis(10)).unwrap();
-        // POSIX locks belong to the process: another process sees this one as the holder
-        let lock = dir.path().join("state/lock");
-        let out = std::process::Command::new("python3")
-            .arg("-c")
-            .arg("import fcntl,struct,sys\nf=open(sys.argv[1],'r+')\nr=fcntl.fcntl(f,fcntl.F_GETLK,struct.pack('hhqqi',fcntl.F_WRLCK,0,0,0,0))\nprint(struct.unpack('hhqqi',r)[4])")
-            .arg(&lock)
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            std::process::id().to_string()
+        let store = Store::files(dir.path());
+        let credentials = |id: &str| -> instant_acme::AccountCredentials {
+            serde_json::from_value(serde_json::json!({
+                "id": id,
+                "key_pkcs8": "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg",
+                "directory": "https://ca.test/dir",
+            }))
+            .unwrap()
+        };
+        let slash = Server::parse("https://ca.test/dir?a/b").unwrap();
+        let underscore = Server::parse("https://ca.test/dir?a_b").unwrap();
+        store.save_account(&underscore, credentials("u")).unwrap();
+        assert!(
+            store.account(&slash).unwrap().is_none(),
+            "not the other CA's"
         );
-        assert_eq!(
-            fs::read(&lock).unwrap(),
-            b"",
-            "nothing is written into the lock file"
-        );
+        store.save_account(&slash, credentials("s")).unwrap();
+        let id = |server| {
+            serde_json::to_value(store.account(server).unwrap().unwrap()).unwrap()["id"].clone()
+        };
+        assert_eq!(id(&slash), "s");
+        assert_eq!(id(&underscore), "u");
+        // a file of the old naming: read for its own URL only
+        let old = Server::parse("https://old.test/dir").unwrap();
+        let json = serde_json::json!({"server": old.url(), "credentials": credentials("o")});
+        let legacy = dir.path().join("accounts/old.test_dir.json");
+        fs::write(&legacy, serde_json::to_vec(&json).unwrap()).unwrap();
+        assert_eq!(id(&old), "o");
+        let other = Server::parse("https://old.test/dir/").unwrap();
+        let json = serde_json::json!({"server": other.url(), "credentials": credentials("x")});
+        fs::write(&legacy, serde_json::to_vec(&json).unwrap()).unwrap();
+        assert!(store.account(&old).unwrap().is_none());
     }
+
     #[test]
     fn cert_pem_must_hold_the_leaf_only() {
         let dir = tempfile::tempdir().unwrap();

@@ -2,9 +2,13 @@
 //! check that a key matches a certificate, and decide when a certificate is due.
 //! No I/O and no clock here: callers pass `now` in.
 
+mod check;
+
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+
+pub use check::{Expected, check_chain};
 
 /// What certctl needs to know about an issued leaf, kept in meta.json so that deciding
 /// whether to renew never parses a PEM.

@@ -1,0 +1,319 @@
+//! The HAProxy runtime-API client: swaps a certificate in a running HAProxy through its
+//! admin socket (`set ssl cert` + `commit ssl cert`, `abort ssl cert` on any failure), adds
+//! a new one to a `crt <dir>` bind, and checks the serial HAProxy then serves. HAProxy's
+//! replies are plain text; they are parsed (`reply`) into typed errors, and every name sent
+//! is escaped by the CLI's rules. Runtime changes live in HAProxy's memory only: the caller
+//! writes the bundle file first, for the next reload. `socket` bounds each exchange.
+
+mod reply;
+mod socket;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use crate::types::Socket;
+pub use reply::{CertList, cli_arg, find_cert, is_cert_list, parse_cert_list, parse_serial};
+use reply::{SetReply, expect, first_line, is_same_cert, same_serial, tidy};
+
+/// HAProxy's default `tune.bufsize`: a command with its payload must fit in it.
+pub const DEFAULT_BUFSIZE: usize = 16_384;
+
+/// What went wrong talking to one HAProxy.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot reach HAProxy's admin socket {socket}: {source}")]
+    Unreachable {
+        socket: String,
+        source: std::io::Error,
+    },
+    #[error("HAProxy's admin socket {socket} did not answer {command:?} in time")]
+    Timeout { socket: String, command: String },
+    #[error("HAProxy's admin socket {socket} broke off its reply to {command:?}: {source}")]
+    Broken {
+        socket: String,
+        command: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "HAProxy's admin socket {socket} sent more than {} MiB in reply to {command:?}; \
+         certctl stopped reading", socket::MAX_REPLY >> 20
+    )]
+    TooLong { socket: String, command: String },
+    #[error(
+        "{socket} does not answer as HAProxy's admin socket (its reply to \"show ssl cert\": \
+         {reply:?}); give the `stats socket PATH level admin` of HAProxy's global section"
+    )]
+    NotHaproxy { socket: String, reply: String },
+    #[error(
+        "{name:?} holds a control character (a line break?): it cannot be sent to HAProxy's \
+         runtime API; choose an ssl directory with a plain path"
+    )]
+    UnsafeName { name: String },
+    #[error(
+        "the bundle for {name} is {size} bytes with the command; HAProxy takes at most {limit} per \
+         command (tune.bufsize): raise tune.bufsize in HAProxy's global section, or reload HAProxy instead"
+    )]
+    TooLarge {
+        name: String,
+        size: usize,
+        limit: usize,
+    },
+    #[error(
+        "HAProxy has an open transaction for {other} (another tool at work?); certctl leaves it alone"
+    )]
+    Busy { other: String },
+    #[error(
+        "HAProxy does not load {dir} (its crt-lists: {known}); a new certificate there needs a reload"
+    )]
+    NoCrtList { dir: String, known: String },
+    #[error("HAProxy lists more than one certificate that could be {name}: {candidates}")]
+    Ambiguous { name: String, candidates: String },
+    #[error("HAProxy refused {command:?}: {reply}")]
+    Refused { command: String, reply: String },
+    #[error("HAProxy serves serial {served} for {name} after the commit, not {expected}")]
+    SerialMismatch {
+        name: String,
+        served: String,
+        expected: String,
+    },
+}
+
+/// One HAProxy behind an admin socket (level admin).
+pub struct Haproxy {
+    pub socket: Socket,
+    timeout: Duration,
+}
+
+/// What a deploy did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Deployed {
+    Replaced(String),
+    Added(String),
+}
+
+impl Haproxy {
+    /// The HAProxy behind `socket`; each command may take `timeout`, connect to last byte.
+    pub fn new(socket: Socket, timeout: Duration) -> Self {
+        Self { socket, timeout }
+    }
+
+    /// Sends one command (non-interactive mode: HAProxy answers and closes). The caller
+    /// escapes the names in it (`cli_arg`).
+    pub fn command(&self, command: &str) -> Result<String, Error> {
+        let socket = self.socket.to_string();
+        let reply =
+            socket::exchange(&self.socket, command, self.timeout).map_err(
+                |failure| match failure {
+                    socket::Failure::Send(source) => Error::Unreachable { socket, source },
+                    socket::Failure::Read(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                        ) =>
+                    {
+                        Error::Timeout {
+                            socket,
+                            command: first_line(command),
+                        }
+                    }
+                    socket::Failure::Read(source) => Error::Broken {
+                        socket,
+                        command: first_line(command),
+                        source,
+                    },
+                    socket::Failure::TooLong => Error::TooLong {
+                        socket,
+                        command: first_line(command),
+                    },
+                },
+            )?;
+        Ok(String::from_utf8_lossy(&reply).into_owned())
+    }
+
+    /// `show ssl cert`, checked to come from HAProxy.
+    fn cert_list(&self) -> Result<CertList, Error> {
+        let reply = self.command("show ssl cert")?;
+        if !is_cert_list(&reply) {
+            return Err(Error::NotHaproxy {
+                socket: self.socket.to_string(),
+                reply: tidy(&reply),
+            });
+        }
+        Ok(parse_cert_list(&reply))
+    }
+
+    /// Puts `bundle` (leaf, chain, key; no blank line) in place of the certificate HAProxy
+    /// loaded from `path`, or adds it to the crt-list of `path`'s directory when HAProxy does
+    /// not have it yet; then checks that HAProxy serves `serial` (hex).
+    pub fn deploy(&self, path: &Path, bundle: &str, serial: &str) -> Result<Deployed, Error> {
+        let listed = self.cert_list()?;
+        if let Some(other) = listed.transactions.first() {
+            if !is_same_cert(other, path) {
+                return Err(Error::Busy {
+                    other: other.clone(),
+                });
+            }
+            // a transaction of ours left by a killed run
+            self.command(&format!("abort ssl cert {}", cli_arg(other)?))?;
+        }
+        let deployed = match find_cert(&listed.certificates, path)? {
+            Some(name) => {
+                self.replace(&name, bundle)?;
+                Deployed::Replaced(name)
+            }
+            None => {
+                let name = path.display().to_string();
+                let dir = self.crt_list_for(path)?;
+                self.add(&name, &dir, bundle)?;
+                Deployed::Added(name)
+            }
+        };
+        let name = match &deployed {
+            Deployed::Replaced(n) | Deployed::Added(n) => n,
+        };
+        let served = parse_serial(&self.command(&format!("show ssl cert {}", cli_arg(name)?))?)
+            .unwrap_or_default();
+        if !same_serial(&served, serial) {
+            return Err(Error::SerialMismatch {
+                name: name.clone(),
+                served,
+                expected: serial.to_owned(),
+            });
+        }
+        Ok(deployed)
+    }
+
+    fn set_payload(&self, name: &str, bundle: &str) -> Result<(), Error> {
+        let command = format!(
+            "set ssl cert {} <<\n{}\n",
+            cli_arg(name)?,
+            bundle.trim_end()
+        );
+        if command.len() + 1 > DEFAULT_BUFSIZE {
+            return Err(Error::TooLarge {
+                name: name.to_owned(),
+                size: command.len() + 1,
+                limit: DEFAULT_BUFSIZE,
+            });
+        }
+        expect(&command, &self.command(&command)?, SetReply::parse)
+    }
+
+    /// set + commit, and abort when either fails, so no transaction stays open.
+    fn replace(&self, name: &str, bundle: &str) -> Result<(), Error> {
+        let result = self
+            .set_payload(name, bundle)
+            .and_then(|()| self.commit(name));
+        if result.is_err() {
+            if let Ok(arg) = cli_arg(name) {
+                let _ = self.command(&format!("abort ssl cert {arg}"));
+            }
+        }
+        result
+    }
+
+    fn commit(&self, name: &str) -> Result<(), Error> {
+        let command = format!("commit ssl cert {}", cli_arg(name)?);
+        let reply = self.command(&command)?;
+        if reply.lines().any(|l| l.trim() == "Success!") {
+            Ok(())
+        } else {
+            Err(Error::Refused {
+                command,
+                reply: tidy(&reply),
+            })
+        }
+    }
+
+    /// new + set + commit + add to the crt-list; a failure after `new` aborts.
+    fn add(&self, name: &str, crt_list: &str, bundle: &str) -> Result<(), Error> {
+        let (arg, list_arg) = (cli_arg(name)?, cli_arg(crt_list)?);
+        let command = format!("new ssl cert {arg}");
+        let reply = self.command(&command)?;
+        if !reply.starts_with("New empty certificate store") {
+            return Err(Error::Refused {
+                command,
+                reply: tidy(&reply),
+            });
+        }
+        self.replace(name, bundle)?;
+        let command = format!("add ssl crt-list {list_arg} {arg}");
+        let reply = self.command(&command)?;
+        if reply.lines().any(|l| l.trim() == "Success!") {
+            Ok(())
+        } else {
+            let _ = self.command(&format!("del ssl cert {arg}"));
+            Err(Error::Refused {
+                command,
+                reply: tidy(&reply),
+            })
+        }
+    }
+
+    /// The crt-list (a `crt <dir>` bind shows as its directory) that holds `path`'s directory.
+    fn crt_list_for(&self, path: &Path) -> Result<String, Error> {
+        let dir = path
+            .parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        let dir = dir.trim_end_matches('/').to_owned();
+        let lists: Vec<String> = self
+            .command("show ssl crt-list")?
+            .lines()
+            .map(|l| l.trim().trim_end_matches('/').to_owned())
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        if lists.contains(&dir) {
+            return Ok(dir);
+        }
+        // under a chroot HAProxy sees the directory by another path: match its last components
+        let tail = |p: &str| p.rsplit('/').next().map(str::to_owned);
+        let matching: Vec<&String> = lists
+            .iter()
+            .filter(|l| l.ends_with(&format!("/{}", tail(&dir).unwrap_or_default())))
+            .collect();
+        match matching.as_slice() {
+            [one] => Ok((*one).clone()),
+            _ => Err(Error::NoCrtList {
+                dir,
+                known: if lists.is_empty() {
+                    "none".into()
+                } else {
+                    tidy(&lists.join(", "))
+                },
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_addresses_parse() {
+        assert_eq!(
+            Socket::parse("/run/haproxy/admin.sock").unwrap(),
+            Socket::Unix("/run/haproxy/admin.sock".into())
+        );
+        assert_eq!(
+            Socket::parse("127.0.0.1:9999").unwrap(),
+            Socket::Tcp("127.0.0.1:9999".parse().unwrap())
+        );
+        assert!(Socket::parse("nowhere").is_err());
+        assert!(Socket::parse("").is_err());
+    }
+
+    #[test]
+    fn an_oversized_bundle_is_refused_before_sending() {
+        let haproxy = Haproxy::new(
+            Socket::Unix("/nonexistent/sock".into()),
+            Duration::from_secs(10),
+        );
+        let big = "A".repeat(DEFAULT_BUFSIZE);
+        assert!(matches!(
+            haproxy.set_payload("/x.pem", &big),
+            Err(Error::TooLarge { .. })
+        ));
+    }
+}
