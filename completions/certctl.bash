@@ -40,6 +40,9 @@ _certctl() {
             certctl,list)
                 cmd="certctl__subcmd__list"
                 ;;
+            certctl,reconfigure)
+                cmd="certctl__subcmd__reconfigure"
+                ;;
             certctl,renew)
                 cmd="certctl__subcmd__renew"
                 ;;
@@ -109,6 +112,9 @@ _certctl() {
             certctl__subcmd__help,list)
                 cmd="certctl__subcmd__help__subcmd__list"
                 ;;
+            certctl__subcmd__help,reconfigure)
+                cmd="certctl__subcmd__help__subcmd__reconfigure"
+                ;;
             certctl__subcmd__help,renew)
                 cmd="certctl__subcmd__help__subcmd__renew"
                 ;;
@@ -152,7 +158,7 @@ _certctl() {
 
     case "${cmd}" in
         certctl)
-            opts="-v -q -h -V --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version request renew revoke delete concat account import ca list check help"
+            opts="-v -q -h -V --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version request reconfigure renew revoke delete concat account import ca list check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -628,7 +634,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__help)
-            opts="request renew revoke delete concat account import ca list check help"
+            opts="request reconfigure renew revoke delete concat account import ca list check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -810,6 +816,20 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certctl__subcmd__help__subcmd__reconfigure)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1013,6 +1033,76 @@ _certctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        certctl__subcmd__reconfigure)
+            opts="-v -q -h -V --key-type --challenge --http-addr --webroot --pre-hook --deploy-hook --post-hook --hook-timeout --haproxy-socket --dry-run --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key-type)
+                    COMPREPLY=($(compgen -W "ec256 ec384 rsa2048 rsa3072 rsa4096" -- "${cur}"))
+                    return 0
+                    ;;
+                --challenge)
+                    COMPREPLY=($(compgen -W "standalone webroot stateless" -- "${cur}"))
+                    return 0
+                    ;;
+                --http-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --webroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pre-hook)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deploy-hook)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --post-hook)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hook-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --haproxy-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssl-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-bundle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         certctl__subcmd__renew)
             opts="-v -q -h -V --force --jobs --dry-run --pre-hook --deploy-hook --post-hook --hook-timeout --haproxy-socket --json --metrics-file --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1076,7 +1166,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__request)
-            opts="-v -q -h -V --name --email --agree-tos --key-type --challenge --http-addr --webroot --pre-hook --deploy-hook --post-hook --hook-timeout --haproxy-socket --days --client-auth --force --json --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            opts="-y -v -q -h -V --name --email --agree-tos --key-type --challenge --http-addr --webroot --pre-hook --deploy-hook --post-hook --hook-timeout --haproxy-socket --days --client-auth --force --yes --json --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -34,6 +34,7 @@ complete -c certctl -n "__fish_certctl_needs_command" -s q -l quiet -d 'Print er
 complete -c certctl -n "__fish_certctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certctl -n "__fish_certctl_needs_command" -s V -l version -d 'Print version'
 complete -c certctl -n "__fish_certctl_needs_command" -f -a "request" -d 'Get a certificate for one or more names and install its bundle'
+complete -c certctl -n "__fish_certctl_needs_command" -f -a "reconfigure" -d 'Change a certificate\'s stored settings (hooks, sockets, challenge, key type, ssl dir) without a new order; shows the change'
 complete -c certctl -n "__fish_certctl_needs_command" -f -a "renew" -d 'Renew the certificates that are due, with the settings stored when they were requested'
 complete -c certctl -n "__fish_certctl_needs_command" -f -a "revoke" -d 'Revoke a certificate at its CA, stop managing it and remove its bundle'
 complete -c certctl -n "__fish_certctl_needs_command" -f -a "delete" -d 'Stop managing a certificate and remove its bundle, without revoking it'
@@ -70,11 +71,37 @@ complete -c certctl -n "__fish_certctl_using_subcommand request" -l config -d 'A
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l agree-tos -d 'Agree to the CA\'s terms of service without asking; needed when no terminal is attached'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l client-auth -d 'Local CA only: add the clientAuth usage, for mutual TLS'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l force -d 'Request a new certificate even when the current one is valid and not due'
+complete -c certctl -n "__fish_certctl_using_subcommand request" -s y -l yes -d 'Remove names from a certificate without asking (needed with no terminal)'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l json -d 'Print the result as a JSON object on stdout'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -s v -l verbose -d 'Say more on stderr; -vv also lists every ACME request'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -s q -l quiet -d 'Print errors only, on stderr; results still go to stdout'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -s V -l version -d 'Print version'
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l key-type -d 'The type of the certificate\'s key; a change makes it due at the next renew' -r -f -a "ec256\t''
+ec384\t''
+rsa2048\t''
+rsa3072\t''
+rsa4096\t''"
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l challenge -d 'How HTTP-01 challenges are answered' -r -f -a "standalone\t'certctl\'s own responder on --http-addr, only while an order runs'
+webroot\t'token files under --webroot/.well-known/acme-challenge/'
+stateless\t'the proxy answers from the account thumbprint (see `certctl account thumbprint`)'"
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l http-addr -d 'The address the standalone responder listens on' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l webroot -d 'The document root for --challenge webroot' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l pre-hook -d 'Command run once before the first order' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l deploy-hook -d 'Command run once per issued certificate' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l post-hook -d 'Command run once at the end when anything was issued, e.g. "systemctl reload haproxy"' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l hook-timeout -d 'Seconds a hook may run before it is killed [default: 300]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l haproxy-socket -d 'HAProxy admin socket to push to; replaces the stored ones (\'\' for none)' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l state-dir -d 'The directory where certctl keeps accounts, certificates, settings and its lock [default: /var/lib/certctl]' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l ssl-dir -d 'The directory the proxy loads bundles from; certctl writes NAME.pem there (leaf, intermediates, key) [default: /etc/haproxy/ssl]' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l server -d 'The CA: an ACME directory URL, one of letsencrypt, letsencrypt-staging, zerossl, google, buypass, or `local` for certctl\'s own CA (no network) [default: letsencrypt]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l ca-bundle -d 'A PEM file of extra CA certificates to trust for the ACME server\'s HTTPS, for private or test CAs; the system\'s roots are always trusted' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l config -d 'A TOML file of defaults for any option; flags and environment win over it [default: /etc/certctl/config.toml when it exists]' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l dry-run -d 'Show what would change, and change nothing'
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -s v -l verbose -d 'Say more on stderr; -vv also lists every ACME request'
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -s q -l quiet -d 'Print errors only, on stderr; results still go to stdout'
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -s V -l version -d 'Print version'
 complete -c certctl -n "__fish_certctl_using_subcommand renew" -l jobs -d 'How many orders run at once [default: 4]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand renew" -l pre-hook -d 'Command run once before the first order' -r
 complete -c certctl -n "__fish_certctl_using_subcommand renew" -l deploy-hook -d 'Command run once per issued certificate' -r
@@ -250,17 +277,18 @@ complete -c certctl -n "__fish_certctl_using_subcommand check" -s v -l verbose -
 complete -c certctl -n "__fish_certctl_using_subcommand check" -s q -l quiet -d 'Print errors only, on stderr; results still go to stdout'
 complete -c certctl -n "__fish_certctl_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certctl -n "__fish_certctl_using_subcommand check" -s V -l version -d 'Print version'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "request" -d 'Get a certificate for one or more names and install its bundle'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "renew" -d 'Renew the certificates that are due, with the settings stored when they were requested'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "revoke" -d 'Revoke a certificate at its CA, stop managing it and remove its bundle'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "delete" -d 'Stop managing a certificate and remove its bundle, without revoking it'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "concat" -d 'Rebuild bundles in the ssl directory from the stored files, only where they differ'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "account" -d 'The ACME account: its key\'s thumbprint, for stateless HTTP-01 in HAProxy'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "import" -d 'Take over certificates issued by another ACME client, without issuing new ones'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "ca" -d 'The local CA (`--server local`): show its certificate, print its CRL, or trust it'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "list" -d 'List the managed certificates: names, key type, expiry, next renewal, CA, bundle'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "check" -d 'Check the certificates for monitoring (Nagios/Icinga plugin): exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, one status line with performance data'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure renew revoke delete concat account import ca list check help" -f -a "request" -d 'Get a certificate for one or more names and install its bundle'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure renew revoke delete concat account import ca list check help" -f -a "reconfigure" -d 'Change a certificate\'s stored settings (hooks, sockets, challenge, key type, ssl dir) without a new order; shows the change'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure renew revoke delete concat account import ca list check help" -f -a "renew" -d 'Renew the certificates that are due, with the settings stored when they were requested'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure renew revoke delete concat account import ca list check help" -f -a "revoke" -d 'Revoke a certificate at its CA, stop managing it and remove its bundle'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure renew revoke delete concat account import ca list check help" -f -a "delete" -d 'Stop managing a certificate and remove its bundle, without revoking it'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure renew revoke delete concat account import ca list check help" -f -a "concat" -d 'Rebuild bundles in the ssl directory from the stored files, only where they differ'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure renew revoke delete concat account import ca list check help" -f -a "account" -d 'The ACME account: its key\'s thumbprint, for stateless HTTP-01 in HAProxy'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure renew revoke delete concat account import ca list check help" -f -a "import" -d 'Take over certificates issued by another ACME client, without issuing new ones'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure renew revoke delete concat account import ca list check help" -f -a "ca" -d 'The local CA (`--server local`): show its certificate, print its CRL, or trust it'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure renew revoke delete concat account import ca list check help" -f -a "list" -d 'List the managed certificates: names, key type, expiry, next renewal, CA, bundle'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure renew revoke delete concat account import ca list check help" -f -a "check" -d 'Check the certificates for monitoring (Nagios/Icinga plugin): exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, one status line with performance data'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure renew revoke delete concat account import ca list check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c certctl -n "__fish_certctl_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "thumbprint" -d 'Print the account key\'s thumbprint and the HAProxy lines that answer every HTTP-01 challenge from it, so no responder is needed (`request --challenge stateless`)'
 complete -c certctl -n "__fish_certctl_using_subcommand help; and __fish_seen_subcommand_from import" -f -a "certbot" -d 'Take over certbot\'s certificates, without issuing new ones'
 complete -c certctl -n "__fish_certctl_using_subcommand help; and __fish_seen_subcommand_from ca" -f -a "show" -d 'Print the local CA\'s certificate (creating the CA when there is none yet), for HAProxy\'s `ca-file` and for clients'

@@ -124,6 +124,16 @@ pub enum Command {
     ///          --post-hook "systemctl reload haproxy"
     Request(RequestArgs),
 
+    /// Change a certificate's stored settings (hooks, sockets, challenge, key type, ssl
+    /// dir) without a new order; shows the change.
+    ///
+    /// Options not given keep their stored values; an empty value ('') clears a hook or the
+    /// sockets. A new key type or CA makes the certificate due at the next renew; a new
+    /// --ssl-dir gets the bundle written there now.
+    ///
+    /// Example: certctl reconfigure mon-app.fr --post-hook "systemctl reload haproxy" --dry-run
+    Reconfigure(ReconfigureArgs),
+
     /// Renew the certificates that are due, with the settings stored when they were requested.
     ///
     /// A certificate is due inside the CA's ARI window (RFC 9773) when the CA offers one,
@@ -481,9 +491,47 @@ pub struct RequestArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Remove names from a certificate without asking (needed with no terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
     /// Print the result as a JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconfigureArgs {
+    /// The certificate to change (as `certctl list` names it)
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The type of the certificate's key; a change makes it due at the next renew.
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub key_type: Option<KeyType>,
+
+    /// How HTTP-01 challenges are answered.
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub challenge: Option<ChallengeKind>,
+
+    /// The address the standalone responder listens on.
+    #[arg(long, value_name = "ADDR")]
+    pub http_addr: Option<String>,
+
+    /// The document root for --challenge webroot.
+    #[arg(long, value_name = "DIR")]
+    pub webroot: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub hooks: HookArgs,
+
+    /// HAProxy admin socket to push to; replaces the stored ones ('' for none).
+    #[arg(long = "haproxy-socket", value_name = "SOCKET")]
+    pub haproxy_sockets: Vec<String>,
+
+    /// Show what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Which global options clap took from the environment rather than the command line

@@ -270,6 +270,7 @@ pub fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
             ca_bundle: cx.ca_bundle.clone(),
             hooks,
             haproxy_sockets: Vec::new(),
+            ssl_dir: None,
         },
     };
     taken_over.insert(

@@ -9,6 +9,7 @@ pub mod concat;
 pub mod delete;
 pub mod import;
 pub mod list;
+pub mod reconfigure;
 pub mod renew;
 pub mod request;
 pub mod revoke;
@@ -25,12 +26,19 @@ use crate::settings::Global;
 use crate::store::{Inspection, Store};
 use crate::types::CertName;
 
-/// The state and this host's ssl directory, as the global settings name them.
+/// The state and this host's ssl directories: the one the global settings name, and the
+/// one stored with each certificate (where its bundle is written and read).
 pub fn open(global: &Global) -> (Store, Bundles) {
-    (
-        Store::files(&global.state_dir),
-        Bundles::new(&global.ssl_dir),
-    )
+    let store = Store::files(&global.state_dir);
+    let mut bundles = Bundles::new(&global.ssl_dir);
+    for name in store.names().unwrap_or_default() {
+        if let Ok(Some(settings)) = store.settings(&name) {
+            if let Some(dir) = &settings.host.ssl_dir {
+                bundles.set_dir(&name, dir);
+            }
+        }
+    }
+    (store, bundles)
 }
 
 /// Proves both the state and the ssl directory can be written, then takes the lock and
@@ -147,10 +155,7 @@ pub fn confirm_action(
         .into());
     }
     eprintln!("{summary}");
-    dialoguer::Confirm::new()
-        .with_prompt(question)
-        .default(false)
-        .interact()
+    crate::prompt::yes_no(question)
         .map_err(|e| anyhow!("reading the answer: {e}; nothing was changed"))
 }
 

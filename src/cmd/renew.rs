@@ -196,6 +196,7 @@ fn select(
             Ok(Some(lineage)) => {
                 let info = &lineage.info;
                 let ari = store.ari(name);
+                let force = force || store.reissue(name).is_some();
                 match pem::decide(now, info.not_before, info.not_after, ari.as_ref(), force) {
                     Decision::Due => selection.due.push(lineage),
                     _ if !issue::bundle_is_current(store, bundles, name, &info.serial) => {

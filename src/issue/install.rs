@@ -19,6 +19,9 @@ pub fn install(
 ) -> anyhow::Result<()> {
     store.save_generation(name, &issued.key_pem, &issued.chain, &issued.info)?;
     store.save_settings(name, wanted)?;
+    if store.reissue(name).is_some() {
+        store.save_reissue(name, None)?;
+    }
     bundles.write(
         store,
         name,

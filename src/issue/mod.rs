@@ -202,8 +202,24 @@ impl Run<'_> {
                                     .filter(|_| !self.dry_run)
                                     .and_then(|der| acme::cert_id(&der).ok());
                                 let account = accounts.get(self, &cert.settings)?;
-                                order(account, solvers, &cert.name, &wanted, replaces.as_ref())
-                                    .await
+                                let first =
+                                    order(account, solvers, &cert.name, &wanted, replaces.as_ref())
+                                        .await;
+                                match first {
+                                    // the CA lost the account: a new one, and the order again
+                                    Err(e) if acme::account_gone(&e) => {
+                                        let fresh = accounts.replace(self, &cert.settings).await?;
+                                        order(
+                                            &fresh,
+                                            solvers,
+                                            &cert.name,
+                                            &wanted,
+                                            replaces.as_ref(),
+                                        )
+                                        .await
+                                    }
+                                    other => other,
+                                }
                             })
                             .await;
                         line.finish(if result.is_ok() { "issued" } else { "failed" });
@@ -379,7 +395,11 @@ impl Run<'_> {
 /// The run's accounts, one per CA and trust bundle; a CA whose account could not be opened
 /// fails its certificates with that reason.
 #[derive(Default)]
-struct Accounts(HashMap<AccountKey, Result<instant_acme::Account, anyhow::Error>>);
+struct Accounts(
+    HashMap<AccountKey, Result<instant_acme::Account, anyhow::Error>>,
+    /// New accounts made in this run for CAs that no longer knew the stored one.
+    tokio::sync::Mutex<HashMap<AccountKey, instant_acme::Account>>,
+);
 
 impl Accounts {
     fn key(run: &Run<'_>, settings: &CertSettings) -> AccountKey {
@@ -399,6 +419,23 @@ impl Accounts {
             let account = account::for_run(run, &server, settings).await;
             slot.insert(account);
         }
+    }
+
+    /// The account that replaces a lost one for this CA: made once per run, shared by the
+    /// orders that find the stored one gone.
+    async fn replace(
+        &self,
+        run: &Run<'_>,
+        settings: &CertSettings,
+    ) -> anyhow::Result<instant_acme::Account> {
+        let key = Self::key(run, settings);
+        let mut fresh = self.1.lock().await;
+        if let Some(account) = fresh.get(&key) {
+            return Ok(account.clone());
+        }
+        let account = account::replace_gone(run, &key.0, settings).await?;
+        fresh.insert(key, account.clone());
+        Ok(account)
     }
 
     fn get(

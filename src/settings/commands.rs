@@ -72,6 +72,7 @@ impl RequestSettings {
                     &args.haproxy_sockets
                 })
                 .map_err(BadInput::new)?,
+                ssl_dir: Some(global.ssl_dir.clone()),
             },
         };
         let hook_timeout = hook_timeout(&args.hooks, config);

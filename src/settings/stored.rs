@@ -48,6 +48,10 @@ pub struct HostConfig {
     /// HAProxy admin sockets that receive the certificate without a reload.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub haproxy_sockets: Vec<Socket>,
+    /// Where this certificate's bundle is written (None: the ssl dir of the run, as
+    /// before this was stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_dir: Option<PathBuf>,
 }
 
 /// How HTTP-01 challenges get answered, with what each way needs.
@@ -103,10 +107,11 @@ pub struct Hooks {
     pub post: Option<String>,
 }
 
-/// Parses `--haproxy-socket` values (or the config file's), dropping duplicates.
+/// Parses `--haproxy-socket` values (or the config file's), dropping duplicates; an empty
+/// value stands for "none" (`--haproxy-socket ''` clears the stored ones).
 pub fn parse_sockets(raw: &[String]) -> Result<Vec<Socket>, String> {
     let mut sockets = Vec::new();
-    for r in raw {
+    for r in raw.iter().filter(|r| !r.is_empty()) {
         let socket = Socket::parse(r)?;
         if !sockets.contains(&socket) {
             sockets.push(socket);

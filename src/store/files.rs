@@ -60,6 +60,7 @@ impl Files {
             Key::Ari(name) => self.cert_dir(name).join("ari.json"),
             Key::Deployed(name) => self.cert_dir(name).join("deployed.json"),
             Key::Status(name) => self.cert_dir(name).join("status.json"),
+            Key::Reissue(name) => self.cert_dir(name).join("reissue"),
             Key::CaCert => ca.join("ca.pem"),
             Key::CaKey => ca.join("ca.key"),
             Key::CaRevoked => ca.join("revoked.json"),
@@ -161,7 +162,10 @@ impl Backend for Files {
         let path = self.path(key);
         if let Some(dir) = path.parent() {
             // a certificate's directory exists once it is managed; the others on first use
-            let per_cert = matches!(key, Key::Ari(_) | Key::Deployed(_) | Key::Status(_));
+            let per_cert = matches!(
+                key,
+                Key::Ari(_) | Key::Deployed(_) | Key::Status(_) | Key::Reissue(_)
+            );
             if per_cert && !dir.is_dir() {
                 bail!("{} is not managed any more", dir.display());
             }

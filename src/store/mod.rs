@@ -33,6 +33,9 @@ pub enum Key {
     Deployed(CertName),
     /// How the certificate's renewals went: last success, last failure, failures.
     Status(CertName),
+    /// Why the certificate must be issued again at the next renew (its key type or CA was
+    /// reconfigured); removed when a new generation is saved.
+    Reissue(CertName),
     /// The local CA's certificate, key, revoked serials and CRL.
     CaCert,
     CaKey,
@@ -348,6 +351,22 @@ impl Store {
             &Key::Status(name.clone()),
             &serde_json::to_vec_pretty(&status)?,
         )
+    }
+
+    /// Why `name` must be issued again at the next renew, if it must.
+    pub fn reissue(&self, name: &CertName) -> Option<String> {
+        let bytes = self.backend.read(&Key::Reissue(name.clone())).ok()??;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Makes `name` due at the next renew (`why`), or no longer (None).
+    pub fn save_reissue(&self, name: &CertName, why: Option<&str>) -> anyhow::Result<()> {
+        let key = Key::Reissue(name.clone());
+        match why {
+            Some(why) => self.backend.write(&key, why.as_bytes()),
+            None => self.backend.remove(&key),
+        }
+        .with_context(|| format!("{name}: recording that it must be issued again"))
     }
 
     /// What this host recorded when it last installed `name` (None when unknown).

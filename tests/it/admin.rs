@@ -1,0 +1,269 @@
+//! What admins hit in the first months (issue 14), through the binary against Pebble:
+//! requesting again keeps stored settings and asks before removing names, `reconfigure`
+//! changes settings without an order, the ssl dir is stored per certificate, and `[y/N]`
+//! reads a whole line.
+
+use crate::common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::fixtures::{both_snapshots, certctl_with, on_terminal, request, serial_hex};
+use common::{Lab, LabOptions, run_command};
+use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+
+fn lab() -> Lab {
+    Lab::start_with(LabOptions {
+        haproxy: false,
+        ..Default::default()
+    })
+}
+
+fn settings(lab: &Lab, name: &str) -> serde_json::Value {
+    let path = lab
+        .state_dir()
+        .join("certs")
+        .join(name)
+        .join("settings.json");
+    serde_json::from_slice(&fs::read(&path).unwrap()).unwrap()
+}
+
+/// The leaf of a bundle: its serial, names and whether its key is RSA.
+fn leaf(bundle: &Path) -> (String, Vec<String>, bool) {
+    let pem = fs::read(bundle).unwrap_or_else(|e| panic!("{}: {e}", bundle.display()));
+    let first = ::pem::parse_many(&pem).unwrap().remove(0);
+    let (_, cert) = X509Certificate::from_der(first.contents()).unwrap();
+    let mut names = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
+            for n in &san.general_names {
+                if let GeneralName::DNSName(d) = n {
+                    names.push(d.to_string());
+                }
+            }
+        }
+    }
+    names.sort();
+    let rsa = cert.public_key().algorithm.algorithm.to_id_string() == "1.2.840.113549.1.1.1";
+    (serial_hex(first.contents()), names, rsa)
+}
+
+fn lines(path: &Path) -> usize {
+    fs::read_to_string(path).map_or(0, |s| s.lines().count())
+}
+
+#[test]
+fn request_again_keeps_stored_settings_and_removing_a_name_needs_yes() {
+    let lab = lab();
+    let marker = lab.root().join("post-hook-ran");
+    let hook = format!("echo ran >> {}", marker.display());
+    request(
+        &lab,
+        &[
+            "mon-app.test",
+            "www.mon-app.test",
+            "--post-hook",
+            &hook,
+            "--key-type",
+            "rsa2048",
+        ],
+    )
+    .assert_success();
+    assert_eq!(lines(&marker), 1);
+    let bundle = lab.ssl_dir().join("mon-app.test.pem");
+    let before = both_snapshots(&lab);
+
+    // without www and with no terminal: refused, exit 2, nothing changed; the message says
+    // which name would go and how to say yes
+    let out = request(&lab, &["mon-app.test"]);
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("names removed: www.mon-app.test"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--yes"), "{}", out.stderr);
+    assert_eq!(both_snapshots(&lab), before);
+
+    // with --yes: issued without www, and the post-hook and key type stored before are kept
+    let out = request(&lab, &["mon-app.test", "--yes"]);
+    out.assert_success();
+    let (_, names, rsa) = leaf(&bundle);
+    assert_eq!(names, ["mon-app.test"]);
+    assert!(rsa, "the stored key type was kept");
+    assert_eq!(lines(&marker), 2, "the stored post-hook ran");
+    let stored = settings(&lab, "mon-app.test");
+    assert_eq!(stored["hooks"]["post"], hook.as_str());
+    assert_eq!(stored["key_type"], "rsa2048");
+
+    // a name added is shown, and goes to the CA with the stored settings
+    let out = request(&lab, &["mon-app.test", "api.mon-app.test"]);
+    out.assert_success();
+    assert!(
+        out.stderr.contains("names added: api.mon-app.test"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(leaf(&bundle).1, ["api.mon-app.test", "mon-app.test"]);
+    assert_eq!(lines(&marker), 3);
+
+    // an option given replaces the stored value even when nothing is due; '' clears it
+    let out = request(
+        &lab,
+        &["mon-app.test", "api.mon-app.test", "--post-hook", ""],
+    );
+    out.assert_success();
+    assert!(out.stderr.contains("post-hook:"), "{}", out.stderr);
+    assert!(
+        settings(&lab, "mon-app.test")["hooks"]
+            .get("post")
+            .is_none()
+    );
+    assert_eq!(lines(&marker), 3);
+}
+
+#[test]
+fn removing_a_name_on_a_terminal_takes_a_whole_line() {
+    let lab = lab();
+    request(&lab, &["mon-app.test", "www.mon-app.test"]).assert_success();
+    let before = both_snapshots(&lab);
+    let http_addr = lab.http_addr();
+    let args = ["request", "mon-app.test", "--http-addr", http_addr.as_str()];
+
+    // "n" then Enter, Enter alone, and end of input: no, nothing changed, exit 0
+    for answer in ["n\r", "\r", "\x04"] {
+        let out = on_terminal(&lab, answer, &args);
+        out.assert_success();
+        assert!(out.stdout.contains("[y/N]"), "{answer:?}: {}", out.stdout);
+        assert!(
+            out.stdout.contains("request cancelled; nothing changed"),
+            "{}",
+            out.stdout
+        );
+        assert_eq!(both_snapshots(&lab), before, "{answer:?}");
+    }
+
+    // "y" then Enter: yes
+    on_terminal(&lab, "y\r", &args).assert_success();
+    assert_eq!(
+        leaf(&lab.ssl_dir().join("mon-app.test.pem")).1,
+        ["mon-app.test"]
+    );
+}
+
+#[test]
+fn reconfigure_changes_settings_without_an_order_and_a_new_key_type_renews() {
+    let lab = lab();
+    request(&lab, &["mon-app.test"]).assert_success();
+    let bundle = lab.ssl_dir().join("mon-app.test.pem");
+    let (serial, _, rsa) = leaf(&bundle);
+    assert!(!rsa);
+    let before = both_snapshots(&lab);
+
+    // --dry-run shows the change and saves nothing
+    let out = lab.run(&[
+        "reconfigure",
+        "mon-app.test",
+        "--post-hook",
+        "true",
+        "--key-type",
+        "rsa2048",
+        "--dry-run",
+    ]);
+    out.assert_success();
+    assert!(
+        out.stderr.contains("post-hook: (none) -> true"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("key type: ec256 -> rsa2048"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(both_snapshots(&lab), before);
+
+    // for real: stored, no order (Pebble is down and it still works), same certificate
+    lab.stop_pebble();
+    let out = lab.run(&[
+        "reconfigure",
+        "mon-app.test",
+        "--post-hook",
+        "true",
+        "--key-type",
+        "rsa2048",
+    ]);
+    out.assert_success();
+    assert!(
+        out.stderr.contains("next `certctl renew`"),
+        "{}",
+        out.stderr
+    );
+    let stored = settings(&lab, "mon-app.test");
+    assert_eq!(stored["hooks"]["post"], "true");
+    assert_eq!(stored["key_type"], "rsa2048");
+    assert_eq!(leaf(&bundle).0, serial);
+
+    // the next renew (no --force) issues an RSA certificate; the one after has nothing to
+    // do. The restarted Pebble has forgotten the account: a new one is made, and said
+    lab.restart_pebble();
+    let out = lab.run(&["renew"]);
+    out.assert_success();
+    assert!(out.stderr.contains("registered a new one"), "{}", out.stderr);
+    let (renewed, _, rsa) = leaf(&bundle);
+    assert_ne!(renewed, serial);
+    assert!(rsa);
+    let out = lab.run(&["renew", "-v"]);
+    out.assert_success();
+    assert_eq!(leaf(&bundle).0, renewed);
+
+    // nothing to change: said, exit 0; unknown name: exit 2
+    let out = lab.run(&["reconfigure", "mon-app.test", "--post-hook", "true"]);
+    out.assert_success();
+    assert!(out.stderr.contains("nothing to change"), "{}", out.stderr);
+    assert_eq!(lab.run(&["reconfigure", "other.test"]).code(), Some(2));
+}
+
+#[test]
+fn the_ssl_dir_is_stored_per_certificate() {
+    let lab = lab();
+    let other: PathBuf = lab.root().join("other-ssl");
+    let mut cmd = certctl_with(&lab, &[("--ssl-dir", other.as_os_str())]);
+    let http_addr = lab.http_addr();
+    cmd.args([
+        "request",
+        "backend.test",
+        "--agree-tos",
+        "--http-addr",
+        &http_addr,
+    ]);
+    run_command(cmd).assert_success();
+    request(&lab, &["mon-app.test"]).assert_success();
+    let in_other = other.join("backend.test.pem");
+    let (first, _, _) = leaf(&in_other);
+
+    // renew with the lab's (default) ssl dir: each bundle goes where it was requested
+    lab.run(&["renew", "--force"]).assert_success();
+    let (renewed, _, _) = leaf(&in_other);
+    assert_ne!(renewed, first);
+    assert!(!lab.ssl_dir().join("backend.test.pem").exists());
+    assert!(lab.ssl_dir().join("mon-app.test.pem").exists());
+    let out = lab.run(&["list", "--json"]);
+    assert!(
+        out.stdout.contains(&in_other.display().to_string()),
+        "{}",
+        out.stdout
+    );
+
+    // reconfigure moves it: the bundle is written in the new dir at once
+    let third = lab.root().join("third-ssl");
+    let mut cmd = certctl_with(&lab, &[("--ssl-dir", third.as_os_str())]);
+    cmd.args(["reconfigure", "backend.test"]);
+    run_command(cmd).assert_success();
+    assert_eq!(leaf(&third.join("backend.test.pem")).0, renewed);
+    lab.run(&["concat"]).assert_success();
+    assert_eq!(
+        settings(&lab, "backend.test")["ssl_dir"],
+        third.display().to_string()
+    );
+}
