@@ -88,7 +88,10 @@ pub fn explain(
                      for a private or test CA, pass its root with --ca-bundle PEM"
                 )
             } else {
-                anyhow!("cannot reach the ACME server {server}: {text}")
+                anyhow!(
+                    "cannot reach the ACME server {server}: {text}; check this host's network \
+                     access to it (DNS, firewall, proxy), or --server if that is not the CA meant"
+                )
             }
         }
     }

@@ -3,7 +3,7 @@
 //! at once over one account per CA and one responder per address. One failure never stops
 //! the others, and a failed renewal leaves the old key, certificate and bundle untouched.
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use serde::Serialize;
 
 use crate::cli::RenewArgs;
@@ -72,7 +72,13 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
         && (first.ask.is_empty() || args.dry_run)
         && (first.repair.is_empty() || args.dry_run)
     {
-        return summarize(failures, Vec::new(), args.json);
+        if args.dry_run && failures.is_empty() {
+            crate::log::info(format_args!(
+                "dry run: no certificate is due, so there is nothing to rehearse; \
+                 `certctl renew --dry-run --force` rehearses every one (or name one)"
+            ));
+        }
+        return summarize(failures, Vec::new(), Vec::new(), args.json);
     }
 
     // 3. under the lock, read again: a run that held it may have renewed them already; and
@@ -126,8 +132,9 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
     };
     let report = run.run(jobs_todo).await?;
 
-    // 5. what happened to each
+    // 5. what happened to each; a hook or proxy that failed after a renewal is counted apart
     let mut renewed: Vec<(String, pem::CertInfo)> = Vec::new();
+    let mut after_failures: Vec<(String, anyhow::Error)> = Vec::new();
     for outcome in report.outcomes {
         let name = outcome.name.to_string();
         match outcome.kind {
@@ -152,19 +159,22 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
                         bundles.path(&outcome.name).display()
                     ));
                 }
-                failures.extend(after.into_iter().map(|e| (name.clone(), e)));
+                after_failures.extend(after.into_iter().map(|e| (name.clone(), e)));
                 renewed.push((name, info));
             }
         }
     }
-    failures.extend(
+    after_failures.extend(
         report
             .post_failures
             .into_iter()
-            .map(|e| ("post-hook".to_owned(), e)),
+            .map(|e| (POST_HOOK.to_owned(), e)),
     );
-    summarize(failures, renewed, args.json)
+    summarize(failures, renewed, after_failures, args.json)
 }
+
+/// Stands for the post-hook where a certificate name stands for the others.
+const POST_HOOK: &str = "post-hook";
 
 /// Certificates to renew now, ARI certificates whose window must be fetched again, and
 /// certificates whose bundle is not the one of their live files: a run stopped (or a
@@ -223,21 +233,31 @@ fn select(
     selection
 }
 
-/// Prints the results; exit 1 (an error) naming every failure, silent when nothing happened.
+/// Prints the results; exit 1 (an error) naming every failure, silent when nothing
+/// happened. Renewals that failed and hooks or proxies that failed after a renewal are
+/// counted apart, each name once.
 fn summarize(
     failures: Vec<(String, anyhow::Error)>,
     renewed: Vec<(String, pem::CertInfo)>,
+    after: Vec<(String, anyhow::Error)>,
     json: bool,
 ) -> anyhow::Result<()> {
     if json {
         let mut outcomes: Vec<Outcome> = renewed
             .iter()
-            .map(|(name, info)| Outcome {
-                name: name.clone(),
-                status: "renewed",
-                serial: Some(info.serial.clone()),
-                not_after: Some(rfc3339(info.not_after)),
-                error: None,
+            .map(|(name, info)| {
+                let errors: Vec<String> = after
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, e)| format!("{e:#}"))
+                    .collect();
+                Outcome {
+                    name: name.clone(),
+                    status: "renewed",
+                    serial: Some(info.serial.clone()),
+                    not_after: Some(rfc3339(info.not_after)),
+                    error: (!errors.is_empty()).then(|| errors.join("; ")),
+                }
             })
             .collect();
         outcomes.extend(failures.iter().map(|(name, e)| Outcome {
@@ -249,16 +269,90 @@ fn summarize(
         }));
         println!("{}", serde_json::to_string(&outcomes)?);
     }
-    if failures.is_empty() {
+    if failures.is_empty() && after.is_empty() {
         return Ok(());
     }
     for (name, e) in &failures {
         crate::log::error(format_args!("{name}: {e:#}"));
     }
-    let names: Vec<&str> = failures.iter().map(|(n, _)| n.as_str()).collect();
-    Err(anyhow!("renewal failed for: {}", names.join(", "))).context(format!(
-        "{} renewed, {} failed",
-        renewed.len(),
-        failures.len()
-    ))
+    for (name, e) in &after {
+        if name == POST_HOOK {
+            crate::log::error(format_args!("post-hook failed: {e:#}"));
+        } else {
+            crate::log::error(format_args!("{name}: renewed; {e:#}"));
+        }
+    }
+    Err(anyhow!(summary_line(&failures, &renewed, &after)))
+}
+
+/// `2 renewed (1 with a failed hook or proxy: b.test), 1 failed: renewal failed for: a.test`
+fn summary_line(
+    failures: &[(String, anyhow::Error)],
+    renewed: &[(String, pem::CertInfo)],
+    after: &[(String, anyhow::Error)],
+) -> String {
+    fn once<'a>(names: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
+        let mut out: Vec<&str> = Vec::new();
+        for n in names {
+            if !out.contains(&n.as_str()) {
+                out.push(n);
+            }
+        }
+        out
+    }
+    let failed = once(failures.iter().map(|(n, _)| n));
+    let deploys = once(after.iter().map(|(n, _)| n).filter(|n| *n != POST_HOOK));
+    let mut line = format!("{} renewed", renewed.len());
+    if !deploys.is_empty() {
+        line.push_str(&format!(
+            " ({} with a failed hook or proxy: {})",
+            deploys.len(),
+            deploys.join(", ")
+        ));
+    }
+    if after.iter().any(|(n, _)| n == POST_HOOK) {
+        line.push_str("; post-hook failed");
+    }
+    if !failed.is_empty() {
+        line.push_str(&format!(
+            ", {} failed: renewal failed for: {}",
+            failed.len(),
+            failed.join(", ")
+        ));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> pem::CertInfo {
+        pem::CertInfo {
+            serial: "01".into(),
+            not_before: 0,
+            not_after: 0,
+            names: vec![],
+            issuer: String::new(),
+        }
+    }
+
+    #[test]
+    fn summary_counts_deploy_failures_apart_and_names_each_once() {
+        let failures = vec![
+            ("a.test".to_owned(), anyhow!("x")),
+            ("a.test".to_owned(), anyhow!("y")),
+        ];
+        let renewed = vec![("b.test".to_owned(), info()), ("c.test".to_owned(), info())];
+        let after = vec![
+            ("b.test".to_owned(), anyhow!("haproxy")),
+            ("b.test".to_owned(), anyhow!("hook")),
+            (POST_HOOK.to_owned(), anyhow!("exit 1")),
+        ];
+        assert_eq!(
+            summary_line(&failures, &renewed, &after),
+            "2 renewed (1 with a failed hook or proxy: b.test); post-hook failed, 1 failed: renewal failed for: a.test"
+        );
+        assert_eq!(summary_line(&[], &renewed, &[]), "2 renewed");
+    }
 }

@@ -197,15 +197,17 @@ impl Run<'_> {
                                 let solvers = solvers.as_ref().map_err(|e| anyhow!("{e:#}"))?;
                                 let mut wanted = cert.settings.clone();
                                 wanted.cert.server = self.effective_server(&wanted.cert.server);
-                                // never by a dry run: a CA takes one replacement per certificate
+                                // never by a dry run: a CA takes one replacement per
+                                // certificate; never to a CA that mishandled it before
+                                let server = &wanted.cert.server;
                                 let replaces = replaces
-                                    .filter(|_| !self.dry_run)
+                                    .filter(|_| !self.dry_run && !self.store.no_replaces(server))
                                     .and_then(|der| acme::cert_id(&der).ok());
                                 let account = accounts.get(self, &cert.settings)?;
                                 let first =
                                     order(account, solvers, &cert.name, &wanted, replaces.as_ref())
                                         .await;
-                                match first {
+                                let (issued, mishandled) = match first {
                                     // the CA lost the account: a new one, and the order again
                                     Err(e) if acme::account_gone(&e) => {
                                         let fresh = accounts.replace(self, &cert.settings).await?;
@@ -216,10 +218,16 @@ impl Run<'_> {
                                             &wanted,
                                             replaces.as_ref(),
                                         )
-                                        .await
+                                        .await?
                                     }
-                                    other => other,
+                                    other => other?,
+                                };
+                                if mishandled && !self.dry_run {
+                                    if let Err(e) = self.store.save_no_replaces(server) {
+                                        crate::log::warn(format_args!("{e:#}"));
+                                    }
                                 }
+                                Ok(issued)
                             })
                             .await;
                         line.finish(if result.is_ok() { "issued" } else { "failed" });

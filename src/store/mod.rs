@@ -33,6 +33,8 @@ pub enum Key {
     Deployed(CertName),
     /// How the certificate's renewals went: last success, last failure, failures.
     Status(CertName),
+    /// A CA that mishandled `replaces` (RFC 9773): orders to it go without.
+    NoReplaces(Server),
     /// Why the certificate must be issued again at the next renew (its key type or CA was
     /// reconfigured); removed when a new generation is saved.
     Reissue(CertName),
@@ -351,6 +353,21 @@ impl Store {
             &Key::Status(name.clone()),
             &serde_json::to_vec_pretty(&status)?,
         )
+    }
+
+    /// Whether the CA at `server` mishandled `replaces` before (orders go without it).
+    pub fn no_replaces(&self, server: &Server) -> bool {
+        matches!(
+            self.backend.read(&Key::NoReplaces(server.clone())),
+            Ok(Some(_))
+        )
+    }
+
+    /// Remembers that the CA at `server` mishandles `replaces`.
+    pub fn save_no_replaces(&self, server: &Server) -> anyhow::Result<()> {
+        self.backend
+            .write(&Key::NoReplaces(server.clone()), b"mishandles replaces\n")
+            .with_context(|| format!("remembering that {server} mishandles `replaces`"))
     }
 
     /// Why `name` must be issued again at the next renew, if it must.

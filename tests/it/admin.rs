@@ -209,7 +209,11 @@ fn reconfigure_changes_settings_without_an_order_and_a_new_key_type_renews() {
     lab.restart_pebble();
     let out = lab.run(&["renew"]);
     out.assert_success();
-    assert!(out.stderr.contains("registered a new one"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("registered a new one"),
+        "{}",
+        out.stderr
+    );
     let (renewed, _, rsa) = leaf(&bundle);
     assert_ne!(renewed, serial);
     assert!(rsa);
@@ -266,4 +270,62 @@ fn the_ssl_dir_is_stored_per_certificate() {
         settings(&lab, "backend.test")["ssl_dir"],
         third.display().to_string()
     );
+}
+
+#[test]
+fn renew_counts_hook_failures_apart_from_failed_renewals() {
+    let lab = lab();
+    request(&lab, &["a.test"]).assert_success();
+    request(&lab, &["b.test"]).assert_success();
+    lab.run(&["reconfigure", "a.test", "--deploy-hook", "exit 3"])
+        .assert_success();
+    request(&lab, &["broken.test"]).assert_success();
+    // broken: its responder now listens where Pebble does not look
+    let elsewhere = format!("127.0.0.1:{}", common::process::free_port());
+    lab.run(&["reconfigure", "broken.test", "--http-addr", &elsewhere])
+        .assert_success();
+
+    let out = lab.run(&["renew", "--force", "--post-hook", "exit 4"]);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("a.test: renewed; "), "{}", out.stderr);
+    assert!(out.stderr.contains("post-hook failed: "), "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap();
+    assert_eq!(
+        last,
+        "certctl: 2 renewed (1 with a failed hook or proxy: a.test); post-hook failed, \
+         1 failed: renewal failed for: broken.test",
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn dry_run_with_nothing_due_says_how_to_rehearse_and_no_network_names_the_ca() {
+    let lab = lab();
+    request(&lab, &["mon-app.test"]).assert_success();
+    let out = lab.run(&["renew", "--dry-run"]);
+    out.assert_success();
+    assert!(
+        out.stderr.contains("no certificate is due"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--dry-run --force"), "{}", out.stderr);
+    let out = lab.run(&["renew", "--dry-run", "--force"]);
+    out.assert_success();
+    assert!(
+        out.stderr.contains("dry run: the CA would issue"),
+        "{}",
+        out.stderr
+    );
+
+    // no network to the CA: the error names its URL and what to check
+    let nowhere = format!("https://127.0.0.1:{}/dir", common::process::free_port());
+    let mut cmd = lab.certctl_with_server(&nowhere);
+    cmd.args(["request", "other.test", "--agree-tos"]);
+    let out = run_command(cmd);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    for needle in [nowhere.as_str(), "network", "--server"] {
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+    }
 }
