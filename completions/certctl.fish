@@ -63,6 +63,12 @@ complete -c certctl -n "__fish_certctl_using_subcommand request" -l post-hook -d
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l hook-timeout -d 'Seconds a hook may run before it is killed [default: 300]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l haproxy-socket -d 'HAProxy admin socket (PATH or IP:PORT, `level admin`) to hot-swap the certificate into with no reload; repeat for several proxies; stored for renew' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l days -d 'Local CA only (--server local): how many days the certificate is valid [default: 90]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l cert-file -d 'Write the certificate (leaf) here' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l key-file -d 'Write the private key here' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l chain-file -d 'Write the intermediates here' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l fullchain-file -d 'Write the leaf and intermediates here' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l owner -d 'Owner of the output files, e.g. unbound:unbound' -r
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l mode -d 'Octal mode of the output files [default: 600 for the key, 644 for the others]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l state-dir -d 'The directory where certctl keeps accounts, certificates, settings and its lock [default: /var/lib/certctl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l ssl-dir -d 'The directory the proxy loads bundles from; certctl writes NAME.pem there (leaf, intermediates, key) [default: /etc/haproxy/ssl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l server -d 'The CA: an ACME directory URL, one of letsencrypt, letsencrypt-staging, zerossl, google, buypass, or `local` for certctl\'s own CA (no network) [default: letsencrypt]' -r
@@ -92,6 +98,12 @@ complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l deploy-h
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l post-hook -d 'Command run once at the end when anything was issued, e.g. "systemctl reload haproxy"' -r
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l hook-timeout -d 'Seconds a hook may run before it is killed [default: 300]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l haproxy-socket -d 'HAProxy admin socket to push to; replaces the stored ones (\'\' for none)' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l cert-file -d 'Write the certificate (leaf) here' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l key-file -d 'Write the private key here' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l chain-file -d 'Write the intermediates here' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l fullchain-file -d 'Write the leaf and intermediates here' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l owner -d 'Owner of the output files, e.g. unbound:unbound' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l mode -d 'Octal mode of the output files [default: 600 for the key, 644 for the others]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l state-dir -d 'The directory where certctl keeps accounts, certificates, settings and its lock [default: /var/lib/certctl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l ssl-dir -d 'The directory the proxy loads bundles from; certctl writes NAME.pem there (leaf, intermediates, key) [default: /etc/haproxy/ssl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l server -d 'The CA: an ACME directory URL, one of letsencrypt, letsencrypt-staging, zerossl, google, buypass, or `local` for certctl\'s own CA (no network) [default: letsencrypt]' -r

@@ -495,6 +495,9 @@ pub struct RequestArgs {
     #[arg(long, short = 'y')]
     pub yes: bool,
 
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+
     /// Print the result as a JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -529,9 +532,36 @@ pub struct ReconfigureArgs {
     #[arg(long = "haproxy-socket", value_name = "SOCKET")]
     pub haproxy_sockets: Vec<String>,
 
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+
     /// Show what would change, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Files for services that terminate TLS themselves, written at every issuance before the
+/// deploy hook; stored ('' removes one).
+#[derive(Debug, Args, Clone, Default)]
+pub struct OutputArgs {
+    /// Write the certificate (leaf) here
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub cert_file: Option<String>,
+    /// Write the private key here
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub key_file: Option<String>,
+    /// Write the intermediates here
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub chain_file: Option<String>,
+    /// Write the leaf and intermediates here
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub fullchain_file: Option<String>,
+    /// Owner of the output files, e.g. unbound:unbound
+    #[arg(long, value_name = "USER:GROUP")]
+    pub owner: Option<String>,
+    /// Octal mode of the output files [default: 600 for the key, 644 for the others]
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
 }
 
 /// Which global options clap took from the environment rather than the command line

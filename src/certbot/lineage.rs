@@ -271,6 +271,7 @@ pub fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
             hooks,
             haproxy_sockets: Vec::new(),
             ssl_dir: None,
+            outputs: Default::default(),
         },
     };
     taken_over.insert(

@@ -38,6 +38,7 @@ pub fn run(global: &Global, config: &ConfigFile, args: ReconfigureArgs) -> anyho
         force: false,
         yes: false,
         json: false,
+        outputs: args.outputs,
     };
     let global_for_names = Global {
         server: if global.given.server {
@@ -48,7 +49,11 @@ pub fn run(global: &Global, config: &ConfigFile, args: ReconfigureArgs) -> anyho
         ..global.clone()
     };
     let mut wanted = RequestSettings::resolve(&global_for_names, config, &as_request)?.wanted;
-    keep_stored(&mut wanted, Some(&stored), global, &as_request);
+    keep_stored(&mut wanted, Some(&stored), global, &as_request)?;
+    if let Some(owner) = &wanted.host.outputs.owner {
+        crate::deploy::outputs::resolve_owner(owner)
+            .map_err(|e| BadInput::new(format!("{e:#}")))?;
+    }
 
     // 3. what changes
     let changed = changes(&stored, &wanted);
@@ -89,6 +94,16 @@ pub fn run(global: &Global, config: &ConfigFile, args: ReconfigureArgs) -> anyho
             "{name}: bundle written to {} (the old one stays until you remove it)",
             bundles.path(&name).display()
         ));
+    }
+    if stored.host.outputs != wanted.host.outputs && !wanted.host.outputs.is_empty() {
+        let files = store.live_files(&name)?;
+        let issued = crate::issue::Issued {
+            info: pem::cert_info(&files.chain.leaf)?,
+            key_pem: files.key_pem,
+            chain: files.chain,
+        };
+        crate::issue::write_outputs(&wanted.host.outputs, &issued)?;
+        crate::log::info(format_args!("{name}: output files written"));
     }
     if !reissue.is_empty() {
         let why = format!("reconfigured: {}", reissue.join(", "));

@@ -40,7 +40,11 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
     // 2. requesting again keeps every stored setting the command line does not give; names
     //    removed need a yes
     let stored = store.settings(&name).ok().flatten();
-    keep_stored(&mut wanted, stored.as_ref(), global, &args);
+    keep_stored(&mut wanted, stored.as_ref(), global, &args)?;
+    if let Some(owner) = &wanted.host.outputs.owner {
+        crate::deploy::outputs::resolve_owner(owner)
+            .map_err(|e| BadInput::new(format!("{e:#}")))?;
+    }
     if let Some(stored) = &stored {
         if !confirm_changes(&name, stored, &wanted, args.yes)? {
             crate::log::info(format_args!("request cancelled; nothing changed"));

@@ -4,6 +4,7 @@
 
 pub mod bundle;
 pub mod haproxy;
+pub mod outputs;
 pub mod probe;
 
 use crate::pem::{self, CertInfo, Chain};

@@ -29,7 +29,7 @@ pub use crate::output::{date, rfc3339};
 pub use crate::types::join;
 pub use account::{MissingAccount, ask_terms, open_account};
 pub use hooks::{hook_env, post_hook};
-pub use install::{bundle_is_current, install};
+pub use install::{bundle_is_current, install, write_outputs};
 pub use obtain::{issue_local, order, refresh_ari};
 
 use install::reinstall;

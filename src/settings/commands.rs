@@ -73,6 +73,7 @@ impl RequestSettings {
                 })
                 .map_err(BadInput::new)?,
                 ssl_dir: Some(global.ssl_dir.clone()),
+                outputs: Default::default(),
             },
         };
         let hook_timeout = hook_timeout(&args.hooks, config);

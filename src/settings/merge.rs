@@ -2,8 +2,9 @@
 //! command line does not give keeps its stored value, what it gives replaces it, and an
 //! empty value (`--post-hook ''`, `--haproxy-socket ''`) clears it. Pure: no I/O.
 
-use super::{CertSettings, Challenge, Global};
-use crate::cli::RequestArgs;
+use super::{CertSettings, Challenge, Global, Outputs};
+use crate::cli::{OutputArgs, RequestArgs};
+use crate::error::BadInput;
 use crate::types::{ChallengeKind, DomainName};
 
 /// Keeps in `wanted` (resolved from the command line, config file and defaults) the
@@ -13,8 +14,9 @@ pub fn keep_stored(
     stored: Option<&CertSettings>,
     global: &Global,
     args: &RequestArgs,
-) {
+) -> Result<(), BadInput> {
     if let Some(stored) = stored {
+        wanted.host.outputs = stored.host.outputs.clone();
         let (cert, host) = (&mut wanted.cert, &mut wanted.host);
         if args.key_type.is_none() {
             cert.key_type = stored.cert.key_type;
@@ -71,6 +73,57 @@ pub fn keep_stored(
             *hook = None;
         }
     }
+    given_outputs(&mut wanted.host.outputs, &args.outputs)
+}
+
+/// The output options given replace the stored ones; '' removes one.
+fn given_outputs(outputs: &mut Outputs, args: &OutputArgs) -> Result<(), BadInput> {
+    for (slot, given, flag) in [
+        (&mut outputs.cert_file, &args.cert_file, "--cert-file"),
+        (&mut outputs.key_file, &args.key_file, "--key-file"),
+        (&mut outputs.chain_file, &args.chain_file, "--chain-file"),
+        (
+            &mut outputs.fullchain_file,
+            &args.fullchain_file,
+            "--fullchain-file",
+        ),
+    ] {
+        match given.as_deref().map(std::path::Path::new) {
+            None => {}
+            Some(p) if p.as_os_str().is_empty() => *slot = None,
+            Some(p) if p.file_name().is_none() || p.is_dir() => {
+                return Err(BadInput::new(format!(
+                    "{flag} {} is not a file path",
+                    p.display()
+                )));
+            }
+            Some(p) => *slot = Some(std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
+        }
+    }
+    match args.owner.as_deref() {
+        None => {}
+        Some("") => outputs.owner = None,
+        Some(o)
+            if o.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c)) =>
+        {
+            outputs.owner = Some(o.to_owned())
+        }
+        Some(o) => return Err(BadInput::new(format!("--owner {o:?} is not USER:GROUP"))),
+    }
+    match args.mode.as_deref() {
+        None => {}
+        Some("") => outputs.mode = None,
+        Some(m) => match u32::from_str_radix(m, 8) {
+            Ok(mode) if mode <= 0o777 => outputs.mode = Some(mode),
+            _ => {
+                return Err(BadInput::new(format!(
+                    "--mode {m:?} is not an octal mode like 640"
+                )));
+            }
+        },
+    }
+    Ok(())
 }
 
 /// One stored setting that changes: what, from, to (for people to read).
@@ -145,6 +198,11 @@ pub fn changes(old: &CertSettings, new: &CertSettings) -> Vec<Change> {
         path(&new.host.ca_bundle),
     );
     push(
+        "output files",
+        outputs(&old.host.outputs),
+        outputs(&new.host.outputs),
+    );
+    push(
         "days",
         old.cert.days.map(|d| d.to_string()).unwrap_or_default(),
         new.cert.days.map(|d| d.to_string()).unwrap_or_default(),
@@ -160,6 +218,29 @@ pub fn names_added_removed(
     let added = new.iter().filter(|d| !old.contains(d)).cloned().collect();
     let removed = old.iter().filter(|d| !new.contains(d)).cloned().collect();
     (added, removed)
+}
+
+fn outputs(o: &Outputs) -> String {
+    let files: Vec<String> = [
+        ("cert", &o.cert_file),
+        ("key", &o.key_file),
+        ("chain", &o.chain_file),
+        ("fullchain", &o.fullchain_file),
+    ]
+    .iter()
+    .filter_map(|(what, p)| p.as_ref().map(|p| format!("{what} {}", p.display())))
+    .collect();
+    if files.is_empty() {
+        return "(none)".into();
+    }
+    let mut text = files.join(", ");
+    if let Some(owner) = &o.owner {
+        text.push_str(&format!(", owner {owner}"));
+    }
+    if let Some(mode) = o.mode {
+        text.push_str(&format!(", mode {mode:o}"));
+    }
+    text
 }
 
 fn challenge(c: &Challenge) -> String {
@@ -204,7 +285,7 @@ mod tests {
             "/run/h.sock",
         ]);
         let (mut wanted, global, args) = settings(&["certctl", "request", "a.fr"]);
-        keep_stored(&mut wanted, Some(&stored), &global, &args);
+        keep_stored(&mut wanted, Some(&stored), &global, &args).unwrap();
         assert_eq!(wanted.host, stored.host);
         assert_eq!(wanted.cert.key_type, stored.cert.key_type);
         let (added, removed) = names_added_removed(&stored.cert.domains, &wanted.cert.domains);
@@ -224,7 +305,7 @@ mod tests {
             "--deploy-hook",
             "d",
         ]);
-        keep_stored(&mut wanted, Some(&stored), &global, &args);
+        keep_stored(&mut wanted, Some(&stored), &global, &args).unwrap();
         assert_eq!(wanted.host.hooks.post, None);
         assert_eq!(wanted.host.hooks.deploy.as_deref(), Some("d"));
         let what: Vec<_> = changes(&stored, &wanted).iter().map(|c| c.what).collect();

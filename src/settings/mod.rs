@@ -21,7 +21,7 @@ use crate::types::Server;
 pub use commands::{RenewSettings, RequestSettings, email};
 pub use config::ConfigFile;
 pub use merge::{Change, changes, keep_stored, names_added_removed};
-pub use stored::{CertConfig, CertSettings, Challenge, Hooks, HostConfig, parse_sockets};
+pub use stored::{CertConfig, CertSettings, Challenge, Hooks, HostConfig, Outputs, parse_sockets};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/certctl";
 pub const DEFAULT_SSL_DIR: &str = "/etc/haproxy/ssl";

@@ -52,6 +52,36 @@ pub struct HostConfig {
     /// before this was stored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssl_dir: Option<PathBuf>,
+    /// Files written for services that terminate TLS themselves.
+    #[serde(default, skip_serializing_if = "Outputs::is_empty")]
+    pub outputs: Outputs,
+}
+
+/// `--cert-file`, `--key-file`, `--chain-file`, `--fullchain-file` (absolute paths), with
+/// `--owner USER:GROUP` and `--mode` (octal) for all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outputs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fullchain_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+impl Outputs {
+    pub fn is_empty(&self) -> bool {
+        self.cert_file.is_none()
+            && self.key_file.is_none()
+            && self.chain_file.is_none()
+            && self.fullchain_file.is_none()
+    }
 }
 
 /// How HTTP-01 challenges get answered, with what each way needs.

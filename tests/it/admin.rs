@@ -329,3 +329,87 @@ fn dry_run_with_nothing_due_says_how_to_rehearse_and_no_network_names_the_ca() {
         assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
     }
 }
+
+#[test]
+fn output_files_are_written_with_owner_and_mode_before_the_deploy_hook() {
+    use std::os::unix::fs::MetadataExt;
+    let lab = lab();
+    let out_dir = lab.root().join("unbound");
+    fs::create_dir(&out_dir).unwrap();
+    let (cert, key, chain, full) = (
+        out_dir.join("cert.pem"),
+        out_dir.join("key.pem"),
+        out_dir.join("chain.pem"),
+        out_dir.join("fullchain.pem"),
+    );
+    let seen = lab.root().join("seen-by-hook.pem");
+    let hook = format!("cp {} {}", cert.display(), seen.display());
+    let (c, k, ch, f) = (
+        cert.display().to_string(),
+        key.display().to_string(),
+        chain.display().to_string(),
+        full.display().to_string(),
+    );
+    let args = [
+        "mon-app.test",
+        "--cert-file",
+        &c,
+        "--key-file",
+        &k,
+        "--chain-file",
+        &ch,
+        "--fullchain-file",
+        &f,
+        "--owner",
+        "nobody:nogroup",
+        "--mode",
+        "640",
+    ];
+    request(&lab, &args).assert_success();
+    let bundle = lab.ssl_dir().join("mon-app.test.pem");
+    let bundle_text = fs::read_to_string(&bundle).unwrap();
+    for path in [&cert, &key, &chain, &full] {
+        let meta = fs::metadata(path).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o640, "{}", path.display());
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (65534, 65534),
+            "{}",
+            path.display()
+        );
+        let text = fs::read_to_string(path).unwrap();
+        assert!(
+            bundle_text.contains(text.trim()),
+            "{} is part of the bundle",
+            path.display()
+        );
+    }
+    assert!(fs::read_to_string(&key).unwrap().contains("PRIVATE KEY"));
+    assert!(!fs::read_to_string(&full).unwrap().contains("PRIVATE KEY"));
+
+    // stored: a renewal rewrites them before the deploy hook runs, which sees the new one
+    lab.run(&["reconfigure", "mon-app.test", "--deploy-hook", &hook])
+        .assert_success();
+    let (old, _, _) = leaf(&bundle);
+    lab.run(&["renew", "--force"]).assert_success();
+    let (new, _, _) = leaf(&bundle);
+    assert_ne!(new, old);
+    assert_eq!(fs::read(&seen).unwrap(), fs::read(&cert).unwrap());
+    assert_eq!(leaf(&cert).0, new);
+
+    // bad values are bad input; '' removes an output from the settings
+    let out = lab.run(&["reconfigure", "mon-app.test", "--mode", "999"]);
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    let out = lab.run(&[
+        "reconfigure",
+        "mon-app.test",
+        "--owner",
+        "no-such-user:nogroup",
+    ]);
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    lab.run(&["reconfigure", "mon-app.test", "--key-file", ""])
+        .assert_success();
+    let outputs = &settings(&lab, "mon-app.test")["outputs"];
+    assert!(outputs.get("key_file").is_none(), "{outputs}");
+    assert_eq!(outputs["cert_file"], c.as_str());
+}
