@@ -31,6 +31,9 @@ _certctl() {
             certctl,delete)
                 cmd="certctl__subcmd__delete"
                 ;;
+            certctl,deploy)
+                cmd="certctl__subcmd__deploy"
+                ;;
             certctl,help)
                 cmd="certctl__subcmd__help"
                 ;;
@@ -103,6 +106,9 @@ _certctl() {
             certctl__subcmd__help,delete)
                 cmd="certctl__subcmd__help__subcmd__delete"
                 ;;
+            certctl__subcmd__help,deploy)
+                cmd="certctl__subcmd__help__subcmd__deploy"
+                ;;
             certctl__subcmd__help,help)
                 cmd="certctl__subcmd__help__subcmd__help"
                 ;;
@@ -158,7 +164,7 @@ _certctl() {
 
     case "${cmd}" in
         certctl)
-            opts="-v -q -h -V --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version request reconfigure renew revoke delete concat account import ca list check help"
+            opts="-v -q -h -V --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version request reconfigure deploy renew revoke delete concat account import ca list check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -633,8 +639,42 @@ _certctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        certctl__subcmd__deploy)
+            opts="-v -q -h -V --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssl-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-bundle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         certctl__subcmd__help)
-            opts="request reconfigure renew revoke delete concat account import ca list check help"
+            opts="request reconfigure deploy renew revoke delete concat account import ca list check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -760,6 +800,20 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__help__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certctl__subcmd__help__subcmd__deploy)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

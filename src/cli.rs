@@ -134,6 +134,16 @@ pub enum Command {
     /// Example: certctl reconfigure mon-app.fr --post-hook "systemctl reload haproxy" --dry-run
     Reconfigure(ReconfigureArgs),
 
+    /// Push the stored certificates to their HAProxy sockets now; a push that failed stays
+    /// pending (shown by list, retried by renew) until one succeeds.
+    ///
+    /// Example: certctl deploy mon-app.fr
+    Deploy {
+        /// Certificates to push (default: all)
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+    },
+
     /// Renew the certificates that are due, with the settings stored when they were requested.
     ///
     /// A certificate is due inside the CA's ARI window (RFC 9773) when the CA offers one,
@@ -508,33 +518,25 @@ pub struct ReconfigureArgs {
     /// The certificate to change (as `certctl list` names it)
     #[arg(value_name = "NAME")]
     pub name: String,
-
     /// The type of the certificate's key; a change makes it due at the next renew.
     #[arg(long, value_enum, value_name = "TYPE")]
     pub key_type: Option<KeyType>,
-
     /// How HTTP-01 challenges are answered.
     #[arg(long, value_enum, value_name = "HOW")]
     pub challenge: Option<ChallengeKind>,
-
     /// The address the standalone responder listens on.
     #[arg(long, value_name = "ADDR")]
     pub http_addr: Option<String>,
-
     /// The document root for --challenge webroot.
     #[arg(long, value_name = "DIR")]
     pub webroot: Option<PathBuf>,
-
     #[command(flatten)]
     pub hooks: HookArgs,
-
     /// HAProxy admin socket to push to; replaces the stored ones ('' for none).
     #[arg(long = "haproxy-socket", value_name = "SOCKET")]
     pub haproxy_sockets: Vec<String>,
-
     #[command(flatten)]
     pub outputs: OutputArgs,
-
     /// Show what would change, and change nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -7,6 +7,7 @@ pub mod ca;
 pub mod check;
 pub mod concat;
 pub mod delete;
+pub mod deploy;
 pub mod import;
 pub mod list;
 pub mod reconfigure;

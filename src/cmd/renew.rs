@@ -14,7 +14,7 @@ use crate::issue::{
 use crate::pem::{self, Decision};
 use crate::settings::{ConfigFile, Global, RenewSettings};
 use crate::store::{Lineage, Store};
-use crate::types::CertName;
+use crate::types::{CertName, Socket};
 
 #[derive(Serialize)]
 struct Outcome {
@@ -78,7 +78,13 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
                  `certctl renew --dry-run --force` rehearses every one (or name one)"
             ));
         }
-        return summarize(failures, Vec::new(), Vec::new(), args.json);
+        // a push that failed before is tried again, due or not
+        let mut after = Vec::new();
+        if !args.dry_run && has_pending(&store, &names, &given.sockets) {
+            let _lock = super::lock_for_writing(global, &store, &bundles)?;
+            after = retry_pushes(global, &store, &bundles, &names, &given.sockets, &[]);
+        }
+        return summarize(failures, Vec::new(), after, args.json);
     }
 
     // 3. under the lock, read again: a run that held it may have renewed them already; and
@@ -164,6 +170,17 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
             }
         }
     }
+    if !args.dry_run {
+        let done: Vec<String> = renewed.iter().map(|(n, _)| n.clone()).collect();
+        after_failures.extend(retry_pushes(
+            global,
+            &store,
+            &bundles,
+            &names,
+            &run.sockets,
+            &done,
+        ));
+    }
     after_failures.extend(
         report
             .post_failures
@@ -172,6 +189,72 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
     );
     summarize(failures, renewed, after_failures, args.json)
 }
+
+/// Whether any of `names` has an HAProxy (stored, or `given` now) that missed its serial.
+fn has_pending(store: &Store, names: &[CertName], given: &[Socket]) -> bool {
+    names.iter().any(|name| {
+        store.lineage(name).ok().flatten().is_some_and(|l| {
+            let sockets = sockets_of(&l, given);
+            !sockets.is_empty() && !issue::pending(store, name, &l.info.serial, &sockets).is_empty()
+        })
+    })
+}
+
+fn sockets_of(lineage: &Lineage, given: &[Socket]) -> Vec<Socket> {
+    let mut sockets = lineage.settings.host.haproxy_sockets.clone();
+    sockets.extend(
+        given
+            .iter()
+            .filter(|s| !sockets.contains(s))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    sockets
+}
+
+/// Pushes again what earlier runs failed to push (not to the certificates in `done`, just
+/// pushed); each failure is reported, the deploy staying pending.
+fn retry_pushes(
+    global: &Global,
+    store: &Store,
+    bundles: &Bundles,
+    names: &[CertName],
+    given: &[Socket],
+    done: &[String],
+) -> Vec<(String, anyhow::Error)> {
+    let mut failures = Vec::new();
+    for name in names
+        .iter()
+        .filter(|n| !done.iter().any(|d| d == n.as_str()))
+    {
+        let Ok(Some(lineage)) = store.lineage(name) else {
+            continue;
+        };
+        let pending = issue::pending(
+            store,
+            name,
+            &lineage.info.serial,
+            &sockets_of(&lineage, given),
+        );
+        if pending.is_empty() {
+            continue;
+        }
+        crate::log::info(format_args!(
+            "{name}: pushing the certificate to {} (pending from an earlier run)",
+            pending
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let errors = issue::push(store, bundles, name, &pending, true, global.haproxy_timeout);
+        failures.extend(errors.into_iter().map(|e| (format!("{PENDING}{name}"), e)));
+    }
+    failures
+}
+
+/// Marks a failed push of an earlier renewal (`{PENDING}{name}`) among the after-failures.
+const PENDING: &str = "pending:";
 
 /// Stands for the post-hook where a certificate name stands for the others.
 const POST_HOOK: &str = "post-hook";
@@ -260,6 +343,15 @@ fn summarize(
                 }
             })
             .collect();
+        outcomes.extend(after.iter().filter_map(|(name, e)| {
+            name.strip_prefix(PENDING).map(|name| Outcome {
+                name: name.to_owned(),
+                status: "deploy pending",
+                serial: None,
+                not_after: None,
+                error: Some(format!("{e:#}")),
+            })
+        }));
         outcomes.extend(failures.iter().map(|(name, e)| Outcome {
             name: name.clone(),
             status: "failed",
@@ -278,6 +370,8 @@ fn summarize(
     for (name, e) in &after {
         if name == POST_HOOK {
             crate::log::error(format_args!("post-hook failed: {e:#}"));
+        } else if let Some(name) = name.strip_prefix(PENDING) {
+            crate::log::error(format_args!("{name}: deploy pending; {e:#}"));
         } else {
             crate::log::error(format_args!("{name}: renewed; {e:#}"));
         }
@@ -301,7 +395,16 @@ fn summary_line(
         out
     }
     let failed = once(failures.iter().map(|(n, _)| n));
-    let deploys = once(after.iter().map(|(n, _)| n).filter(|n| *n != POST_HOOK));
+    let deploys = once(
+        after
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| *n != POST_HOOK && !n.starts_with(PENDING)),
+    );
+    let pending: Vec<&str> = once(after.iter().map(|(n, _)| n))
+        .into_iter()
+        .filter_map(|n| n.strip_prefix(PENDING))
+        .collect();
     let mut line = format!("{} renewed", renewed.len());
     if !deploys.is_empty() {
         line.push_str(&format!(
@@ -312,6 +415,13 @@ fn summary_line(
     }
     if after.iter().any(|(n, _)| n == POST_HOOK) {
         line.push_str("; post-hook failed");
+    }
+    if !pending.is_empty() {
+        line.push_str(&format!(
+            "; {} deploy(s) still pending: {}",
+            pending.len(),
+            pending.join(", ")
+        ));
     }
     if !failed.is_empty() {
         line.push_str(&format!(

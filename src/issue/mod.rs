@@ -8,6 +8,7 @@ mod account;
 mod hooks;
 mod install;
 mod obtain;
+mod push;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -19,7 +20,7 @@ use futures_util::StreamExt;
 
 use crate::acme;
 use crate::challenge::{Responders, Solvers};
-use crate::deploy::{self, Bundles};
+use crate::deploy::Bundles;
 use crate::pem::{CertInfo, Chain};
 use crate::settings::{CertSettings, Hooks, Verbosity};
 use crate::store::{Lineage, Store};
@@ -31,6 +32,7 @@ pub use account::{MissingAccount, ask_terms, open_account};
 pub use hooks::{hook_env, post_hook};
 pub use install::{bundle_is_current, install, write_outputs};
 pub use obtain::{issue_local, order, refresh_ari};
+pub use push::{pending, push};
 
 use install::reinstall;
 use obtain::ask_ca;
@@ -307,7 +309,8 @@ impl Run<'_> {
                     .cloned()
                     .collect::<Vec<_>>(),
             );
-            let mut after = deploy::push_to_haproxy(
+            let mut after = push::push_issued(
+                self.store,
                 self.bundles,
                 name,
                 &sockets,

@@ -62,6 +62,7 @@ impl Files {
             Key::Deployed(name) => self.cert_dir(name).join("deployed.json"),
             Key::Status(name) => self.cert_dir(name).join("status.json"),
             Key::Reissue(name) => self.cert_dir(name).join("reissue"),
+            Key::Pushed(name) => self.cert_dir(name).join("pushed.json"),
             Key::CaCert => ca.join("ca.pem"),
             Key::CaKey => ca.join("ca.key"),
             Key::CaRevoked => ca.join("revoked.json"),
@@ -165,7 +166,7 @@ impl Backend for Files {
             // a certificate's directory exists once it is managed; the others on first use
             let per_cert = matches!(
                 key,
-                Key::Ari(_) | Key::Deployed(_) | Key::Status(_) | Key::Reissue(_)
+                Key::Ari(_) | Key::Deployed(_) | Key::Status(_) | Key::Reissue(_) | Key::Pushed(_)
             );
             if per_cert && !dir.is_dir() {
                 bail!("{} is not managed any more", dir.display());

@@ -33,6 +33,8 @@ pub enum Key {
     Deployed(CertName),
     /// How the certificate's renewals went: last success, last failure, failures.
     Status(CertName),
+    /// Which serial each HAProxy socket of this host was last given for a certificate.
+    Pushed(CertName),
     /// A CA that mishandled `replaces` (RFC 9773): orders to it go without.
     NoReplaces(Server),
     /// Why the certificate must be issued again at the next renew (its key type or CA was
@@ -353,6 +355,27 @@ impl Store {
             &Key::Status(name.clone()),
             &serde_json::to_vec_pretty(&status)?,
         )
+    }
+
+    /// The serial each HAProxy socket was last given for `name` (empty when none or unreadable).
+    pub fn pushed(&self, name: &CertName) -> std::collections::BTreeMap<String, String> {
+        self.json(&Key::Pushed(name.clone()))
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    pub fn save_pushed(
+        &self,
+        name: &CertName,
+        record: &std::collections::BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        self.backend
+            .write(
+                &Key::Pushed(name.clone()),
+                &serde_json::to_vec_pretty(record)?,
+            )
+            .with_context(|| format!("{name}: saving the deploy record"))
     }
 
     /// Whether the CA at `server` mishandled `replaces` before (orders go without it).

@@ -413,3 +413,69 @@ fn output_files_are_written_with_owner_and_mode_before_the_deploy_hook() {
     assert!(outputs.get("key_file").is_none(), "{outputs}");
     assert_eq!(outputs["cert_file"], c.as_str());
 }
+
+#[test]
+fn a_failed_push_stays_pending_until_renew_or_deploy_gets_it_through() {
+    let lab = Lab::start_with(LabOptions::default());
+    let admin = lab.admin_socket();
+    // a socket that is not there yet (the proxy is down), beside the real one
+    let later = lab.root().join("later.sock");
+    let (admin_s, later_s) = (admin.display().to_string(), later.display().to_string());
+    let out = request(
+        &lab,
+        &[
+            "mon-app.test",
+            "--haproxy-socket",
+            &admin_s,
+            "--haproxy-socket",
+            &later_s,
+        ],
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    let bundle = lab.ssl_dir().join("mon-app.test.pem");
+    let (serial, _, _) = leaf(&bundle);
+
+    // nothing due, but the push is pending: renew says so and exits 1, every run
+    for _ in 0..2 {
+        let out = lab.run(&["renew"]);
+        assert_eq!(out.code(), Some(1), "{}", out.stderr);
+        assert!(out.stderr.contains("deploy pending"), "{}", out.stderr);
+        assert!(out.stderr.contains(&later_s), "{}", out.stderr);
+    }
+    let out = lab.run(&["list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows[0]["pending_deploys"], serde_json::json!([later_s]));
+    let out = lab.run(&["list"]);
+    assert!(out.stdout.contains("deploy pending"), "{}", out.stdout);
+    assert_eq!(lab.run(&["deploy", "mon-app.test"]).code(), Some(1));
+
+    // the proxy is back: the next renew pushes, and the one after is silent again
+    std::os::unix::fs::symlink(&admin, &later).unwrap();
+    let out = lab.run(&["renew"]);
+    out.assert_success();
+    assert!(
+        out.stderr.contains("pending from an earlier run"),
+        "{}",
+        out.stderr
+    );
+    let out = lab.run(&["renew"]);
+    out.assert_success();
+    assert_eq!(out.stderr, "");
+    let out = lab.run(&["list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows[0]["pending_deploys"], serde_json::json!([]));
+    let pushed = settings_dir_file(&lab, "mon-app.test", "pushed.json");
+    assert_eq!(pushed[&later_s], serial.as_str());
+
+    // deploy pushes now, to every stored socket
+    lab.run(&["deploy"]).assert_success();
+    assert_eq!(
+        lab.verify_served("mon-app.test").map(|c| serial_hex(&c[0])),
+        Ok(serial)
+    );
+}
+
+fn settings_dir_file(lab: &Lab, name: &str, file: &str) -> serde_json::Value {
+    let path = lab.state_dir().join("certs").join(name).join(file);
+    serde_json::from_slice(&fs::read(&path).unwrap()).unwrap()
+}

@@ -618,6 +618,7 @@ fn list_shows_every_certificate_as_a_table_and_as_json() {
         "server",
         "bundle",
         "bundle_exists",
+        "pending_deploys",
     ];
     expected.sort();
     let mut fields_sorted = fields.clone();
