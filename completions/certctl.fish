@@ -160,6 +160,7 @@ complete -c certctl -n "__fish_certctl_using_subcommand revoke" -s v -l verbose 
 complete -c certctl -n "__fish_certctl_using_subcommand revoke" -s q -l quiet -d 'Print errors only, on stderr; results still go to stdout'
 complete -c certctl -n "__fish_certctl_using_subcommand revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certctl -n "__fish_certctl_using_subcommand revoke" -s V -l version -d 'Print version'
+complete -c certctl -n "__fish_certctl_using_subcommand delete" -l post-hook -d 'Command run after the certificate was archived, e.g. "systemctl reload haproxy"' -r
 complete -c certctl -n "__fish_certctl_using_subcommand delete" -l state-dir -d 'The directory where certctl keeps accounts, certificates, settings and its lock [default: /var/lib/certctl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand delete" -l ssl-dir -d 'The directory the proxy loads bundles from; certctl writes NAME.pem there (leaf, intermediates, key) [default: /etc/haproxy/ssl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand delete" -l server -d 'The CA: an ACME directory URL, one of letsencrypt, letsencrypt-staging, zerossl, google, buypass, or `local` for certctl\'s own CA (no network) [default: letsencrypt]' -r

@@ -365,10 +365,12 @@ pub struct DeleteArgs {
     /// The certificate to stop managing
     #[arg(value_name = "NAME")]
     pub name: String,
-
     /// Do not ask for confirmation
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Command run after the certificate was archived, e.g. "systemctl reload haproxy"
+    #[arg(long, value_name = "CMD")]
+    pub post_hook: Option<String>,
 }
 
 #[derive(Debug, Args)]

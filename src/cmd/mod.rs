@@ -90,6 +90,19 @@ pub fn archive(
     }
 }
 
+/// Ok when `errors` is empty; otherwise each is said and the first is the error, under
+/// `done` (what did happen).
+pub fn first_of(errors: Vec<anyhow::Error>, done: &str) -> anyhow::Result<()> {
+    let mut errors = errors.into_iter();
+    let Some(first) = errors.next() else {
+        return Ok(());
+    };
+    for e in errors {
+        crate::log::error(format_args!("{e:#}"));
+    }
+    Err(first.context(done.to_owned()))
+}
+
 /// The certificates a command works on: those named (each valid and managed, duplicates
 /// dropped; checked before anything is written), or every managed one.
 pub fn selected_names(

@@ -126,7 +126,19 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
         folder
     ));
 
-    // 6. the post-hook, so the proxy drops it
+    // 6. the running proxies stop serving it (unless its bundle stays for them)
+    let unloaded = if args.keep_bundle {
+        Vec::new()
+    } else {
+        crate::deploy::remove_from_haproxy(
+            &name,
+            &bundles.path(&name),
+            &lineage.settings.host.haproxy_sockets,
+            global.haproxy_timeout,
+        )
+    };
+
+    // 7. the post-hook, so the proxy drops it
     if let Some(command) = &args.post_hook {
         let hook = Hook {
             kind: "post",
@@ -143,5 +155,5 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("{name} is revoked and archived"))?;
     }
-    Ok(())
+    super::first_of(unloaded, &format!("{name} is revoked and archived"))
 }

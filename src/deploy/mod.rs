@@ -42,3 +42,56 @@ pub fn push_to_haproxy(
     }
     failures
 }
+
+/// Takes `path`'s certificate out of every HAProxy listed (revoke, delete), each
+/// independently; returns one error per proxy that still serves it.
+pub fn remove_from_haproxy(
+    name: &CertName,
+    path: &std::path::Path,
+    sockets: &[Socket],
+    timeout: std::time::Duration,
+) -> Vec<anyhow::Error> {
+    let mut failures = Vec::new();
+    for socket in sockets {
+        match unload(&haproxy::Haproxy::new(socket.clone(), timeout), path) {
+            Ok(Some(n)) => crate::log::info(format_args!(
+                "{name}: HAProxy at {socket} no longer serves it ({n} deleted, no reload)"
+            )),
+            Ok(None) => crate::log::verbose(format_args!(
+                "{name}: HAProxy at {socket} did not have it loaded"
+            )),
+            Err(e) => failures.push(anyhow::Error::new(e).context(format!(
+                "{name}: HAProxy at {socket} still serves it until its next reload"
+            ))),
+        }
+    }
+    failures
+}
+
+/// Stops serving the certificate HAProxy loaded from `path`: `del ssl crt-list` (from the
+/// directory's list) then `del ssl cert`. None when HAProxy does not have it. A certificate
+/// the configuration names itself (`crt FILE`) cannot be deleted at run time: HAProxy
+/// refuses, and that refusal is the error.
+fn unload(
+    proxy: &haproxy::Haproxy,
+    path: &std::path::Path,
+) -> Result<Option<String>, haproxy::Error> {
+    let listed = haproxy::parse_cert_list(&proxy.command("show ssl cert")?);
+    let Some(name) = haproxy::find_cert(&listed.certificates, path)? else {
+        return Ok(None);
+    };
+    if let Ok(list) = proxy.crt_list_for(path) {
+        // fails for a certificate outside the list; `del ssl cert` then says why
+        let _ = proxy.command(&format!("del ssl crt-list {list} {name}"));
+    }
+    let command = format!("del ssl cert {name}");
+    let reply = proxy.command(&command)?;
+    if reply.to_lowercase().contains("deleted") {
+        Ok(Some(name))
+    } else {
+        Err(haproxy::Error::Refused {
+            command,
+            reply: reply.trim().to_owned(),
+        })
+    }
+}

@@ -479,3 +479,32 @@ fn settings_dir_file(lab: &Lab, name: &str, file: &str) -> serde_json::Value {
     let path = lab.state_dir().join("certs").join(name).join(file);
     serde_json::from_slice(&fs::read(&path).unwrap()).unwrap()
 }
+
+#[test]
+fn revoke_and_delete_take_the_certificate_out_of_the_running_haproxy() {
+    let lab = Lab::start_with(LabOptions::default());
+    let admin = lab.admin_socket();
+    let admin_s = admin.display().to_string();
+    let loaded = |name: &str| {
+        common::haproxy::admin_command(&admin, "show ssl cert")
+            .unwrap()
+            .contains(&format!("{name}.pem"))
+    };
+    for name in ["a.test", "b.test"] {
+        request(&lab, &[name, "--haproxy-socket", &admin_s]).assert_success();
+        assert!(loaded(name), "{name} pushed");
+    }
+
+    // delete: out of HAProxy with no reload, then its post-hook
+    let marker = lab.root().join("delete-post-hook");
+    let hook = format!("echo \"$CERTCTL_NAME\" > {}", marker.display());
+    let out = lab.run(&["delete", "a.test", "--yes", "--post-hook", &hook]);
+    out.assert_success();
+    assert!(out.stderr.contains("no longer serves it"), "{}", out.stderr);
+    assert!(!loaded("a.test"));
+    assert_eq!(fs::read_to_string(&marker).unwrap().trim(), "a.test");
+
+    // revoke: the same
+    lab.run(&["revoke", "b.test", "--yes"]).assert_success();
+    assert!(!loaded("b.test"));
+}
