@@ -606,13 +606,17 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__delete)
-            opts="-y -v -q -h -V --yes --post-hook --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            opts="-y -v -q -h -V --yes --post-hook --haproxy-config --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --post-hook)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --haproxy-config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1442,7 +1446,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__revoke)
-            opts="-y -v -q -h -V --reason --yes --keep-bundle --post-hook --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            opts="-y -v -q -h -V --reason --yes --keep-bundle --post-hook --haproxy-config --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1453,6 +1457,10 @@ _certctl() {
                     return 0
                     ;;
                 --post-hook)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --haproxy-config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -34,8 +34,8 @@ complete -c certctl -n "__fish_certctl_needs_command" -s q -l quiet -d 'Print er
 complete -c certctl -n "__fish_certctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certctl -n "__fish_certctl_needs_command" -s V -l version -d 'Print version'
 complete -c certctl -n "__fish_certctl_needs_command" -f -a "request" -d 'Get a certificate for one or more names and install its bundle'
-complete -c certctl -n "__fish_certctl_needs_command" -f -a "reconfigure" -d 'Change a certificate\'s stored settings (hooks, sockets, challenge, key type, ssl dir) without a new order; shows the change'
-complete -c certctl -n "__fish_certctl_needs_command" -f -a "deploy" -d 'Push the stored certificates to their HAProxy sockets now; a push that failed stays pending (shown by list, retried by renew) until one succeeds'
+complete -c certctl -n "__fish_certctl_needs_command" -f -a "reconfigure" -d 'Change a certificate\'s stored settings (hooks, sockets, challenge, key type, ssl dir, output files) without a new order; shows the change'
+complete -c certctl -n "__fish_certctl_needs_command" -f -a "deploy" -d 'Push the stored certificates to their HAProxy sockets now (a failed push stays pending, shown by list and retried by renew, until one succeeds)'
 complete -c certctl -n "__fish_certctl_needs_command" -f -a "renew" -d 'Renew the certificates that are due, with the settings stored when they were requested'
 complete -c certctl -n "__fish_certctl_needs_command" -f -a "revoke" -d 'Revoke a certificate at its CA, stop managing it and remove its bundle'
 complete -c certctl -n "__fish_certctl_needs_command" -f -a "delete" -d 'Stop managing a certificate and remove its bundle, without revoking it'
@@ -149,6 +149,7 @@ superseded\t''
 cessationofoperation\t''
 affiliationchanged\t''"
 complete -c certctl -n "__fish_certctl_using_subcommand revoke" -l post-hook -d 'Command run after the certificate was revoked, e.g. "systemctl reload haproxy"' -r
+complete -c certctl -n "__fish_certctl_using_subcommand revoke" -l haproxy-config -d 'HAProxy\'s configuration, to keep a bundle it names [default: /etc/haproxy/haproxy.cfg]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand revoke" -l state-dir -d 'The directory where certctl keeps accounts, certificates, settings and its lock [default: /var/lib/certctl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand revoke" -l ssl-dir -d 'The directory the proxy loads bundles from; certctl writes NAME.pem there (leaf, intermediates, key) [default: /etc/haproxy/ssl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand revoke" -l server -d 'The CA: an ACME directory URL, one of letsencrypt, letsencrypt-staging, zerossl, google, buypass, or `local` for certctl\'s own CA (no network) [default: letsencrypt]' -r
@@ -161,6 +162,7 @@ complete -c certctl -n "__fish_certctl_using_subcommand revoke" -s q -l quiet -d
 complete -c certctl -n "__fish_certctl_using_subcommand revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certctl -n "__fish_certctl_using_subcommand revoke" -s V -l version -d 'Print version'
 complete -c certctl -n "__fish_certctl_using_subcommand delete" -l post-hook -d 'Command run after the certificate was archived, e.g. "systemctl reload haproxy"' -r
+complete -c certctl -n "__fish_certctl_using_subcommand delete" -l haproxy-config -d 'As for revoke [default: /etc/haproxy/haproxy.cfg when it exists]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand delete" -l state-dir -d 'The directory where certctl keeps accounts, certificates, settings and its lock [default: /var/lib/certctl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand delete" -l ssl-dir -d 'The directory the proxy loads bundles from; certctl writes NAME.pem there (leaf, intermediates, key) [default: /etc/haproxy/ssl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand delete" -l server -d 'The CA: an ACME directory URL, one of letsencrypt, letsencrypt-staging, zerossl, google, buypass, or `local` for certctl\'s own CA (no network) [default: letsencrypt]' -r
@@ -301,8 +303,8 @@ complete -c certctl -n "__fish_certctl_using_subcommand check" -s q -l quiet -d 
 complete -c certctl -n "__fish_certctl_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certctl -n "__fish_certctl_using_subcommand check" -s V -l version -d 'Print version'
 complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "request" -d 'Get a certificate for one or more names and install its bundle'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "reconfigure" -d 'Change a certificate\'s stored settings (hooks, sockets, challenge, key type, ssl dir) without a new order; shows the change'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "deploy" -d 'Push the stored certificates to their HAProxy sockets now; a push that failed stays pending (shown by list, retried by renew) until one succeeds'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "reconfigure" -d 'Change a certificate\'s stored settings (hooks, sockets, challenge, key type, ssl dir, output files) without a new order; shows the change'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "deploy" -d 'Push the stored certificates to their HAProxy sockets now (a failed push stays pending, shown by list and retried by renew, until one succeeds)'
 complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "renew" -d 'Renew the certificates that are due, with the settings stored when they were requested'
 complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "revoke" -d 'Revoke a certificate at its CA, stop managing it and remove its bundle'
 complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "delete" -d 'Stop managing a certificate and remove its bundle, without revoking it'

@@ -125,19 +125,16 @@ pub enum Command {
     Request(RequestArgs),
 
     /// Change a certificate's stored settings (hooks, sockets, challenge, key type, ssl
-    /// dir) without a new order; shows the change.
+    /// dir, output files) without a new order; shows the change.
     ///
-    /// Options not given keep their stored values; an empty value ('') clears a hook or the
-    /// sockets. A new key type or CA makes the certificate due at the next renew; a new
-    /// --ssl-dir gets the bundle written there now.
+    /// Options not given keep their stored values; '' clears one. A new key type or CA
+    /// makes it due at the next renew; a new --ssl-dir gets the bundle written there now.
     ///
     /// Example: certctl reconfigure mon-app.fr --post-hook "systemctl reload haproxy" --dry-run
     Reconfigure(ReconfigureArgs),
 
-    /// Push the stored certificates to their HAProxy sockets now; a push that failed stays
-    /// pending (shown by list, retried by renew) until one succeeds.
-    ///
-    /// Example: certctl deploy mon-app.fr
+    /// Push the stored certificates to their HAProxy sockets now (a failed push stays
+    /// pending, shown by list and retried by renew, until one succeeds).
     Deploy {
         /// Certificates to push (default: all)
         #[arg(value_name = "NAME")]
@@ -342,22 +339,21 @@ pub struct RevokeArgs {
     /// The certificate to revoke (as `certctl list` names it)
     #[arg(value_name = "NAME")]
     pub name: String,
-
     /// Reason given to the CA
     #[arg(long, value_enum, default_value = "unspecified")]
     pub reason: RevocationReason,
-
     /// Do not ask for confirmation
     #[arg(long, short = 'y')]
     pub yes: bool,
-
     /// Leave the bundle in the ssl directory (for a proxy that cannot start without it)
     #[arg(long)]
     pub keep_bundle: bool,
-
     /// Command run after the certificate was revoked, e.g. "systemctl reload haproxy"
     #[arg(long, value_name = "CMD")]
     pub post_hook: Option<String>,
+    /// HAProxy's configuration, to keep a bundle it names [default: /etc/haproxy/haproxy.cfg]
+    #[arg(long, value_name = "FILE")]
+    pub haproxy_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -371,6 +367,9 @@ pub struct DeleteArgs {
     /// Command run after the certificate was archived, e.g. "systemctl reload haproxy"
     #[arg(long, value_name = "CMD")]
     pub post_hook: Option<String>,
+    /// As for revoke [default: /etc/haproxy/haproxy.cfg when it exists]
+    #[arg(long, value_name = "FILE")]
+    pub haproxy_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -37,20 +37,26 @@ pub async fn run(global: &Global, args: DeleteArgs) -> anyhow::Result<()> {
     if !store.manages(&name) {
         bail!("{name} was removed by another certctl while this one waited; nothing done");
     }
-    let folder = super::archive(&store, &bundles, &name, true)?;
+    let keep = super::bundle_named_by_haproxy(&bundles, &name, args.haproxy_config.as_deref());
+    let folder = super::archive(&store, &bundles, &name, !keep)?;
     crate::log::info(format_args!(
-        "{name}: no longer managed; its files and bundle are in {folder}"
+        "{name}: no longer managed; its files{} are in {folder}",
+        if keep { "" } else { " and bundle" }
     ));
 
     // 4. the running proxies stop serving it; then the post-hook, as revoke does
     let settings = inspection.settings.as_ref();
     let sockets = settings.map_or(&[][..], |s| &s.host.haproxy_sockets[..]);
-    let unloaded = crate::deploy::remove_from_haproxy(
-        &name,
-        &bundles.path(&name),
-        sockets,
-        global.haproxy_timeout,
-    );
+    let unloaded = if keep {
+        Vec::new()
+    } else {
+        crate::deploy::remove_from_haproxy(
+            &name,
+            &bundles.path(&name),
+            sockets,
+            global.haproxy_timeout,
+        )
+    };
     if let Some(command) = &args.post_hook {
         let domains = settings.map(|s| crate::issue::join(&s.cert.domains));
         let hook = crate::hooks::Hook {

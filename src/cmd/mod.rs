@@ -90,6 +90,27 @@ pub fn archive(
     }
 }
 
+/// Whether the bundle of `name` must stay where it is because HAProxy's configuration names
+/// it (HAProxy would not start without it); says where and what to change when so.
+pub fn bundle_named_by_haproxy(
+    bundles: &Bundles,
+    name: &CertName,
+    config: Option<&std::path::Path>,
+) -> bool {
+    let bundle = bundles.path(name);
+    let Some((file, line, text)) = crate::deploy::haproxy_cfg::where_named(config, &bundle) else {
+        return false;
+    };
+    crate::log::warn(format_args!(
+        "{name}: HAProxy's configuration names its bundle ({}, line {line}: `{text}`), so \
+         HAProxy would not start without it: the bundle stays in place. Take it out of that \
+         line (or point it at another certificate), reload HAProxy, then remove {}",
+        file.display(),
+        bundle.display()
+    ));
+    true
+}
+
 /// Ok when `errors` is empty; otherwise each is said and the first is the error, under
 /// `done` (what did happen).
 pub fn first_of(errors: Vec<anyhow::Error>, done: &str) -> anyhow::Result<()> {

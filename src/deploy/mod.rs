@@ -4,6 +4,7 @@
 
 pub mod bundle;
 pub mod haproxy;
+pub mod haproxy_cfg;
 pub mod outputs;
 pub mod probe;
 

@@ -508,3 +508,39 @@ fn revoke_and_delete_take_the_certificate_out_of_the_running_haproxy() {
     lab.run(&["revoke", "b.test", "--yes"]).assert_success();
     assert!(!loaded("b.test"));
 }
+
+#[test]
+fn a_bundle_named_in_the_haproxy_configuration_stays_in_place() {
+    let lab = lab();
+    for name in ["dns.test", "web.test"] {
+        request(&lab, &[name]).assert_success();
+    }
+    let dns = lab.ssl_dir().join("dns.test.pem");
+    let cfg = lab.root().join("haproxy.cfg");
+    fs::write(
+        &cfg,
+        format!(
+            "frontend dot\n    bind :853 ssl crt {}\nfrontend web\n    bind :443 ssl crt {}/\n",
+            dns.display(),
+            lab.ssl_dir().display()
+        ),
+    )
+    .unwrap();
+    let cfg_s = cfg.display().to_string();
+
+    // named by a bind line: archived, but the bundle stays, and the message says where
+    let out = lab.run(&["delete", "dns.test", "--yes", "--haproxy-config", &cfg_s]);
+    out.assert_success();
+    assert!(dns.exists(), "HAProxy can still start");
+    assert!(
+        out.stderr.contains(&format!("{cfg_s}, line 2")),
+        "{}",
+        out.stderr
+    );
+    assert!(!lab.state_dir().join("certs/dns.test").exists());
+
+    // in a crt directory only: the bundle goes, as before
+    let out = lab.run(&["delete", "web.test", "--yes", "--haproxy-config", &cfg_s]);
+    out.assert_success();
+    assert!(!lab.ssl_dir().join("web.test.pem").exists());
+}
