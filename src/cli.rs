@@ -135,6 +135,8 @@ pub enum Command {
 
     /// Push the stored certificates to their HAProxy sockets now (a failed push stays
     /// pending, shown by list and retried by renew, until one succeeds).
+    ///
+    /// Example: certctl deploy mon-app.fr
     Deploy {
         /// Certificates to push (default: all)
         #[arg(value_name = "NAME")]

@@ -64,9 +64,37 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
     // the stored ones
     let given = RenewSettings::resolve(config, &args)?;
 
-    // 2. what is due, from the small metadata files alone: no request unless a certificate
-    //    is due or its CA's ARI Retry-After has passed
+    // 2. the local CA's CRL, signed again once half its validity has passed
     let mut failures: Vec<(String, anyhow::Error)> = Vec::new();
+    if !args.dry_run && issue::crl_is_due(&store, now()) {
+        let _lock = super::lock_for_writing(global, &store, &bundles)?;
+        let local: Vec<Lineage> = names
+            .iter()
+            .filter_map(|n| store.lineage(n).ok().flatten())
+            .filter(|l| l.settings.cert.server.is_local())
+            .collect();
+        let mut sockets = given.sockets.clone();
+        let mut posts: Vec<&str> = given.hooks.post.iter().map(String::as_str).collect();
+        for l in &local {
+            sockets.extend(l.settings.host.haproxy_sockets.iter().cloned());
+            posts.extend(l.settings.host.hooks.post.as_deref());
+        }
+        sockets.dedup();
+        let posts = issue::dedup(posts.into_iter().map(Some));
+        let errors = issue::refresh_crl(
+            &store,
+            now(),
+            &sockets,
+            &posts,
+            given.hook_timeout,
+            global.haproxy_timeout,
+        )
+        .await;
+        failures.extend(errors.into_iter().map(|e| ("local CA CRL".to_owned(), e)));
+    }
+
+    // 3. what is due, from the small metadata files alone: no request unless a certificate
+    //    is due or its CA's ARI Retry-After has passed
     let first = select(&store, &bundles, &names, args.force, &mut failures);
     if first.due.is_empty()
         && (first.ask.is_empty() || args.dry_run)

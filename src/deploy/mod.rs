@@ -96,3 +96,49 @@ fn unload(
         })
     }
 }
+
+/// Hands a re-signed CRL to every HAProxy listed that loaded `path` as a `crl-file`
+/// (`set ssl crl-file` + `commit ssl crl-file`, HAProxy 2.6); returns how many took it and
+/// one error per proxy that failed.
+pub fn push_crl(
+    path: &std::path::Path,
+    crl_pem: &str,
+    sockets: &[Socket],
+    timeout: std::time::Duration,
+) -> (usize, Vec<anyhow::Error>) {
+    let (mut taken, mut failures) = (0, Vec::new());
+    for socket in sockets {
+        let proxy = haproxy::Haproxy::new(socket.clone(), timeout);
+        let pushed = (|| -> Result<bool, haproxy::Error> {
+            let listed = haproxy::parse_cert_list(&proxy.command("show ssl crl-file")?);
+            let Some(name) = haproxy::find_cert(&listed.certificates, path)? else {
+                return Ok(false);
+            };
+            let set = format!("set ssl crl-file {name} <<\n{}\n", crl_pem.trim_end());
+            proxy.command(&set)?;
+            let command = format!("commit ssl crl-file {name}");
+            let reply = proxy.command(&command)?;
+            if reply.contains("Success") {
+                Ok(true)
+            } else {
+                let _ = proxy.command(&format!("abort ssl crl-file {name}"));
+                Err(haproxy::Error::Refused {
+                    command,
+                    reply: reply.trim().to_owned(),
+                })
+            }
+        })();
+        match pushed {
+            Ok(true) => {
+                taken += 1;
+                crate::log::info(format_args!(
+                    "HAProxy at {socket} now uses the new CRL (no reload)"
+                ));
+            }
+            Ok(false) => {}
+            Err(e) => failures
+                .push(anyhow::Error::new(e).context(format!("the new CRL: HAProxy at {socket}"))),
+        }
+    }
+    (taken, failures)
+}

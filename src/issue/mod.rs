@@ -5,6 +5,7 @@
 //! commands only decide what to do and print. Never reads flags or the config file.
 
 mod account;
+mod crl;
 mod hooks;
 mod install;
 mod obtain;
@@ -29,6 +30,7 @@ use crate::types::{CertName, Server, Socket};
 pub use crate::output::{date, rfc3339};
 pub use crate::types::join;
 pub use account::{MissingAccount, ask_terms, open_account};
+pub use crl::{crl_is_due, refresh_crl};
 pub use hooks::{hook_env, post_hook};
 pub use install::{bundle_is_current, install, write_outputs};
 pub use obtain::{issue_local, order, refresh_ari};

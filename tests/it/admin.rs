@@ -544,3 +544,61 @@ fn a_bundle_named_in_the_haproxy_configuration_stays_in_place() {
     out.assert_success();
     assert!(!lab.ssl_dir().join("web.test.pem").exists());
 }
+
+/// The local CA's CRL (thisUpdate, nextUpdate, revoked serials in hex).
+fn crl(lab: &Lab) -> (i64, i64, Vec<String>) {
+    let bytes = fs::read(lab.state_dir().join("ca/crl.pem")).unwrap();
+    let der = ::pem::parse(bytes).unwrap().into_contents();
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(&der).unwrap();
+    let serials = crl
+        .iter_revoked_certificates()
+        .map(|r| r.raw_serial_as_string().replace(':', ""))
+        .collect();
+    (
+        crl.last_update().timestamp(),
+        crl.next_update().unwrap().timestamp(),
+        serials,
+    )
+}
+
+/// `faketime -f OFFSET certctl <lab flags, local CA> <args>`: the clock moved for certctl only.
+fn local_at(lab: &Lab, offset: &str, args: &[&str]) -> common::Output {
+    let mut inner = lab.certctl_with_server("local");
+    inner.args(args);
+    let mut launcher = std::process::Command::new("faketime");
+    launcher.args(["-f", offset]);
+    run_command(common::hermetic::through(launcher, &inner))
+}
+
+#[test]
+fn renew_signs_the_local_crl_again_past_half_its_validity() {
+    let lab = lab();
+    for name in ["backend.lan", "revoked.lan"] {
+        local_at(&lab, "+0d", &["request", name]).assert_success();
+    }
+    local_at(&lab, "+0d", &["revoke", "revoked.lan", "--yes"]).assert_success();
+    let (this0, next0, revoked) = crl(&lab);
+    assert_eq!(revoked.len(), 1);
+    assert!(next0 - this0 >= 29 * 86_400);
+    let out = local_at(&lab, "+0d", &["ca", "show"]);
+    assert!(out.stderr.contains("CRL"), "{}", out.stderr);
+
+    // ten days on: nothing to do, not a word
+    let out = local_at(&lab, "+10d", &["renew"]);
+    out.assert_success();
+    assert_eq!(out.stderr, "");
+    assert_eq!(crl(&lab).0, this0);
+
+    // 31 days on (the CRL expired a day ago): one cron run signs it again, with the revoked
+    // serial, and runs the post-hook since no HAProxy took it through its runtime API
+    let marker = lab.root().join("crl-post-hook");
+    let hook = format!("echo \"$CERTCTL_CRL\" > {}", marker.display());
+    let out = local_at(&lab, "+31d", &["renew", "--post-hook", &hook]);
+    out.assert_success();
+    assert!(out.stderr.contains("CRL again"), "{}", out.stderr);
+    let (this1, next1, revoked1) = crl(&lab);
+    assert!(this1 >= this0 + 30 * 86_400, "{this0} -> {this1}");
+    assert!(next1 >= this1 + 29 * 86_400);
+    assert_eq!(revoked1, revoked);
+    assert!(fs::read_to_string(&marker).unwrap().contains("crl.pem"));
+}
