@@ -98,7 +98,7 @@ complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l pre-hook
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l deploy-hook -d 'Command run once per issued certificate' -r
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l post-hook -d 'Command run once at the end when anything was issued, e.g. "systemctl reload haproxy"' -r
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l hook-timeout -d 'Seconds a hook may run before it is killed [default: 300]' -r
-complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l haproxy-socket -d 'HAProxy admin socket to push to; replaces the stored ones (\'\' for none)' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l haproxy-socket -d 'HAProxy admin socket to push to; replaces the stored ones (`none` for none)' -r
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l cert-file -d 'Write the certificate (leaf) here' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l key-file -d 'Write the private key here' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l chain-file -d 'Write the intermediates here' -r -F

@@ -535,7 +535,7 @@ pub struct ReconfigureArgs {
     pub webroot: Option<PathBuf>,
     #[command(flatten)]
     pub hooks: HookArgs,
-    /// HAProxy admin socket to push to; replaces the stored ones ('' for none).
+    /// HAProxy admin socket to push to; replaces the stored ones (`none` for none).
     #[arg(long = "haproxy-socket", value_name = "SOCKET")]
     pub haproxy_sockets: Vec<String>,
     #[command(flatten)]

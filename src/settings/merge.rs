@@ -1,6 +1,6 @@
 //! Requesting again, or reconfiguring, never loses a stored setting silently: what the
 //! command line does not give keeps its stored value, what it gives replaces it, and an
-//! empty value (`--post-hook ''`, `--haproxy-socket ''`) clears it. Pure: no I/O.
+//! empty value (`--post-hook ''`; `--haproxy-socket none`) clears it. Pure: no I/O.
 
 use super::{CertSettings, Challenge, Global, Outputs};
 use crate::cli::{OutputArgs, RequestArgs};

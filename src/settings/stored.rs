@@ -137,11 +137,11 @@ pub struct Hooks {
     pub post: Option<String>,
 }
 
-/// Parses `--haproxy-socket` values (or the config file's), dropping duplicates; an empty
-/// value stands for "none" (`--haproxy-socket ''` clears the stored ones).
+/// Parses `--haproxy-socket` values (or the config file's), dropping duplicates; `none`
+/// stands for no socket (`--haproxy-socket none` clears the stored ones).
 pub fn parse_sockets(raw: &[String]) -> Result<Vec<Socket>, String> {
     let mut sockets = Vec::new();
-    for r in raw.iter().filter(|r| !r.is_empty()) {
+    for r in raw.iter().filter(|r| *r != "none") {
         let socket = Socket::parse(r)?;
         if !sockets.contains(&socket) {
             sockets.push(socket);

@@ -311,13 +311,16 @@ fn dry_run_with_nothing_due_says_how_to_rehearse_and_no_network_names_the_ca() {
         out.stderr
     );
     assert!(out.stderr.contains("--dry-run --force"), "{}", out.stderr);
-    let out = lab.run(&["renew", "--dry-run", "--force"]);
+    let out = lab.run(&["renew", "--dry-run", "--force", "-vv"]);
     out.assert_success();
     assert!(
         out.stderr.contains("dry run: the CA would issue"),
         "{}",
         out.stderr
     );
+    // -vv: each ACME request with the status of its answer, never a JWS
+    assert!(out.stderr.contains("/dir -> 200 OK"), "{}", out.stderr);
+    assert!(!out.stderr.contains("\"protected\""), "{}", out.stderr);
 
     // no network to the CA: the error names its URL and what to check
     let nowhere = format!("https://127.0.0.1:{}/dir", common::process::free_port());
