@@ -605,3 +605,58 @@ fn renew_signs_the_local_crl_again_past_half_its_validity() {
     assert_eq!(revoked1, revoked);
     assert!(fs::read_to_string(&marker).unwrap().contains("crl.pem"));
 }
+
+#[test]
+fn the_crl_signed_again_reaches_a_running_haproxy_through_its_runtime_api() {
+    let lab = lab();
+    local_at(&lab, "+0d", &["request", "backend.lan"]).assert_success();
+    let ca = lab.root().join("certctl-ca.pem");
+    fs::write(&ca, local_at(&lab, "+0d", &["ca", "show"]).stdout).unwrap();
+    let crl_path = lab.state_dir().join("ca/crl.pem");
+    let socket = lab.root().join("mtls-admin.sock");
+    let cfg = lab.root().join("mtls.cfg");
+    fs::write(
+        &cfg,
+        format!(
+            "global\n    stats socket {} level admin\ndefaults\n    mode http\n    timeout connect 5s\n    \
+             timeout client 30s\n    timeout server 30s\nfrontend mtls\n    bind 127.0.0.1:{} ssl crt {} \
+             ca-file {} crl-file {} verify optional\n    http-request return status 200\n",
+            socket.display(),
+            common::process::free_port(),
+            lab.ssl_dir().join("backend.lan.pem").display(),
+            ca.display(),
+            crl_path.display()
+        ),
+    )
+    .unwrap();
+    let mut command = std::process::Command::new("haproxy");
+    command.args(["-db", "-f"]).arg(&cfg);
+    let mut haproxy = common::process::ProcessGuard::spawn(
+        "haproxy (crl-file)",
+        command,
+        lab.root().join("mtls-haproxy.log"),
+    );
+    haproxy.wait_until(
+        "its admin socket",
+        std::time::Duration::from_secs(60),
+        || common::haproxy::admin_command(&socket, "show ssl crl-file").is_ok(),
+    );
+    let show = || {
+        common::haproxy::admin_command(
+            &socket,
+            &format!("show ssl crl-file {}", crl_path.display()),
+        )
+        .unwrap()
+    };
+    let before = show();
+
+    let sock = socket.display().to_string();
+    let out = local_at(&lab, "+31d", &["renew", "--haproxy-socket", &sock]);
+    out.assert_success();
+    assert!(
+        out.stderr.contains("now uses the new CRL"),
+        "{}",
+        out.stderr
+    );
+    assert_ne!(show(), before, "HAProxy holds the new CRL");
+}
