@@ -34,6 +34,8 @@ complete -c certctl -n "__fish_certctl_needs_command" -s q -l quiet -d 'Print er
 complete -c certctl -n "__fish_certctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certctl -n "__fish_certctl_needs_command" -s V -l version -d 'Print version'
 complete -c certctl -n "__fish_certctl_needs_command" -f -a "request" -d 'Get a certificate for one or more names and install its bundle'
+complete -c certctl -n "__fish_certctl_needs_command" -f -a "reconfigure" -d 'Change a certificate\'s stored settings (hooks, sockets, challenge, key type, ssl dir, output files) without a new order; shows the change'
+complete -c certctl -n "__fish_certctl_needs_command" -f -a "deploy" -d 'Push the stored certificates to their HAProxy sockets now (a failed push stays pending, shown by list and retried by renew, until one succeeds)'
 complete -c certctl -n "__fish_certctl_needs_command" -f -a "renew" -d 'Renew the certificates that are due, with the settings stored when they were requested'
 complete -c certctl -n "__fish_certctl_needs_command" -f -a "revoke" -d 'Revoke a certificate at its CA, stop managing it and remove its bundle'
 complete -c certctl -n "__fish_certctl_needs_command" -f -a "delete" -d 'Stop managing a certificate and remove its bundle, without revoking it'
@@ -72,6 +74,12 @@ complete -c certctl -n "__fish_certctl_using_subcommand request" -l post-hook -d
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l hook-timeout -d 'Seconds a hook may run before it is killed [default: 300]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l haproxy-socket -d 'HAProxy admin socket (PATH or IP:PORT, `level admin`) to hot-swap the certificate into with no reload; repeat for several proxies; stored for renew' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l days -d 'Local CA only (--server local): how many days the certificate is valid [default: 90]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l cert-file -d 'Write the certificate (leaf) here' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l key-file -d 'Write the private key here' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l chain-file -d 'Write the intermediates here' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l fullchain-file -d 'Write the leaf and intermediates here' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l owner -d 'Owner of the output files, e.g. unbound:unbound' -r
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l mode -d 'Octal mode of the output files [default: 600 for the key, 644 for the others]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l state-dir -d 'The directory where certctl keeps accounts, certificates, settings and its lock [default: /var/lib/certctl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l ssl-dir -d 'The directory the proxy loads bundles from; certctl writes NAME.pem there (leaf, intermediates, key) [default: /etc/haproxy/ssl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l server -d 'The CA: an ACME directory URL, one of letsencrypt, letsencrypt-staging, zerossl, google, buypass, or `local` for certctl\'s own CA (no network) [default: letsencrypt]' -r
@@ -80,11 +88,62 @@ complete -c certctl -n "__fish_certctl_using_subcommand request" -l config -d 'A
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l agree-tos -d 'Agree to the CA\'s terms of service without asking; needed when no terminal is attached'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l client-auth -d 'Local CA only: add the clientAuth usage, for mutual TLS'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l force -d 'Request a new certificate even when the current one is valid and not due'
+complete -c certctl -n "__fish_certctl_using_subcommand request" -s y -l yes -d 'Remove names from a certificate without asking (needed with no terminal)'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l json -d 'Print the result as a JSON object on stdout'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -s v -l verbose -d 'Say more on stderr; -vv also lists every ACME request'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -s q -l quiet -d 'Print errors only, on stderr; results still go to stdout'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certctl -n "__fish_certctl_using_subcommand request" -s V -l version -d 'Print version'
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l key-type -d 'The type of the certificate\'s key; a change makes it due at the next renew' -r -f -a "ec256\t''
+ec384\t''
+rsa2048\t''
+rsa3072\t''
+rsa4096\t''"
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l challenge -d 'How challenges are answered; NAME=HOW for one name only (as for request)' -r -f -a "standalone\t'certctl\'s own responder on --http-addr, only while an order runs'
+webroot\t'token files under --webroot/.well-known/acme-challenge/'
+stateless\t'the proxy answers from the account thumbprint (see `certctl account thumbprint`)'
+dns-01\t'a TXT record under _acme-challenge, by RFC 2136 (--dns-server, --tsig-key) or hooks'"
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l http-addr -d 'The address the standalone responder listens on' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l webroot -d 'The document root for --challenge webroot' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l dns-server -d 'The primary DNS server that takes RFC 2136 updates, HOST[:PORT] (port 53 by default), e.g. --dns-server ns1.mon-app.fr --tsig-key /etc/certctl/tsig.key' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l tsig-key -d 'The TSIG key that signs the updates: a file in BIND\'s format, as `tsig-keygen -a hmac-sha256 NAME` prints it (hmac-sha256, hmac-sha384 or hmac-sha512); keep it 0600. Referenced by path and read at each renewal; its secret is never logged or stored' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l dns-hook -d 'Command that creates the TXT record, instead of --dns-server (run with /bin/sh -c)' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l dns-cleanup-hook -d 'Command that removes the TXT record again; it also sees CERTBOT_AUTH_OUTPUT (what the --dns-hook printed). lego style: `CMD cleanup FQDN VALUE` (the --dns-hook by default)' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l dns-hook-style -d 'How the hooks are called [default: certbot]' -r -f -a "certbot\t'--dns-hook and --dns-cleanup-hook with CERTBOT_DOMAIN, CERTBOT_VALIDATION, ...'
+lego\t'one program called as `CMD present FQDN VALUE` and `CMD cleanup FQDN VALUE`'"
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l dns-zone -d 'The zone that holds the _acme-challenge records (the target zone when they are CNAMEs) [default: found by SOA lookup]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l dns-resolver -d 'The DNS resolver for SOA, NS and CNAME lookups, HOST[:PORT] [default: the system\'s, /etc/resolv.conf]. With a port, the zone\'s nameservers are asked on that port too' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l dns-timeout -d 'Seconds to wait for every nameserver of the zone to serve the records (and for each DNS exchange or hook) [default: 120]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l pre-hook -d 'Command run once before the first order' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l deploy-hook -d 'Command run once per issued certificate' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l post-hook -d 'Command run once at the end when anything was issued, e.g. "systemctl reload haproxy"' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l hook-timeout -d 'Seconds a hook may run before it is killed [default: 300]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l haproxy-socket -d 'HAProxy admin socket to push to; replaces the stored ones (`none` for none)' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l cert-file -d 'Write the certificate (leaf) here' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l key-file -d 'Write the private key here' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l chain-file -d 'Write the intermediates here' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l fullchain-file -d 'Write the leaf and intermediates here' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l owner -d 'Owner of the output files, e.g. unbound:unbound' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l mode -d 'Octal mode of the output files [default: 600 for the key, 644 for the others]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l state-dir -d 'The directory where certctl keeps accounts, certificates, settings and its lock [default: /var/lib/certctl]' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l ssl-dir -d 'The directory the proxy loads bundles from; certctl writes NAME.pem there (leaf, intermediates, key) [default: /etc/haproxy/ssl]' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l server -d 'The CA: an ACME directory URL, one of letsencrypt, letsencrypt-staging, zerossl, google, buypass, or `local` for certctl\'s own CA (no network) [default: letsencrypt]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l ca-bundle -d 'A PEM file of extra CA certificates to trust for the ACME server\'s HTTPS, for private or test CAs; the system\'s roots are always trusted' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l config -d 'A TOML file of defaults for any option; flags and environment win over it [default: /etc/certctl/config.toml when it exists]' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l dry-run -d 'Show what would change, and change nothing'
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -s v -l verbose -d 'Say more on stderr; -vv also lists every ACME request'
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -s q -l quiet -d 'Print errors only, on stderr; results still go to stdout'
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -s V -l version -d 'Print version'
+complete -c certctl -n "__fish_certctl_using_subcommand deploy" -l state-dir -d 'The directory where certctl keeps accounts, certificates, settings and its lock [default: /var/lib/certctl]' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand deploy" -l ssl-dir -d 'The directory the proxy loads bundles from; certctl writes NAME.pem there (leaf, intermediates, key) [default: /etc/haproxy/ssl]' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand deploy" -l server -d 'The CA: an ACME directory URL, one of letsencrypt, letsencrypt-staging, zerossl, google, buypass, or `local` for certctl\'s own CA (no network) [default: letsencrypt]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand deploy" -l ca-bundle -d 'A PEM file of extra CA certificates to trust for the ACME server\'s HTTPS, for private or test CAs; the system\'s roots are always trusted' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand deploy" -l config -d 'A TOML file of defaults for any option; flags and environment win over it [default: /etc/certctl/config.toml when it exists]' -r -F
+complete -c certctl -n "__fish_certctl_using_subcommand deploy" -s v -l verbose -d 'Say more on stderr; -vv also lists every ACME request'
+complete -c certctl -n "__fish_certctl_using_subcommand deploy" -s q -l quiet -d 'Print errors only, on stderr; results still go to stdout'
+complete -c certctl -n "__fish_certctl_using_subcommand deploy" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c certctl -n "__fish_certctl_using_subcommand deploy" -s V -l version -d 'Print version'
 complete -c certctl -n "__fish_certctl_using_subcommand renew" -l jobs -d 'How many orders run at once [default: 4]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand renew" -l pre-hook -d 'Command run once before the first order' -r
 complete -c certctl -n "__fish_certctl_using_subcommand renew" -l deploy-hook -d 'Command run once per issued certificate' -r
@@ -110,6 +169,7 @@ superseded\t''
 cessationofoperation\t''
 affiliationchanged\t''"
 complete -c certctl -n "__fish_certctl_using_subcommand revoke" -l post-hook -d 'Command run after the certificate was revoked, e.g. "systemctl reload haproxy"' -r
+complete -c certctl -n "__fish_certctl_using_subcommand revoke" -l haproxy-config -d 'HAProxy\'s configuration, to keep a bundle it names [default: /etc/haproxy/haproxy.cfg]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand revoke" -l state-dir -d 'The directory where certctl keeps accounts, certificates, settings and its lock [default: /var/lib/certctl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand revoke" -l ssl-dir -d 'The directory the proxy loads bundles from; certctl writes NAME.pem there (leaf, intermediates, key) [default: /etc/haproxy/ssl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand revoke" -l server -d 'The CA: an ACME directory URL, one of letsencrypt, letsencrypt-staging, zerossl, google, buypass, or `local` for certctl\'s own CA (no network) [default: letsencrypt]' -r
@@ -121,6 +181,8 @@ complete -c certctl -n "__fish_certctl_using_subcommand revoke" -s v -l verbose 
 complete -c certctl -n "__fish_certctl_using_subcommand revoke" -s q -l quiet -d 'Print errors only, on stderr; results still go to stdout'
 complete -c certctl -n "__fish_certctl_using_subcommand revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certctl -n "__fish_certctl_using_subcommand revoke" -s V -l version -d 'Print version'
+complete -c certctl -n "__fish_certctl_using_subcommand delete" -l post-hook -d 'Command run after the certificate was archived, e.g. "systemctl reload haproxy"' -r
+complete -c certctl -n "__fish_certctl_using_subcommand delete" -l haproxy-config -d 'As for revoke [default: /etc/haproxy/haproxy.cfg when it exists]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand delete" -l state-dir -d 'The directory where certctl keeps accounts, certificates, settings and its lock [default: /var/lib/certctl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand delete" -l ssl-dir -d 'The directory the proxy loads bundles from; certctl writes NAME.pem there (leaf, intermediates, key) [default: /etc/haproxy/ssl]' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand delete" -l server -d 'The CA: an ACME directory URL, one of letsencrypt, letsencrypt-staging, zerossl, google, buypass, or `local` for certctl\'s own CA (no network) [default: letsencrypt]' -r
@@ -260,17 +322,19 @@ complete -c certctl -n "__fish_certctl_using_subcommand check" -s v -l verbose -
 complete -c certctl -n "__fish_certctl_using_subcommand check" -s q -l quiet -d 'Print errors only, on stderr; results still go to stdout'
 complete -c certctl -n "__fish_certctl_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certctl -n "__fish_certctl_using_subcommand check" -s V -l version -d 'Print version'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "request" -d 'Get a certificate for one or more names and install its bundle'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "renew" -d 'Renew the certificates that are due, with the settings stored when they were requested'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "revoke" -d 'Revoke a certificate at its CA, stop managing it and remove its bundle'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "delete" -d 'Stop managing a certificate and remove its bundle, without revoking it'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "concat" -d 'Rebuild bundles in the ssl directory from the stored files, only where they differ'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "account" -d 'The ACME account: its key\'s thumbprint, for stateless HTTP-01 in HAProxy'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "import" -d 'Take over certificates issued by another ACME client, without issuing new ones'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "ca" -d 'The local CA (`--server local`): show its certificate, print its CRL, or trust it'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "list" -d 'List the managed certificates: names, key type, expiry, next renewal, CA, bundle'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "check" -d 'Check the certificates for monitoring (Nagios/Icinga plugin): exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, one status line with performance data'
-complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request renew revoke delete concat account import ca list check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "request" -d 'Get a certificate for one or more names and install its bundle'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "reconfigure" -d 'Change a certificate\'s stored settings (hooks, sockets, challenge, key type, ssl dir, output files) without a new order; shows the change'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "deploy" -d 'Push the stored certificates to their HAProxy sockets now (a failed push stays pending, shown by list and retried by renew, until one succeeds)'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "renew" -d 'Renew the certificates that are due, with the settings stored when they were requested'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "revoke" -d 'Revoke a certificate at its CA, stop managing it and remove its bundle'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "delete" -d 'Stop managing a certificate and remove its bundle, without revoking it'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "concat" -d 'Rebuild bundles in the ssl directory from the stored files, only where they differ'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "account" -d 'The ACME account: its key\'s thumbprint, for stateless HTTP-01 in HAProxy'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "import" -d 'Take over certificates issued by another ACME client, without issuing new ones'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "ca" -d 'The local CA (`--server local`): show its certificate, print its CRL, or trust it'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "list" -d 'List the managed certificates: names, key type, expiry, next renewal, CA, bundle'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "check" -d 'Check the certificates for monitoring (Nagios/Icinga plugin): exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, one status line with performance data'
+complete -c certctl -n "__fish_certctl_using_subcommand help; and not __fish_seen_subcommand_from request reconfigure deploy renew revoke delete concat account import ca list check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c certctl -n "__fish_certctl_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "thumbprint" -d 'Print the account key\'s thumbprint and the HAProxy lines that answer every HTTP-01 challenge from it, so no responder is needed (`request --challenge stateless`)'
 complete -c certctl -n "__fish_certctl_using_subcommand help; and __fish_seen_subcommand_from import" -f -a "certbot" -d 'Take over certbot\'s certificates, without issuing new ones'
 complete -c certctl -n "__fish_certctl_using_subcommand help; and __fish_seen_subcommand_from ca" -f -a "show" -d 'Print the local CA\'s certificate (creating the CA when there is none yet), for HAProxy\'s `ca-file` and for clients'

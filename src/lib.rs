@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod output;
 pub mod pem;
 pub mod progress;
+pub mod prompt;
 pub mod redact;
 pub mod settings;
 pub mod store;

@@ -216,6 +216,37 @@ impl LocalCa {
     }
 }
 
+/// The stored CRL's thisUpdate and nextUpdate (Unix seconds); None when there is none or
+/// it cannot be read.
+pub fn crl_validity(store: &Store) -> Option<(i64, i64)> {
+    use x509_parser::prelude::FromDer;
+    let pem_bytes = store.read(&Key::Crl).ok()??;
+    let der = ::pem::parse(&pem_bytes).ok()?.into_contents();
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(&der).ok()?;
+    let next = crl.next_update()?.timestamp();
+    Some((crl.last_update().timestamp(), next))
+}
+
+/// Whether a CRL valid from `this_update` to `next_update` is to be signed again at `now`:
+/// once more than half of its validity has passed.
+pub fn crl_due(now: i64, this_update: i64, next_update: i64) -> bool {
+    now >= this_update + (next_update - this_update) / 2
+}
+
+/// Signs the CRL again when it is due (or unreadable) and the CA exists; returns the new
+/// CRL (the caller holds the lock).
+pub fn refresh_crl(store: &Store, now: i64) -> anyhow::Result<Option<String>> {
+    if crl_validity(store).is_some_and(|(this, next)| !crl_due(now, this, next)) {
+        return Ok(None);
+    }
+    let Some(ca) = LocalCa::open(store)? else {
+        return Ok(None);
+    };
+    let crl = ca.crl_pem(store)?;
+    store.write(&Key::Crl, crl.as_bytes())?;
+    Ok(Some(crl))
+}
+
 fn reason_code(reason: u8) -> Option<rcgen::RevocationReason> {
     use rcgen::RevocationReason::*;
     Some(match reason {
@@ -343,6 +374,14 @@ mod tests {
         let huge_time = r#"[{"serial":"0a","revoked_at":9223372036854775807,"reason":1}]"#;
         store.write(&Key::CaRevoked, huge_time.as_bytes()).unwrap();
         ca.crl_pem(&store).unwrap();
+    }
+
+    #[test]
+    fn the_crl_is_signed_again_past_half_its_validity() {
+        let day = 86_400;
+        assert!(!crl_due(14 * day, 0, 30 * day));
+        assert!(crl_due(15 * day, 0, 30 * day));
+        assert!(crl_due(31 * day, 0, 30 * day));
     }
 
     #[test]

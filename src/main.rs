@@ -80,6 +80,8 @@ fn run(cli: Cli) -> anyhow::Result<Option<(&'static str, i32, usize)>> {
         let mut command = Box::pin(async {
             match cli.command {
                 Command::Request(args) => cmd::request::run(&global, &config, *args).await,
+                Command::Reconfigure(args) => cmd::reconfigure::run(&global, &config, *args),
+                Command::Deploy { names } => cmd::deploy::run(&global, &names),
                 Command::Account(certctl::cli::AccountCommand::Thumbprint(args)) => {
                     cmd::account::thumbprint(&global, &config, args).await
                 }
@@ -89,7 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<Option<(&'static str, i32, usize)>> {
                 }
                 Command::Renew(args) => cmd::renew::run(&global, &config, args).await,
                 Command::Revoke(args) => cmd::revoke::run(&global, args).await,
-                Command::Delete(args) => cmd::delete::run(&global, args),
+                Command::Delete(args) => cmd::delete::run(&global, args).await,
                 Command::Concat(args) => cmd::concat::run(&global, args),
                 Command::List(args) => cmd::list::run(&global, args),
                 Command::Check(args) => cmd::check::run(&global, args).await,

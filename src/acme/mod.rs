@@ -18,7 +18,7 @@ mod retry;
 mod transport;
 
 pub use account::{create_account, restore_account, terms_of_service};
-pub use order::{cert_id, issue, renewal_info, revoke};
-pub use problem::explain;
+pub use order::{Issuance, cert_id, issue, renewal_info, revoke};
+pub use problem::{account_gone, explain};
 pub use retry::RetryAfter;
 pub use transport::{AcmeHttp, DEFAULT_TIMEOUT as DEFAULT_HTTP_TIMEOUT};

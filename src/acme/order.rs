@@ -64,7 +64,7 @@ pub async fn issue(
     csr_der: &[u8],
     solvers: &Solvers,
     replaces: Option<&CertificateIdentifier<'static>>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Issuance> {
     let identifiers: Vec<Identifier> = domains.iter().map(Identifier::from).collect();
     let mut guard = Guard::new(solvers);
     let order = Flow {
@@ -72,12 +72,23 @@ pub async fn issue(
         server,
         identifiers: &identifiers,
         solvers,
+        mishandled: std::sync::atomic::AtomicBool::new(false),
     };
     let result = order.run(csr_der, replaces, &mut guard).await;
     if let Err(e) = guard.cleanup().await {
         crate::log::warn(format_args!("{e:#}"));
     }
-    result
+    Ok(Issuance {
+        chain_pem: result?,
+        replaces_mishandled: order.mishandled.into_inner(),
+    })
+}
+
+/// What an order brought: the chain, and whether the CA mishandled `replaces` (took it but
+/// did not echo it, or called it malformed), which its caller remembers for that CA.
+pub struct Issuance {
+    pub chain_pem: String,
+    pub replaces_mishandled: bool,
 }
 
 /// What one order needs from its caller.
@@ -86,6 +97,8 @@ struct Flow<'a> {
     server: &'a Server,
     identifiers: &'a [Identifier],
     solvers: &'a Solvers,
+    /// Set when the CA mishandled `replaces` and the order went again without it.
+    mishandled: std::sync::atomic::AtomicBool,
 }
 
 impl Flow<'_> {
@@ -172,9 +185,19 @@ impl Flow<'_> {
                             instant_acme::Error::Api(p) => problem_text(p),
                             other => error_chain(other),
                         };
-                        crate::log::verbose(format_args!(
-                            "the CA does not take `replaces` ({why}); ordering without `replaces`"
-                        ));
+                        if replaces_mishandled(&e) {
+                            self.mishandled
+                                .store(true, std::sync::atomic::Ordering::Relaxed);
+                            crate::log::info(format_args!(
+                                "{}: the CA mishandles `replaces` ({why}); ordering without it, \
+                                 and from now on for this CA",
+                                self.server
+                            ));
+                        } else {
+                            crate::log::verbose(format_args!(
+                                "the CA does not take `replaces` ({why}); ordering without `replaces`"
+                            ));
+                        }
                         with_replaces = false;
                     }
                     other => return other,
@@ -308,10 +331,12 @@ fn acme_identifier(identifier: &Identifier) -> instant_acme::Identifier {
 
 /// Whether a new order failed only because of its `replaces` field: the directory has no
 /// renewalInfo (instant-acme then refuses to send it), the CA answers alreadyReplaced
-/// (RFC 9773 §7.4), or a malformed problem about `replaces` (Boulder before that type).
+/// (RFC 9773 §7.4), a malformed problem about `replaces` (Boulder before that type), or the
+/// CA took the order without echoing `replaces` (instant-acme: "replaces field mismatch").
 fn replaces_refused(err: &instant_acme::Error) -> bool {
     match err {
         instant_acme::Error::Unsupported(_) => true,
+        instant_acme::Error::Other(_) => replaces_mishandled(err),
         instant_acme::Error::Api(p) => match p.r#type.as_deref() {
             Some("urn:ietf:params:acme:error:alreadyReplaced") => true,
             Some("urn:ietf:params:acme:error:malformed") => p
@@ -404,6 +429,21 @@ fn revocation_reason(reason: crate::types::RevocationReason) -> instant_acme::Re
         Cli::Superseded => Acme::Superseded,
         Cli::Cessationofoperation => Acme::CessationOfOperation,
         Cli::Affiliationchanged => Acme::AffiliationChanged,
+    }
+}
+
+/// Whether the CA got `replaces` wrong (no echo, or malformed): unlike alreadyReplaced,
+/// which concerns one certificate, that holds for every order to this CA.
+fn replaces_mishandled(err: &instant_acme::Error) -> bool {
+    match err {
+        instant_acme::Error::Other(e) => e.to_string().contains("replaces field mismatch"),
+        instant_acme::Error::Api(p) => {
+            p.r#type.as_deref() == Some("urn:ietf:params:acme:error:malformed")
+                && p.detail
+                    .as_deref()
+                    .is_some_and(|d| d.to_lowercase().contains("replaces"))
+        }
+        _ => false,
     }
 }
 
@@ -500,6 +540,15 @@ mod tests {
         let problem = |json: &str| instant_acme::Error::Api(serde_json::from_str(json).unwrap());
         assert!(replaces_refused(&instant_acme::Error::Unsupported(
             "ACME renewal information (ARI)"
+        )));
+        let mismatch = instant_acme::Error::Other(
+            "replaces field mismatch: expected Some(..), found None"
+                .to_owned()
+                .into(),
+        );
+        assert!(replaces_refused(&mismatch) && replaces_mishandled(&mismatch));
+        assert!(!replaces_mishandled(&problem(
+            r#"{"type":"urn:ietf:params:acme:error:alreadyReplaced","status":409}"#
         )));
         assert!(replaces_refused(&problem(
             r#"{"type":"urn:ietf:params:acme:error:alreadyReplaced","status":409}"#

@@ -14,6 +14,17 @@ const BAD_NONCE: &str = "urn:ietf:params:acme:error:badNonce";
 const RATE_LIMITED: &str = "urn:ietf:params:acme:error:rateLimited";
 const ACCOUNT_DOES_NOT_EXIST: &str = "urn:ietf:params:acme:error:accountDoesNotExist";
 
+/// The CA does not know the account that signed a request (deactivated, or the CA was
+/// reset): the caller may register a new one and try again.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AccountGone(String);
+
+/// Whether `err` (or what it wraps) says the CA does not know the account.
+pub fn account_gone(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| e.is::<AccountGone>())
+}
+
 pub(super) fn is_bad_nonce(err: &instant_acme::Error) -> bool {
     matches!(err, instant_acme::Error::Api(p) if p.r#type.as_deref() == Some(BAD_NONCE))
 }
@@ -45,12 +56,13 @@ pub fn explain(
     match err {
         instant_acme::Error::Api(problem) => {
             if problem.r#type.as_deref() == Some(ACCOUNT_DOES_NOT_EXIST) {
-                return anyhow!(
+                return AccountGone(format!(
                     "the CA refused: {}; the CA ({server}) does not know certctl's stored account \
                      (deactivated, or the CA was reset): move its file out of <state-dir>/accounts/ \
                      and run again to register a new one",
                     problem_text(&problem)
-                );
+                ))
+                .into();
             }
             match (overloaded(&problem), wait) {
                 (true, Some(wait)) => anyhow!(
@@ -103,7 +115,10 @@ fn exchange_failure(exchange: Exchange, server: &Server) -> anyhow::Error {
              for a private or test CA, pass its root with --ca-bundle PEM"
         )
     } else {
-        anyhow!("cannot reach the ACME server {server}: {text}")
+        anyhow!(
+            "cannot reach the ACME server {server}: {text}; check this host's network \
+             access to it (DNS, firewall, proxy), or --server if that is not the CA meant"
+        )
     }
 }
 
@@ -164,6 +179,8 @@ mod tests {
     #[test]
     fn an_unknown_account_says_what_to_do() {
         let gone = r#"{"type":"urn:ietf:params:acme:error:accountDoesNotExist","detail":"no such account","status":400}"#;
+        let err = explain(problem(gone), &server(), None);
+        assert!(account_gone(&err.context("placing the order")));
         let text = explain(problem(gone), &server(), None).to_string();
         assert!(
             text.contains("no such account") && text.contains("accounts/"),

@@ -173,6 +173,7 @@ impl HttpClient for AcmeHttp {
                     }
                 };
                 let status = rsp.status();
+                crate::log::debug(format_args!("acme: {method} {uri} -> {status}"));
                 let retry_after = rsp
                     .headers()
                     .get(http::header::RETRY_AFTER)

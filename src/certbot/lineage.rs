@@ -277,6 +277,8 @@ pub fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
             ca_bundle: cx.ca_bundle.clone(),
             hooks,
             haproxy_sockets: Vec::new(),
+            ssl_dir: None,
+            outputs: Default::default(),
         },
         unknown: Default::default(),
     };

@@ -20,6 +20,13 @@ pub fn run(global: &Global, command: CaCommand) -> anyhow::Result<()> {
     match command {
         CaCommand::Show => {
             let ca = open_or_create(global, &store)?;
+            if let Some((_, next)) = crate::local_ca::crl_validity(&store) {
+                crate::log::info(format_args!(
+                    "its CRL ({}) is valid until {}; `certctl renew` signs it again after half of that",
+                    store.label(&Key::Crl),
+                    crate::issue::date(next)
+                ));
+            }
             super::print_stdout(ca.cert_pem())
         }
         CaCommand::Crl => {

@@ -3,7 +3,7 @@
 //! confirmation shared with `revoke`: ask on a terminal, `--yes` skips, and with no terminal
 //! and no `--yes` refuse (exit 2) before anything is changed.
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use crate::cli::DeleteArgs;
 use crate::error::BadInput;
@@ -11,7 +11,7 @@ use crate::issue::now;
 use crate::settings::Global;
 use crate::types::CertName;
 
-pub fn run(global: &Global, args: DeleteArgs) -> anyhow::Result<()> {
+pub async fn run(global: &Global, args: DeleteArgs) -> anyhow::Result<()> {
     // 1. a certificate by that name (a damaged one too: delete is how it gets cleared away)
     let name = CertName::parse(&args.name).map_err(BadInput::new)?;
     let (store, bundles) = super::open(global)?;
@@ -25,7 +25,8 @@ pub fn run(global: &Global, args: DeleteArgs) -> anyhow::Result<()> {
          and bundle to {}:",
         global.state_dir.join("archive").display()
     );
-    let summary = super::describe(&store.inspect(&name), &bundles, now());
+    let inspection = store.inspect(&name);
+    let summary = super::describe(&inspection, &bundles, now());
     if !super::confirm(args.yes, "delete", &name, &format!("{intro}\n{summary}"))? {
         crate::log::info(format_args!("delete cancelled; nothing changed"));
         return Ok(());
@@ -36,9 +37,49 @@ pub fn run(global: &Global, args: DeleteArgs) -> anyhow::Result<()> {
     if !store.manages(&name) {
         bail!("{name} was removed by another certctl while this one waited; nothing done");
     }
-    let folder = super::archive(&store, &bundles, &name, true)?;
+    let keep = super::bundle_named_by_haproxy(&bundles, &name, args.haproxy_config.as_deref());
+    let folder = super::archive(&store, &bundles, &name, !keep)?;
     crate::log::info(format_args!(
-        "{name}: no longer managed; its files and bundle are in {folder}"
+        "{name}: no longer managed; its files{} are in {folder}",
+        if keep { "" } else { " and bundle" }
     ));
-    Ok(())
+
+    // 4. the running proxies stop serving it; then the post-hook, as revoke does
+    let settings = inspection.settings.as_ref();
+    let sockets = settings.map_or(&[][..], |s| &s.host.haproxy_sockets[..]);
+    let unloaded = if keep {
+        Vec::new()
+    } else {
+        crate::deploy::remove_from_haproxy(
+            &name,
+            &bundles.path(&name),
+            sockets,
+            global.haproxy_timeout,
+        )
+    };
+    if let Some(command) = &args.post_hook {
+        let domains = settings.map(|s| crate::issue::join(&s.cert.domains));
+        let hook = crate::hooks::Hook {
+            kind: "post",
+            command,
+            env: vec![
+                ("CERTCTL_NAME", name.to_string()),
+                ("CERTCTL_DOMAINS", domains.unwrap_or_default()),
+                (
+                    "CERTCTL_SERIAL",
+                    inspection
+                        .info
+                        .as_ref()
+                        .map(|i| i.serial.clone())
+                        .unwrap_or_default(),
+                ),
+                ("CERTCTL_BUNDLE", bundles.path(&name).display().to_string()),
+                ("CERTCTL_ARCHIVE", folder.clone()),
+            ],
+        };
+        hook.run(crate::settings::DEFAULT_HOOK_TIMEOUT)
+            .await
+            .with_context(|| format!("{name} is archived"))?;
+    }
+    super::first_of(unloaded, &format!("{name} is archived"))
 }

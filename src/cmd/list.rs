@@ -35,6 +35,8 @@ struct Entry {
     i: Inspection,
     bundle: PathBuf,
     bundle_exists: bool,
+    /// HAProxy sockets that have not been given the live certificate (a failed push).
+    pending: Vec<String>,
 }
 
 /// One element of `certctl list --json`. The field names are documented in the README and
@@ -64,6 +66,8 @@ pub struct Row {
     /// Path of the bundle in the ssl directory, and whether that file exists.
     pub bundle: String,
     pub bundle_exists: bool,
+    /// HAProxy sockets whose push of the live certificate failed and is still pending.
+    pub pending_deploys: Vec<String>,
 }
 
 pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
@@ -72,10 +76,23 @@ pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
     let inspections: Vec<Entry> = store
         .names()?
         .iter()
-        .map(|name| Entry {
-            i: store.inspect(name),
-            bundle: bundles.path(name),
-            bundle_exists: bundles.exists(name),
+        .map(|name| {
+            let i = store.inspect(name);
+            let pending = match (&i.settings, &i.info) {
+                (Some(s), Some(info)) => {
+                    crate::issue::pending(&store, name, &info.serial, &s.host.haproxy_sockets)
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            Entry {
+                i,
+                bundle: bundles.path(name),
+                bundle_exists: bundles.exists(name),
+                pending,
+            }
         })
         .collect();
 
@@ -142,6 +159,7 @@ fn row(e: &Entry, now: i64) -> Row {
         server: i.settings.as_ref().map(|s| s.cert.server.to_string()),
         bundle: e.bundle.display().to_string(),
         bundle_exists: e.bundle_exists,
+        pending_deploys: e.pending.clone(),
     }
 }
 
@@ -198,10 +216,12 @@ fn cells(e: &Entry, now: i64) -> [String; 9] {
     } else {
         format!("{}(missing)", e.bundle.display())
     };
-    let status = if i.problems.is_empty() {
-        "ok".to_owned()
-    } else {
+    let status = if !i.problems.is_empty() {
         format!("damaged: {}", i.problems.join("; "))
+    } else if !e.pending.is_empty() {
+        format!("deploy pending: {}", e.pending.join(", "))
+    } else {
+        "ok".to_owned()
     };
     [
         i.name.to_string(),
@@ -304,6 +324,7 @@ mod tests {
             i,
             bundle: PathBuf::from("/etc/haproxy/ssl/mon-app.fr.pem"),
             bundle_exists: true,
+            pending: Vec::new(),
         }
     }
 

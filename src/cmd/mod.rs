@@ -7,8 +7,10 @@ pub mod ca;
 pub mod check;
 pub mod concat;
 pub mod delete;
+pub mod deploy;
 pub mod import;
 pub mod list;
+pub mod reconfigure;
 pub mod renew;
 pub mod request;
 pub mod revoke;
@@ -25,12 +27,21 @@ use crate::settings::Global;
 use crate::store::{Inspection, Store};
 use crate::types::CertName;
 
-/// The state and this host's ssl directory, as the global settings name them; a state
-/// that someone other than root (or the running user) could have written is refused.
+/// The state and this host's ssl directories: the one the global settings name, and the
+/// one stored with each certificate (where its bundle is written and read). A state that
+/// someone other than root (or the running user) could have written is refused.
 pub fn open(global: &Global) -> anyhow::Result<(Store, Bundles)> {
     let store = Store::files(&global.state_dir);
     store.check_trusted().map_err(BadInput::new)?;
-    Ok((store, Bundles::new(&global.ssl_dir)))
+    let mut bundles = Bundles::new(&global.ssl_dir);
+    for name in store.names().unwrap_or_default() {
+        if let Ok(Some(settings)) = store.settings(&name) {
+            if let Some(dir) = &settings.host.ssl_dir {
+                bundles.set_dir(&name, dir);
+            }
+        }
+    }
+    Ok((store, bundles))
 }
 
 /// Proves both the state and the ssl directory can be written, then takes the lock and
@@ -79,6 +90,40 @@ pub fn archive(
             Err(e.context(format!("archiving {name}{note}")))
         }
     }
+}
+
+/// Whether the bundle of `name` must stay where it is because HAProxy's configuration names
+/// it (HAProxy would not start without it); says where and what to change when so.
+pub fn bundle_named_by_haproxy(
+    bundles: &Bundles,
+    name: &CertName,
+    config: Option<&std::path::Path>,
+) -> bool {
+    let bundle = bundles.path(name);
+    let Some((file, line, text)) = crate::deploy::haproxy_cfg::where_named(config, &bundle) else {
+        return false;
+    };
+    crate::log::warn(format_args!(
+        "{name}: HAProxy's configuration names its bundle ({}, line {line}: `{text}`), so \
+         HAProxy would not start without it: the bundle stays in place. Take it out of that \
+         line (or point it at another certificate), reload HAProxy, then remove {}",
+        file.display(),
+        bundle.display()
+    ));
+    true
+}
+
+/// Ok when `errors` is empty; otherwise each is said and the first is the error, under
+/// `done` (what did happen).
+pub fn first_of(errors: Vec<anyhow::Error>, done: &str) -> anyhow::Result<()> {
+    let mut errors = errors.into_iter();
+    let Some(first) = errors.next() else {
+        return Ok(());
+    };
+    for e in errors {
+        crate::log::error(format_args!("{e:#}"));
+    }
+    Err(first.context(done.to_owned()))
 }
 
 /// The certificates a command works on: those named (each valid and managed, duplicates
@@ -147,10 +192,7 @@ pub fn confirm_action(
         .into());
     }
     crate::log::say(format_args!("{summary}"));
-    dialoguer::Confirm::new()
-        .with_prompt(question)
-        .default(false)
-        .interact()
+    crate::prompt::yes_no(question)
         .map_err(|e| anyhow!("reading the answer: {e}; nothing was changed"))
 }
 

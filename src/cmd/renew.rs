@@ -3,7 +3,7 @@
 //! at once over one account per CA and one responder per address. One failure never stops
 //! the others, and a failed renewal leaves the old key, certificate and bundle untouched.
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use serde::Serialize;
 
 use crate::cli::RenewArgs;
@@ -14,7 +14,7 @@ use crate::issue::{
 use crate::pem::{self, Decision};
 use crate::settings::{CertSettings, ConfigFile, Global, RenewSettings};
 use crate::store::{Lineage, Store};
-use crate::types::CertName;
+use crate::types::{CertName, Socket};
 
 #[derive(Serialize)]
 struct Outcome {
@@ -64,16 +64,56 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
     // the stored ones
     let given = RenewSettings::resolve(config, &args)?;
 
-    // 2. what is due, from the small metadata files alone: no request unless a certificate
-    //    is due or its CA's ARI Retry-After has passed
+    // 2. the local CA's CRL, signed again once half its validity has passed
     let mut failures: Vec<(String, anyhow::Error)> = Vec::new();
+    if !args.dry_run && issue::crl_is_due(&store, now()) {
+        let _lock = super::lock_for_writing(global, &store, &bundles)?;
+        let local: Vec<Lineage> = names
+            .iter()
+            .filter_map(|n| store.lineage(n).ok().flatten())
+            .filter(|l| l.settings.cert.server.is_local())
+            .collect();
+        let mut sockets = given.sockets.clone();
+        let mut posts: Vec<&str> = given.hooks.post.iter().map(String::as_str).collect();
+        for l in &local {
+            sockets.extend(l.settings.host.haproxy_sockets.iter().cloned());
+            posts.extend(l.settings.host.hooks.post.as_deref());
+        }
+        sockets.dedup();
+        let posts = issue::dedup(posts.into_iter().map(Some));
+        let errors = issue::refresh_crl(
+            &store,
+            now(),
+            &sockets,
+            &posts,
+            given.hook_timeout,
+            global.haproxy_timeout,
+        )
+        .await;
+        failures.extend(errors.into_iter().map(|e| ("local CA CRL".to_owned(), e)));
+    }
+
+    // 3. what is due, from the small metadata files alone: no request unless a certificate
+    //    is due or its CA's ARI Retry-After has passed
     let first = select(&store, &bundles, &names, args.force, &mut failures);
     if first.due.is_empty()
         && (first.ask.is_empty() || args.dry_run)
         && (first.repair.is_empty() || args.dry_run)
         && (first.half_made.is_empty() || args.dry_run)
     {
-        return summarize(failures, Vec::new(), args.json);
+        if args.dry_run && failures.is_empty() {
+            crate::log::info(format_args!(
+                "dry run: no certificate is due, so there is nothing to rehearse; \
+                 `certctl renew --dry-run --force` rehearses every one (or name one)"
+            ));
+        }
+        // a push that failed before is tried again, due or not
+        let mut after = Vec::new();
+        if !args.dry_run && has_pending(&store, &names, &given.sockets) {
+            let _lock = super::lock_for_writing(global, &store, &bundles)?;
+            after = retry_pushes(global, &store, &bundles, &names, &given.sockets, &[]);
+        }
+        return summarize(failures, Vec::new(), after, args.json);
     }
 
     // 3. under the lock, read again: a run that held it may have renewed them already; and
@@ -157,8 +197,9 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
     };
     let report = run.run(jobs_todo).await?;
 
-    // 5. what happened to each
+    // 5. what happened to each; a hook or proxy that failed after a renewal is counted apart
     let mut renewed: Vec<(String, pem::CertInfo, bool)> = Vec::new();
+    let mut after_failures: Vec<(String, anyhow::Error)> = Vec::new();
     for outcome in report.outcomes {
         let name = outcome.name.to_string();
         match outcome.kind {
@@ -191,19 +232,99 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
                         bundles.path(&outcome.name).display()
                     ));
                 }
-                failures.extend(after.into_iter().map(|e| (name.clone(), e)));
+                after_failures.extend(after.into_iter().map(|e| (name.clone(), e)));
                 renewed.push((name, info, reinstalled));
             }
         }
     }
-    failures.extend(
+    if !args.dry_run {
+        let done: Vec<String> = renewed.iter().map(|(n, _, _)| n.clone()).collect();
+        after_failures.extend(retry_pushes(
+            global,
+            &store,
+            &bundles,
+            &names,
+            &run.sockets,
+            &done,
+        ));
+    }
+    after_failures.extend(
         report
             .post_failures
             .into_iter()
-            .map(|e| ("post-hook".to_owned(), e)),
+            .map(|e| (POST_HOOK.to_owned(), e)),
     );
-    summarize(failures, renewed, args.json)
+    summarize(failures, renewed, after_failures, args.json)
 }
+
+/// Whether any of `names` has an HAProxy (stored, or `given` now) that missed its serial.
+fn has_pending(store: &Store, names: &[CertName], given: &[Socket]) -> bool {
+    names.iter().any(|name| {
+        store.lineage(name).ok().flatten().is_some_and(|l| {
+            let sockets = sockets_of(&l, given);
+            !sockets.is_empty() && !issue::pending(store, name, &l.info.serial, &sockets).is_empty()
+        })
+    })
+}
+
+fn sockets_of(lineage: &Lineage, given: &[Socket]) -> Vec<Socket> {
+    let mut sockets = lineage.settings.host.haproxy_sockets.clone();
+    sockets.extend(
+        given
+            .iter()
+            .filter(|s| !sockets.contains(s))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    sockets
+}
+
+/// Pushes again what earlier runs failed to push (not to the certificates in `done`, just
+/// pushed); each failure is reported, the deploy staying pending.
+fn retry_pushes(
+    global: &Global,
+    store: &Store,
+    bundles: &Bundles,
+    names: &[CertName],
+    given: &[Socket],
+    done: &[String],
+) -> Vec<(String, anyhow::Error)> {
+    let mut failures = Vec::new();
+    for name in names
+        .iter()
+        .filter(|n| !done.iter().any(|d| d == n.as_str()))
+    {
+        let Ok(Some(lineage)) = store.lineage(name) else {
+            continue;
+        };
+        let pending = issue::pending(
+            store,
+            name,
+            &lineage.info.serial,
+            &sockets_of(&lineage, given),
+        );
+        if pending.is_empty() {
+            continue;
+        }
+        crate::log::info(format_args!(
+            "{name}: pushing the certificate to {} (pending from an earlier run)",
+            pending
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let errors = issue::push(store, bundles, name, &pending, true, global.haproxy_timeout);
+        failures.extend(errors.into_iter().map(|e| (format!("{PENDING}{name}"), e)));
+    }
+    failures
+}
+
+/// Marks a failed push of an earlier renewal (`{PENDING}{name}`) among the after-failures.
+const PENDING: &str = "pending:";
+
+/// Stands for the post-hook where a certificate name stands for the others.
+const POST_HOOK: &str = "post-hook";
 
 /// Certificates to renew now, ARI certificates whose window must be fetched again, and
 /// certificates whose bundle is not the one of their live files: a run stopped (or a
@@ -247,6 +368,7 @@ fn select(
                     selection.due.push(lineage);
                     continue;
                 }
+                let force = force || store.reissue(name).is_some();
                 match pem::decide(now, info.not_before, info.not_after, ari.as_ref(), force) {
                     Decision::Due => selection.due.push(lineage),
                     _ if !issue::bundle_is_current(store, bundles, name, &info.serial) => {
@@ -276,27 +398,46 @@ fn select(
     selection
 }
 
-/// Prints the results; exit 1 (an error) naming every failure, silent when nothing happened.
+/// Prints the results; exit 1 (an error) naming every failure, silent when nothing
+/// happened. Renewals that failed and hooks or proxies that failed after a renewal are
+/// counted apart, each name once.
 fn summarize(
     failures: Vec<(String, anyhow::Error)>,
     renewed: Vec<(String, pem::CertInfo, bool)>,
+    after: Vec<(String, anyhow::Error)>,
     json: bool,
 ) -> anyhow::Result<()> {
     if json {
         let mut outcomes: Vec<Outcome> = renewed
             .iter()
-            .map(|(name, info, reinstalled)| Outcome {
-                name: name.clone(),
-                status: if *reinstalled {
-                    "reinstalled"
-                } else {
-                    "renewed"
-                },
-                serial: Some(info.serial.clone()),
-                not_after: Some(rfc3339(info.not_after)),
-                error: None,
+            .map(|(name, info, reinstalled)| {
+                let errors: Vec<String> = after
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, e)| format!("{e:#}"))
+                    .collect();
+                Outcome {
+                    name: name.clone(),
+                    status: if *reinstalled {
+                        "reinstalled"
+                    } else {
+                        "renewed"
+                    },
+                    serial: Some(info.serial.clone()),
+                    not_after: Some(rfc3339(info.not_after)),
+                    error: (!errors.is_empty()).then(|| errors.join("; ")),
+                }
             })
             .collect();
+        outcomes.extend(after.iter().filter_map(|(name, e)| {
+            name.strip_prefix(PENDING).map(|name| Outcome {
+                name: name.to_owned(),
+                status: "deploy pending",
+                serial: None,
+                not_after: None,
+                error: Some(format!("{e:#}")),
+            })
+        }));
         outcomes.extend(failures.iter().map(|(name, e)| Outcome {
             name: name.clone(),
             status: "failed",
@@ -306,16 +447,108 @@ fn summarize(
         }));
         super::print_stdout(&format!("{}\n", serde_json::to_string(&outcomes)?))?;
     }
-    if failures.is_empty() {
+    if failures.is_empty() && after.is_empty() {
         return Ok(());
     }
     for (name, e) in &failures {
         crate::log::error(format_args!("{name}: {e:#}"));
     }
-    let names: Vec<&str> = failures.iter().map(|(n, _)| n.as_str()).collect();
-    Err(anyhow!("renewal failed for: {}", names.join(", "))).context(format!(
-        "{} renewed, {} failed",
-        renewed.len(),
-        failures.len()
-    ))
+    for (name, e) in &after {
+        if name == POST_HOOK {
+            crate::log::error(format_args!("post-hook failed: {e:#}"));
+        } else if let Some(name) = name.strip_prefix(PENDING) {
+            crate::log::error(format_args!("{name}: deploy pending; {e:#}"));
+        } else {
+            crate::log::error(format_args!("{name}: renewed; {e:#}"));
+        }
+    }
+    Err(anyhow!(summary_line(&failures, renewed.len(), &after)))
+}
+
+/// `2 renewed (1 with a failed hook or proxy: b.test), 1 failed: renewal failed for: a.test`
+fn summary_line(
+    failures: &[(String, anyhow::Error)],
+    renewed: usize,
+    after: &[(String, anyhow::Error)],
+) -> String {
+    fn once<'a>(names: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
+        let mut out: Vec<&str> = Vec::new();
+        for n in names {
+            if !out.contains(&n.as_str()) {
+                out.push(n);
+            }
+        }
+        out
+    }
+    let failed = once(failures.iter().map(|(n, _)| n));
+    let deploys = once(
+        after
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| *n != POST_HOOK && !n.starts_with(PENDING)),
+    );
+    let pending: Vec<&str> = once(after.iter().map(|(n, _)| n))
+        .into_iter()
+        .filter_map(|n| n.strip_prefix(PENDING))
+        .collect();
+    let mut line = format!("{renewed} renewed");
+    if !deploys.is_empty() {
+        line.push_str(&format!(
+            " ({} with a failed hook or proxy: {})",
+            deploys.len(),
+            deploys.join(", ")
+        ));
+    }
+    if after.iter().any(|(n, _)| n == POST_HOOK) {
+        line.push_str("; post-hook failed");
+    }
+    if !pending.is_empty() {
+        line.push_str(&format!(
+            "; {} deploy(s) still pending: {}",
+            pending.len(),
+            pending.join(", ")
+        ));
+    }
+    if !failed.is_empty() {
+        line.push_str(&format!(
+            ", {} failed: renewal failed for: {}",
+            failed.len(),
+            failed.join(", ")
+        ));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> pem::CertInfo {
+        pem::CertInfo {
+            serial: "01".into(),
+            not_before: 0,
+            not_after: 0,
+            names: vec![],
+            issuer: String::new(),
+        }
+    }
+
+    #[test]
+    fn summary_counts_deploy_failures_apart_and_names_each_once() {
+        let failures = vec![
+            ("a.test".to_owned(), anyhow!("x")),
+            ("a.test".to_owned(), anyhow!("y")),
+        ];
+        let renewed = [("b.test".to_owned(), info()), ("c.test".to_owned(), info())];
+        let after = vec![
+            ("b.test".to_owned(), anyhow!("haproxy")),
+            ("b.test".to_owned(), anyhow!("hook")),
+            (POST_HOOK.to_owned(), anyhow!("exit 1")),
+        ];
+        assert_eq!(
+            summary_line(&failures, renewed.len(), &after),
+            "2 renewed (1 with a failed hook or proxy: b.test); post-hook failed, 1 failed: renewal failed for: a.test"
+        );
+        assert_eq!(summary_line(&[], renewed.len(), &[]), "2 renewed");
+    }
 }

@@ -13,7 +13,9 @@ use crate::issue::{
     self, Job, JobCert, MissingAccount, OutcomeKind, Run, Work, date, now, rfc3339,
 };
 use crate::pem;
-use crate::settings::{ConfigFile, Global, RequestSettings};
+use crate::settings::{
+    CertSettings, ConfigFile, Global, RequestSettings, changes, keep_stored, names_added_removed,
+};
 use crate::store::Lineage;
 
 #[derive(Serialize)]
@@ -34,6 +36,25 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         run_hooks,
         hook_timeout,
     } = RequestSettings::resolve(global, config, &args)?;
+    let (store, mut bundles) = super::open(global)?;
+
+    // 2. requesting again keeps every stored setting the command line does not give; names
+    //    removed need a yes
+    let stored = store.settings(&name).ok().flatten();
+    keep_stored(&mut wanted, stored.as_ref(), global, &args)?;
+    if let Some(owner) = &wanted.host.outputs.owner {
+        crate::deploy::outputs::resolve_owner(owner)
+            .map_err(|e| BadInput::new(format!("{e:#}")))?;
+    }
+    if let Some(stored) = &stored {
+        if !confirm_changes(&name, stored, &wanted, args.yes)? {
+            crate::log::info(format_args!("request cancelled; nothing changed"));
+            return Ok(());
+        }
+    }
+    if let Some(dir) = &wanted.host.ssl_dir {
+        bundles.set_dir(&name, dir);
+    }
     let local = wanted.cert.server.is_local();
     // a DNS-01 key file must parse before anything is written or sent (bad input, exit 2)
     for setting in std::iter::once(&wanted.cert.challenge).chain(wanted.cert.challenges.values()) {
@@ -42,9 +63,8 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         }
     }
 
-    // 2. a new account needs the terms agreed to: without a terminal to ask on, that is
+    // 3. a new account needs the terms agreed to: without a terminal to ask on, that is
     //    --agree-tos; then the directories must take the result, and nobody else may write
-    let (store, bundles) = super::open(global)?;
     if !local
         && !args.agree_tos
         && !std::io::stdin().is_terminal()
@@ -59,8 +79,8 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
     }
     let _lock = super::lock_for_writing(global, &store, &bundles)?;
 
-    // 3. a valid certificate for the same names is left alone unless --force; one that a
-    //    stopped request left half made is done again
+    // 4. a valid certificate for the same names is left alone unless --force (its new
+    //    settings, if any, are saved); one that a stopped request left half made is done again
     let existing = match store.lineage(&name) {
         Ok(existing) => existing,
         Err(e) => match store.half_made(&name) {
@@ -92,6 +112,10 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
             false,
         );
         if same_names && !args.force && decision != pem::Decision::Due {
+            if stored.as_ref() != Some(&wanted) {
+                store.save_settings(&name, &wanted)?;
+                crate::log::info(format_args!("{name}: settings saved"));
+            }
             let renew_at = ari.map_or_else(
                 || pem::renewal_time(current.info.not_before, current.info.not_after),
                 |a| a.renew_at,
@@ -108,7 +132,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         }
     }
 
-    // 4. the pipeline: pre-hook, account, order (or the local CA), store, bundle, proxies,
+    // 5. the pipeline: pre-hook, account, order (or the local CA), store, bundle, proxies,
     //    hooks; replacing a certificate of an ARI CA says which one (RFC 9773)
     let replaces = existing
         .as_ref()
@@ -152,7 +176,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
     };
     failures.append(&mut report.post_failures);
 
-    // 5. what was done; a failing hook or proxy leaves the new certificate in place and
+    // 6. what was done; a failing hook or proxy leaves the new certificate in place and
     //    makes the exit code 1
     let lineage = Lineage {
         name: name.clone(),
@@ -199,6 +223,34 @@ fn print_json(bundles: &Bundles, lineage: &Lineage, status: &str) -> anyhow::Res
         bundle: bundles.path(&lineage.name).display().to_string(),
     };
     super::print_stdout(&format!("{}\n", serde_json::to_string(&outcome)?))
+}
+
+/// Shows what a new request changes in the stored settings; removing names needs a yes
+/// (`--yes`, or an answer on the terminal), and with neither nothing is changed (exit 2).
+fn confirm_changes(
+    name: &crate::types::CertName,
+    stored: &CertSettings,
+    wanted: &CertSettings,
+    yes: bool,
+) -> anyhow::Result<bool> {
+    for c in changes(stored, wanted) {
+        crate::log::info(format_args!("{name}: {}: {} -> {}", c.what, c.old, c.new));
+    }
+    let (added, removed) = names_added_removed(&stored.cert.domains, &wanted.cert.domains);
+    if !added.is_empty() {
+        crate::log::info(format_args!("{name}: names added: {}", issue::join(&added)));
+    }
+    if removed.is_empty() {
+        return Ok(true);
+    }
+    crate::log::info(format_args!(
+        "{name}: names removed: {} (the new certificate will not cover them)",
+        issue::join(&removed)
+    ));
+    let summary = format!("  kept: {}", issue::join(&wanted.cert.domains));
+    let question = format!("Remove {} from {name}?", issue::join(&removed));
+    let command = format!("certctl request {}", issue::join(&wanted.cert.domains));
+    super::confirm_action(yes, &command, "remove names", &question, &summary)
 }
 
 fn same_set(a: &[crate::types::DomainName], b: &[crate::types::DomainName]) -> bool {

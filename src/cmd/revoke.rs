@@ -117,8 +117,11 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
         ));
     }
 
-    // 5. stop managing it; the files go to the archive
-    let folder = super::archive(&store, &bundles, &name, !args.keep_bundle).with_context(|| {
+    // 5. stop managing it; the files go to the archive, and the bundle too unless HAProxy's
+    //    configuration names it
+    let keep_bundle = args.keep_bundle
+        || super::bundle_named_by_haproxy(&bundles, &name, args.haproxy_config.as_deref());
+    let folder = super::archive(&store, &bundles, &name, !keep_bundle).with_context(|| {
         format!(
             "{name} is revoked at the CA, but its files could not be archived; \
                  run `certctl revoke {name} --yes` again to finish"
@@ -126,11 +129,23 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
     })?;
     crate::log::info(format_args!(
         "{name}: no longer managed; its files{} are in {}",
-        if args.keep_bundle { "" } else { " and bundle" },
+        if keep_bundle { "" } else { " and bundle" },
         folder
     ));
 
-    // 6. the post-hook, so the proxy drops it
+    // 6. the running proxies stop serving it (unless its bundle stays for them)
+    let unloaded = if keep_bundle {
+        Vec::new()
+    } else {
+        crate::deploy::remove_from_haproxy(
+            &name,
+            &bundles.path(&name),
+            &lineage.settings.host.haproxy_sockets,
+            global.haproxy_timeout,
+        )
+    };
+
+    // 7. the post-hook, so the proxy drops it
     if let Some(command) = &args.post_hook {
         let hook = Hook {
             kind: "post",
@@ -147,5 +162,5 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("{name} is revoked and archived"))?;
     }
-    Ok(())
+    super::first_of(unloaded, &format!("{name} is revoked and archived"))
 }

@@ -3,6 +3,7 @@
 //! cron run tells a current bundle with one stat. A bundle is what this host serves, not
 //! state: every host writes its own from the stored certificate.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -15,9 +16,11 @@ use crate::durable::{
 use crate::store::Store;
 use crate::types::CertName;
 
-/// The ssl directory of this host.
+/// The ssl directories of this host: the default one, and the one stored with each
+/// certificate that was requested with another `--ssl-dir`.
 pub struct Bundles {
     ssl_dir: PathBuf,
+    dirs: HashMap<CertName, PathBuf>,
 }
 
 /// What this host recorded when it wrote a bundle: for which certificate (serial) and which
@@ -32,32 +35,55 @@ impl Bundles {
     pub fn new(ssl_dir: &Path) -> Self {
         Self {
             ssl_dir: ssl_dir.to_path_buf(),
+            dirs: HashMap::new(),
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.ssl_dir
+    /// The bundle of `name` lives in `dir` (its stored ssl directory) rather than the default.
+    pub fn set_dir(&mut self, name: &CertName, dir: &Path) {
+        if dir != self.ssl_dir {
+            self.dirs.insert(name.clone(), dir.to_path_buf());
+        } else {
+            self.dirs.remove(name);
+        }
+    }
+
+    /// The ssl directory of `name`.
+    pub fn dir(&self, name: &CertName) -> &Path {
+        self.dirs.get(name).unwrap_or(&self.ssl_dir)
     }
 
     pub fn path(&self, name: &CertName) -> PathBuf {
-        self.ssl_dir.join(format!("{name}.pem"))
+        self.dir(name).join(format!("{name}.pem"))
     }
 
-    /// Creates the ssl directory when missing and proves it can be written, so that no
+    /// Every ssl directory in use: the default first.
+    fn all_dirs(&self) -> Vec<&Path> {
+        let mut all = vec![self.ssl_dir.as_path()];
+        for dir in self.dirs.values() {
+            if !all.contains(&dir.as_path()) {
+                all.push(dir);
+            }
+        }
+        all
+    }
+
+    /// Creates the ssl directories when missing and proves they can be written, so that no
     /// order is placed for a certificate that could not be installed.
     pub fn check_writable(&self) -> anyhow::Result<()> {
-        crate::trust::check(
-            &self.ssl_dir,
-            "ssl directory",
-            crate::trust::Rule::NotWorldWritable,
-        )
-        .map_err(crate::error::BadInput::new)?;
-        crate::durable::check_dir_writable(&self.ssl_dir, "ssl directory", "--ssl-dir")
+        for dir in self.all_dirs() {
+            crate::trust::check(dir, "ssl directory", crate::trust::Rule::NotWorldWritable)
+                .map_err(crate::error::BadInput::new)?;
+            crate::durable::check_dir_writable(dir, "ssl directory", "--ssl-dir")?;
+        }
+        Ok(())
     }
 
-    /// Temp files a killed run left in the ssl directory (call while holding the lock).
+    /// Temp files a killed run left in the ssl directories (call while holding the lock).
     pub fn remove_stale_temp_files(&self) {
-        remove_temp_files_in(&self.ssl_dir);
+        for dir in self.all_dirs() {
+            remove_temp_files_in(dir);
+        }
     }
 
     /// Writes the bundle of `name` (serial `serial`) atomically unless it already holds
@@ -125,7 +151,7 @@ impl Bundles {
             None => return Ok(None),
         };
         fs::remove_file(&path)
-            .and_then(|()| crate::durable::sync_dir(&self.ssl_dir))
+            .and_then(|()| crate::durable::sync_dir(self.dir(name)))
             .with_context(|| format!("removing the bundle {}", path.display()))?;
         Ok(bytes)
     }

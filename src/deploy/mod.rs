@@ -4,6 +4,8 @@
 
 pub mod bundle;
 pub mod haproxy;
+pub mod haproxy_cfg;
+pub mod outputs;
 pub mod probe;
 
 use crate::pem::{self, CertInfo, Chain};
@@ -40,4 +42,103 @@ pub fn push_to_haproxy(
         }
     }
     failures
+}
+
+/// Takes `path`'s certificate out of every HAProxy listed (revoke, delete), each
+/// independently; returns one error per proxy that still serves it.
+pub fn remove_from_haproxy(
+    name: &CertName,
+    path: &std::path::Path,
+    sockets: &[Socket],
+    timeout: std::time::Duration,
+) -> Vec<anyhow::Error> {
+    let mut failures = Vec::new();
+    for socket in sockets {
+        match unload(&haproxy::Haproxy::new(socket.clone(), timeout), path) {
+            Ok(Some(n)) => crate::log::info(format_args!(
+                "{name}: HAProxy at {socket} no longer serves it ({n} deleted, no reload)"
+            )),
+            Ok(None) => crate::log::verbose(format_args!(
+                "{name}: HAProxy at {socket} did not have it loaded"
+            )),
+            Err(e) => failures.push(anyhow::Error::new(e).context(format!(
+                "{name}: HAProxy at {socket} still serves it until its next reload"
+            ))),
+        }
+    }
+    failures
+}
+
+/// Stops serving the certificate HAProxy loaded from `path`: `del ssl crt-list` (from the
+/// directory's list) then `del ssl cert`. None when HAProxy does not have it. A certificate
+/// the configuration names itself (`crt FILE`) cannot be deleted at run time: HAProxy
+/// refuses, and that refusal is the error.
+fn unload(
+    proxy: &haproxy::Haproxy,
+    path: &std::path::Path,
+) -> Result<Option<String>, haproxy::Error> {
+    let listed = haproxy::parse_cert_list(&proxy.command("show ssl cert")?);
+    let Some(name) = haproxy::find_cert(&listed.certificates, path)? else {
+        return Ok(None);
+    };
+    if let Ok(list) = proxy.crt_list_for(path) {
+        // fails for a certificate outside the list; `del ssl cert` then says why
+        let _ = proxy.command(&format!("del ssl crt-list {list} {name}"));
+    }
+    let command = format!("del ssl cert {name}");
+    let reply = proxy.command(&command)?;
+    if reply.to_lowercase().contains("deleted") {
+        Ok(Some(name))
+    } else {
+        Err(haproxy::Error::Refused {
+            command,
+            reply: reply.trim().to_owned(),
+        })
+    }
+}
+
+/// Hands a re-signed CRL to every HAProxy listed that loaded `path` as a `crl-file`
+/// (`set ssl crl-file` + `commit ssl crl-file`, HAProxy 2.6); returns how many took it and
+/// one error per proxy that failed.
+pub fn push_crl(
+    path: &std::path::Path,
+    crl_pem: &str,
+    sockets: &[Socket],
+    timeout: std::time::Duration,
+) -> (usize, Vec<anyhow::Error>) {
+    let (mut taken, mut failures) = (0, Vec::new());
+    for socket in sockets {
+        let proxy = haproxy::Haproxy::new(socket.clone(), timeout);
+        let pushed = (|| -> Result<bool, haproxy::Error> {
+            let listed = haproxy::parse_cert_list(&proxy.command("show ssl crl-file")?);
+            let Some(name) = haproxy::find_cert(&listed.certificates, path)? else {
+                return Ok(false);
+            };
+            let set = format!("set ssl crl-file {name} <<\n{}\n", crl_pem.trim_end());
+            proxy.command(&set)?;
+            let command = format!("commit ssl crl-file {name}");
+            let reply = proxy.command(&command)?;
+            if reply.contains("Success") {
+                Ok(true)
+            } else {
+                let _ = proxy.command(&format!("abort ssl crl-file {name}"));
+                Err(haproxy::Error::Refused {
+                    command,
+                    reply: reply.trim().to_owned(),
+                })
+            }
+        })();
+        match pushed {
+            Ok(true) => {
+                taken += 1;
+                crate::log::info(format_args!(
+                    "HAProxy at {socket} now uses the new CRL (no reload)"
+                ));
+            }
+            Ok(false) => {}
+            Err(e) => failures
+                .push(anyhow::Error::new(e).context(format!("the new CRL: HAProxy at {socket}"))),
+        }
+    }
+    (taken, failures)
 }

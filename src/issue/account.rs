@@ -43,6 +43,26 @@ pub(super) async fn for_run(
     .await
 }
 
+/// A new account for `server` in place of the stored one the CA no longer knows: the terms
+/// were agreed to when the first was made. Saved unless this is a dry run; said either way.
+pub(super) async fn replace_gone(
+    run: &Run<'_>,
+    server: &Server,
+    settings: &CertSettings,
+) -> anyhow::Result<instant_acme::Account> {
+    let http = AcmeHttp::new(settings.host.ca_bundle.as_deref(), run.http_timeout)?;
+    let (account, credentials) =
+        acme::create_account(&http, server, settings.cert.email.as_deref()).await?;
+    if !run.dry_run {
+        run.store.save_account(server, credentials)?;
+    }
+    crate::log::info(format_args!(
+        "the CA ({server}) no longer knows certctl's stored account (deactivated, or the CA \
+         was reset): registered a new one, the terms having been agreed to for the first"
+    ));
+    Ok(account)
+}
+
 /// The stored account for `server`, or a new one (asking for the terms unless `agree_tos`).
 pub async fn open_account(
     store: &Store,
@@ -75,11 +95,8 @@ pub async fn ask_terms(http: &AcmeHttp, server: &Server) -> anyhow::Result<()> {
         Some(url) => format!("Do you agree to the terms of service at {url}?"),
         None => format!("Do you agree to the terms of service of {server}?"),
     };
-    let agreed = dialoguer::Confirm::new()
-        .with_prompt(question)
-        .default(false)
-        .interact()
-        .map_err(|e| anyhow!("reading the answer: {e}"))?;
+    let agreed =
+        crate::prompt::yes_no(&question).map_err(|e| anyhow!("reading the answer: {e}"))?;
     if !agreed {
         return Err(
             BadInput::new("the terms of service were not agreed to; nothing was done").into(),

@@ -4,8 +4,9 @@
 use anyhow::Context;
 
 use crate::deploy::Bundles;
+use crate::deploy::outputs::Output;
 use crate::pem;
-use crate::settings::CertSettings;
+use crate::settings::{CertSettings, Outputs};
 use crate::store::Store;
 use crate::types::CertName;
 
@@ -24,13 +25,42 @@ pub fn install(
 ) -> anyhow::Result<()> {
     store.save_settings(name, wanted)?;
     store.save_generation(name, &issued.key_pem, &issued.chain, &issued.info)?;
+    if store.reissue(name).is_some() {
+        store.save_reissue(name, None)?;
+    }
     bundles.write(
         store,
         name,
         &issued.info.serial,
         &pem::bundle(&issued.chain, &issued.key_pem),
     )?;
-    Ok(())
+    write_outputs(&wanted.host.outputs, issued)
+}
+
+/// The output files asked for (`--cert-file` and the others), each written atomically.
+pub fn write_outputs(outputs: &Outputs, issued: &Issued) -> anyhow::Result<()> {
+    if outputs.is_empty() {
+        return Ok(());
+    }
+    let chain = issued.chain.chain_pem();
+    let fullchain = issued.chain.fullchain_pem();
+    let leaf = issued.chain.leaf_pem();
+    let files: Vec<Output<'_>> = [
+        (&outputs.cert_file, leaf.as_bytes(), false),
+        (&outputs.key_file, issued.key_pem.as_bytes(), true),
+        (&outputs.chain_file, chain.as_bytes(), false),
+        (&outputs.fullchain_file, fullchain.as_bytes(), false),
+    ]
+    .into_iter()
+    .filter_map(|(path, content, secret)| {
+        path.as_deref().map(|path| Output {
+            path,
+            content,
+            secret,
+        })
+    })
+    .collect();
+    crate::deploy::outputs::write(&files, outputs.owner.as_deref(), outputs.mode)
 }
 
 /// Writes the bundle of `name` again from its stored files, once they pass every check an

@@ -5,9 +5,11 @@
 //! commands only decide what to do and print. Never reads flags or the config file.
 
 mod account;
+mod crl;
 mod hooks;
 mod install;
 mod obtain;
+mod push;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -20,7 +22,7 @@ use futures_util::StreamExt;
 
 use crate::acme;
 use crate::challenge::{Journal, Shared, Solvers};
-use crate::deploy::{self, Bundles};
+use crate::deploy::Bundles;
 use crate::pem::{CertInfo, Chain};
 use crate::settings::{CertSettings, Hooks, Verbosity};
 use crate::store::{Key, Lineage, Store};
@@ -29,9 +31,11 @@ use crate::types::{CertName, Server, Socket};
 pub use crate::output::{date, rfc3339};
 pub use crate::types::join;
 pub use account::{MissingAccount, ask_terms, open_account};
+pub use crl::{crl_is_due, refresh_crl};
 pub use hooks::{hook_env, post_hook};
-pub use install::{bundle_is_current, install};
+pub use install::{bundle_is_current, install, write_outputs};
 pub use obtain::{issue_local, order, refresh_ari};
+pub use push::{pending, push};
 
 use install::reinstall;
 use obtain::ask_ca;
@@ -210,13 +214,37 @@ impl Run<'_> {
                                 let solvers = solvers.as_ref().map_err(|e| anyhow!("{e:#}"))?;
                                 let mut wanted = cert.settings.clone();
                                 wanted.cert.server = self.effective_server(&wanted.cert.server);
-                                // never by a dry run: a CA takes one replacement per certificate
+                                // never by a dry run: a CA takes one replacement per
+                                // certificate; never to a CA that mishandled it before
+                                let server = &wanted.cert.server;
                                 let replaces = replaces
-                                    .filter(|_| !self.dry_run)
+                                    .filter(|_| !self.dry_run && !self.store.no_replaces(server))
                                     .and_then(|der| acme::cert_id(&der).ok());
                                 let account = accounts.get(self, &cert.settings)?;
-                                order(account, solvers, &cert.name, &wanted, replaces.as_ref())
-                                    .await
+                                let first =
+                                    order(account, solvers, &cert.name, &wanted, replaces.as_ref())
+                                        .await;
+                                let (issued, mishandled) = match first {
+                                    // the CA lost the account: a new one, and the order again
+                                    Err(e) if acme::account_gone(&e) => {
+                                        let fresh = accounts.replace(self, &cert.settings).await?;
+                                        order(
+                                            &fresh,
+                                            solvers,
+                                            &cert.name,
+                                            &wanted,
+                                            replaces.as_ref(),
+                                        )
+                                        .await?
+                                    }
+                                    other => other?,
+                                };
+                                if mishandled && !self.dry_run {
+                                    if let Err(e) = self.store.save_no_replaces(server) {
+                                        crate::log::warn(format_args!("{e:#}"));
+                                    }
+                                }
+                                Ok(issued)
                             })
                             .await;
                         line.finish(if result.is_ok() { "issued" } else { "failed" });
@@ -296,7 +324,8 @@ impl Run<'_> {
                     .cloned()
                     .collect::<Vec<_>>(),
             );
-            let mut after = deploy::push_to_haproxy(
+            let mut after = push::push_issued(
+                self.store,
                 self.bundles,
                 name,
                 &sockets,
@@ -392,7 +421,11 @@ impl Run<'_> {
 /// The run's accounts, one per CA and trust bundle; a CA whose account could not be opened
 /// fails its certificates with that reason.
 #[derive(Default)]
-struct Accounts(HashMap<AccountKey, Result<instant_acme::Account, anyhow::Error>>);
+struct Accounts(
+    HashMap<AccountKey, Result<instant_acme::Account, anyhow::Error>>,
+    /// New accounts made in this run for CAs that no longer knew the stored one.
+    tokio::sync::Mutex<HashMap<AccountKey, instant_acme::Account>>,
+);
 
 impl Accounts {
     fn key(run: &Run<'_>, settings: &CertSettings) -> AccountKey {
@@ -412,6 +445,23 @@ impl Accounts {
             let account = account::for_run(run, &server, settings).await;
             slot.insert(account);
         }
+    }
+
+    /// The account that replaces a lost one for this CA: made once per run, shared by the
+    /// orders that find the stored one gone.
+    async fn replace(
+        &self,
+        run: &Run<'_>,
+        settings: &CertSettings,
+    ) -> anyhow::Result<instant_acme::Account> {
+        let key = Self::key(run, settings);
+        let mut fresh = self.1.lock().await;
+        if let Some(account) = fresh.get(&key) {
+            return Ok(account.clone());
+        }
+        let account = account::replace_gone(run, &key.0, settings).await?;
+        fresh.insert(key, account.clone());
+        Ok(account)
     }
 
     fn get(

@@ -19,7 +19,7 @@ pub async fn order(
     name: &CertName,
     wanted: &CertSettings,
     replaces: Option<&instant_acme::CertificateIdentifier<'static>>,
-) -> anyhow::Result<Issued> {
+) -> anyhow::Result<(Issued, bool)> {
     let key = crate::keys::generate(wanted.cert.key_type)?;
     let csr = crate::keys::csr(&wanted.cert.domains, &key)?;
     crate::log::verbose(format_args!(
@@ -27,7 +27,10 @@ pub async fn order(
         join(&wanted.cert.domains),
         wanted.cert.server
     ));
-    let chain_pem = acme::issue(
+    let acme::Issuance {
+        chain_pem,
+        replaces_mishandled,
+    } = acme::issue(
         account,
         &wanted.cert.server,
         &wanted.cert.domains,
@@ -47,11 +50,12 @@ pub async fn order(
     };
     pem::check_chain(&chain, &key_pem, expected).context("refusing the certificate the CA sent")?;
     let info = pem::cert_info(&chain.leaf).context("reading the certificate the CA sent")?;
-    Ok(Issued {
+    let issued = Issued {
         key_pem,
         chain,
         info,
-    })
+    };
+    Ok((issued, replaces_mishandled))
 }
 
 /// A certificate from the local CA (created on first use): no network, no account.

@@ -66,6 +66,8 @@ impl RequestSettings {
                     &args.haproxy_sockets
                 })
                 .map_err(BadInput::new)?,
+                ssl_dir: Some(global.ssl_dir.clone()),
+                outputs: Default::default(),
             },
             unknown: Default::default(),
         };

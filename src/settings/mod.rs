@@ -6,6 +6,7 @@
 mod commands;
 mod config;
 mod dns;
+mod merge;
 mod stored;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,8 @@ use crate::types::Server;
 pub use commands::{RenewSettings, RequestSettings, email};
 pub use config::ConfigFile;
 pub use dns::{DEFAULT_DNS_TIMEOUT, Dns01, DnsAddr, DnsFlags, DnsProvider, Secret, Tsig};
-pub use stored::{CertConfig, CertSettings, Challenge, Hooks, HostConfig, parse_sockets};
+pub use merge::{Change, changes, keep_stored, names_added_removed};
+pub use stored::{CertConfig, CertSettings, Challenge, Hooks, HostConfig, Outputs, parse_sockets};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/certctl";
 pub const DEFAULT_SSL_DIR: &str = "/etc/haproxy/ssl";
@@ -82,6 +84,17 @@ pub struct Global {
     pub trust_root: PathBuf,
     /// stderr goes to systemd's journal (JOURNAL_STREAM): lines carry their priority.
     pub journal: bool,
+    /// Which of --ssl-dir, --server, --ca-bundle were given (flag or environment) rather
+    /// than taken from the config file or the default: given ones replace stored values.
+    pub given: Given,
+}
+
+/// Global options given on the command line or in the environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Given {
+    pub ssl_dir: bool,
+    pub server: bool,
+    pub ca_bundle: bool,
 }
 
 /// Default wait for the state lock.
@@ -160,6 +173,11 @@ impl Global {
                 .filter(|v| !v.is_empty())
                 .map_or_else(|| PathBuf::from("/"), PathBuf::from),
             journal: crate::log::journal_from_env(),
+            given: Given {
+                ssl_dir: args.ssl_dir.is_some(),
+                server: args.server.is_some(),
+                ca_bundle: args.ca_bundle.is_some(),
+            },
         })
     }
 }

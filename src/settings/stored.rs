@@ -64,6 +64,40 @@ pub struct HostConfig {
     /// HAProxy admin sockets that receive the certificate without a reload.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub haproxy_sockets: Vec<Socket>,
+    /// Where this certificate's bundle is written (None: the ssl dir of the run, as
+    /// before this was stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_dir: Option<PathBuf>,
+    /// Files written for services that terminate TLS themselves.
+    #[serde(default, skip_serializing_if = "Outputs::is_empty")]
+    pub outputs: Outputs,
+}
+
+/// `--cert-file`, `--key-file`, `--chain-file`, `--fullchain-file` (absolute paths), with
+/// `--owner USER:GROUP` and `--mode` (octal) for all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outputs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fullchain_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+impl Outputs {
+    pub fn is_empty(&self) -> bool {
+        self.cert_file.is_none()
+            && self.key_file.is_none()
+            && self.chain_file.is_none()
+            && self.fullchain_file.is_none()
+    }
 }
 
 /// How challenges get answered, with what each way needs.
@@ -127,10 +161,11 @@ pub struct Hooks {
     pub post: Option<String>,
 }
 
-/// Parses `--haproxy-socket` values (or the config file's), dropping duplicates.
+/// Parses `--haproxy-socket` values (or the config file's), dropping duplicates; `none`
+/// stands for no socket (`--haproxy-socket none` clears the stored ones).
 pub fn parse_sockets(raw: &[String]) -> Result<Vec<Socket>, String> {
     let mut sockets = Vec::new();
-    for r in raw {
+    for r in raw.iter().filter(|r| *r != "none") {
         let socket = Socket::parse(r)?;
         if !sockets.contains(&socket) {
             sockets.push(socket);

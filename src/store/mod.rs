@@ -5,6 +5,7 @@
 //! Only the backends touch storage; nothing above them builds a path into the state.
 
 pub mod files;
+mod records;
 #[cfg(test)]
 mod suite;
 
@@ -18,6 +19,7 @@ use crate::settings::CertSettings;
 use crate::types::{CertName, Server};
 
 pub use files::Files;
+pub use records::RenewalStatus;
 
 /// A value in the state, by what it is. Which keys are secret (0600, and encrypted by a
 /// networked backend) is decided here, once.
@@ -36,6 +38,13 @@ pub enum Key {
     /// DNS-01 records placed for a certificate and not yet removed: written before they
     /// are placed, so the next run removes what a killed run left.
     DnsPending(CertName),
+    /// Which serial each HAProxy socket of this host was last given for a certificate.
+    Pushed(CertName),
+    /// A CA that mishandled `replaces` (RFC 9773): orders to it go without.
+    NoReplaces(Server),
+    /// Why the certificate must be issued again at the next renew (its key type or CA was
+    /// reconfigured); removed when a new generation is saved.
+    Reissue(CertName),
     /// The local CA's certificate, key, revoked serials and CRL.
     CaCert,
     CaKey,
@@ -168,49 +177,6 @@ pub struct LiveFiles {
     /// Name the key and the certificate in messages.
     pub key_label: String,
     pub cert_label: String,
-}
-
-/// How a certificate's renewals went, for `check`, metrics and back-off.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RenewalStatus {
-    /// When a certificate was last issued and installed (Unix seconds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_success: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_failure: Option<i64>,
-    /// Failed attempts since the last success, and ever.
-    #[serde(default)]
-    pub consecutive_failures: u32,
-    #[serde(default)]
-    pub failures_total: u64,
-    /// Why the last attempt failed (no key material: the error's text as shown).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-}
-
-impl RenewalStatus {
-    /// The status after an attempt at `now` that succeeded or failed with `error`.
-    pub fn after(mut self, now: i64, error: Option<String>) -> Self {
-        match error {
-            None => {
-                self.last_success = Some(now);
-                self.consecutive_failures = 0;
-                self.last_error = None;
-            }
-            Some(e) => {
-                self.last_failure = Some(now);
-                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-                self.failures_total = self.failures_total.saturating_add(1);
-                self.last_error = Some(e);
-            }
-        }
-        self
-    }
-
-    /// Whether the last attempt failed.
-    pub fn failing(&self) -> bool {
-        self.consecutive_failures > 0
-    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -360,40 +326,6 @@ impl Store {
             None => self.backend.remove(&key),
         }
         .with_context(|| format!("{name}: saving the renewal window"))
-    }
-
-    /// How `name`'s renewals went (empty when never recorded or unreadable).
-    pub fn status(&self, name: &CertName) -> RenewalStatus {
-        self.json(&Key::Status(name.clone()))
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-    }
-
-    /// Records an attempt at `now` for `name`: a success, or a failure with its reason.
-    pub fn record_attempt(
-        &self,
-        name: &CertName,
-        now: i64,
-        error: Option<String>,
-    ) -> anyhow::Result<()> {
-        let status = self.status(name).after(now, error);
-        self.backend.write(
-            &Key::Status(name.clone()),
-            &serde_json::to_vec_pretty(&status)?,
-        )
-    }
-
-    /// What this host recorded when it last installed `name` (None when unknown).
-    pub fn deployed(&self, name: &CertName) -> Option<Vec<u8>> {
-        self.backend
-            .read(&Key::Deployed(name.clone()))
-            .ok()
-            .flatten()
-    }
-
-    pub fn save_deployed(&self, name: &CertName, record: &[u8]) -> anyhow::Result<()> {
-        self.backend.write(&Key::Deployed(name.clone()), record)
     }
 
     /// Stores a new generation of key, certificate and chain and makes it the live one.

@@ -229,3 +229,31 @@ fn a_ca_that_refuses_replaces_or_stops_offering_ari_still_gets_the_renewal() {
     );
     assert!(!ari_path(&lab).exists());
 }
+
+#[test]
+fn a_ca_that_takes_replaces_without_echoing_it_gets_orders_without_it_from_then_on() {
+    let (lab, shim) = lab_and_shim();
+    let now = SystemTime::now();
+    shim.set_window(now + 30 * DAY, now + 31 * DAY, 3600);
+    request(&lab, &shim).assert_success();
+    let first = leaf(&lab);
+
+    // the CA creates the order but leaves `replaces` out of it: instant-acme calls that a
+    // mismatch; the order goes again without it, and the renewal succeeds
+    shim.set_echoes_replaces(false);
+    let out = run(&lab, &shim, &["renew", "--force"]);
+    out.assert_success();
+    let second = leaf(&lab);
+    assert_ne!(serial(&second), serial(&first), "renewed");
+    assert!(
+        out.stderr.contains("mishandles `replaces`"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(shim.replaces_seen(), vec![ari_id(&first)]);
+
+    // remembered for this CA: the next order does not carry it at all
+    run(&lab, &shim, &["renew", "--force"]).assert_success();
+    assert_ne!(serial(&leaf(&lab)), serial(&second), "renewed");
+    assert_eq!(shim.replaces_seen(), vec![ari_id(&first)], "not sent again");
+}

@@ -244,8 +244,9 @@ fn prompt_on_a_terminal_no_changes_nothing_and_yes_revokes() {
     let serial = serial(&lab, "mon-app.test");
     let before = both_snapshots(&lab);
 
-    // "n": nothing changes, exit 0; the prompt showed what was at stake
-    let out = on_terminal(&lab, "n", &["revoke", "mon-app.test"]);
+    // "no" and Enter: nothing changes, exit 0 (the whole line is the answer); the prompt
+    // showed what was at stake
+    let out = on_terminal(&lab, "no\r", &["revoke", "mon-app.test"]);
     out.assert_success();
     for needle in [
         "mon-app.test",
@@ -274,8 +275,14 @@ fn prompt_on_a_terminal_no_changes_nothing_and_yes_revokes() {
     );
     assert_eq!(both_snapshots(&lab), before);
 
-    // "y": revoked and archived
-    let out = on_terminal(&lab, "y", &["revoke", "mon-app.test"]);
+    // end of input is no too
+    let out = on_terminal(&lab, "\x04", &["revoke", "mon-app.test"]);
+    out.assert_success();
+    assert!(out.stdout.contains("revoke cancelled"), "{}", out.stdout);
+    assert_eq!(both_snapshots(&lab), before);
+
+    // "y" alone is not an answer until Enter: "yes" and Enter revokes and archives
+    let out = on_terminal(&lab, "yes\r", &["revoke", "mon-app.test"]);
     out.assert_success();
     assert_eq!(ca_status(&lab, &serial), "Revoked");
     assert!(!cert_dir(&lab, "mon-app.test").exists());
@@ -611,6 +618,7 @@ fn list_shows_every_certificate_as_a_table_and_as_json() {
         "server",
         "bundle",
         "bundle_exists",
+        "pending_deploys",
     ];
     expected.sort();
     let mut fields_sorted = fields.clone();

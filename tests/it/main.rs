@@ -6,6 +6,7 @@
 
 mod common;
 
+mod admin;
 mod ari;
 mod bad_input;
 mod check;

@@ -213,7 +213,7 @@ fn valid_certificate_is_not_requested_again_unless_forced_or_names_change() {
     // --force and a changed name list both go to the CA (which is down now: exit 1, unchanged)
     for extra in [
         vec!["mon-app.test", "www.mon-app.test", "--force"],
-        vec!["mon-app.test", "api.mon-app.test"],
+        vec!["mon-app.test", "api.mon-app.test", "--yes"],
     ] {
         let out = request(&lab, &extra);
         assert_eq!(out.code(), Some(1), "{extra:?}: {}", out.stderr);

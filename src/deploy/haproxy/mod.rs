@@ -251,7 +251,7 @@ impl Haproxy {
     }
 
     /// The crt-list (a `crt <dir>` bind shows as its directory) that holds `path`'s directory.
-    fn crt_list_for(&self, path: &Path) -> Result<String, Error> {
+    pub(super) fn crt_list_for(&self, path: &Path) -> Result<String, Error> {
         let dir = path
             .parent()
             .map(|d| d.display().to_string())

@@ -88,6 +88,7 @@ impl Files {
         let ca = self.state_dir.join("ca");
         match key {
             Key::Account(server) => self.account_path(server),
+            Key::NoReplaces(server) => self.account_path(server).with_extension("no-replaces"),
             Key::Settings(name) => self.cert_dir(name).join("settings.json"),
             Key::Ari(name) => self.cert_dir(name).join("ari.json"),
             Key::Deployed(name) => self.cert_dir(name).join("deployed.json"),
@@ -98,6 +99,8 @@ impl Files {
                 .state_dir
                 .join("dns-pending")
                 .join(format!("{name}.json")),
+            Key::Reissue(name) => self.cert_dir(name).join("reissue"),
+            Key::Pushed(name) => self.cert_dir(name).join("pushed.json"),
             Key::CaCert => ca.join("ca.pem"),
             Key::CaKey => ca.join("ca.key"),
             Key::CaRevoked => ca.join("revoked.json"),
@@ -180,7 +183,10 @@ impl Backend for Files {
         let path = self.path(key);
         if let Some(dir) = path.parent() {
             // a certificate's directory exists once it is managed; the others on first use
-            let per_cert = matches!(key, Key::Ari(_) | Key::Deployed(_) | Key::Status(_));
+            let per_cert = matches!(
+                key,
+                Key::Ari(_) | Key::Deployed(_) | Key::Status(_) | Key::Reissue(_) | Key::Pushed(_)
+            );
             if per_cert && !dir.is_dir() {
                 bail!("{} is not managed any more", dir.display());
             }

@@ -47,6 +47,9 @@ struct Shared {
     offers_ari: AtomicBool,
     /// Whether new orders with `replaces` get 409 alreadyReplaced instead of reaching Pebble.
     refuses_replaces: AtomicBool,
+    /// Whether the answer to a new order echoes its `replaces` (a CA that implements ARI
+    /// partially takes the field and leaves it out).
+    echoes_replaces: AtomicBool,
     /// The certificate id of every renewalInfo request, in order.
     renewal_info_ids: Mutex<Vec<String>>,
     /// The `replaces` of every new order that carried one and was taken (see `replaces_seen`).
@@ -78,6 +81,7 @@ impl AriShim {
             window: Mutex::new(None),
             offers_ari: AtomicBool::new(true),
             refuses_replaces: AtomicBool::new(false),
+            echoes_replaces: AtomicBool::new(true),
             renewal_info_ids: Mutex::new(Vec::new()),
             replaces: Mutex::new(Vec::new()),
         });
@@ -133,6 +137,11 @@ impl AriShim {
         self.shared
             .refuses_replaces
             .store(refuses, Ordering::SeqCst);
+    }
+
+    /// Whether new orders' answers echo their `replaces` from now on (true at start).
+    pub fn set_echoes_replaces(&self, echoes: bool) {
+        self.shared.echoes_replaces.store(echoes, Ordering::SeqCst);
     }
 
     /// How many renewalInfo requests the shim answered (or refused), for any certificate.
@@ -331,7 +340,9 @@ fn forward_new_order(shared: &Shared, request: &Request) -> Result<Reply, String
         lock(&shared.replaces).push(id.clone());
         let mut order: Value =
             serde_json::from_slice(&reply.body).map_err(|e| format!("Pebble's new order: {e}"))?;
-        order["replaces"] = json!(id);
+        if shared.echoes_replaces.load(Ordering::SeqCst) {
+            order["replaces"] = json!(id);
+        }
         reply.body = serde_json::to_vec(&order).expect("json");
     }
     Ok(reply)

@@ -43,7 +43,9 @@ pub fn certctl_with(lab: &Lab, overrides: &[(&str, &OsStr)]) -> Command {
     cmd
 }
 
-/// Every file under a directory with its bytes (or link target) and mode.
+/// Every file under a directory with its bytes (or link target) and mode, except a
+/// certificate's `status.json`: the record of renewal attempts, which a failed run writes
+/// by design (`certctl check` reads it), so "nothing changed" means nothing else did.
 pub type Snapshot = BTreeMap<PathBuf, (Vec<u8>, u32)>;
 
 /// Every file under a directory, except each certificate's `status.json`: the record of

@@ -4,10 +4,16 @@
 
 use std::path::PathBuf;
 
-use clap::builder::PossibleValue;
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::types::{ChallengeKind, HookStyle, KeyType, RevocationReason};
+use crate::types::{KeyType, RevocationReason};
+
+mod dns;
+mod origins;
+
+use dns::ChallengeChoiceParser;
+pub use dns::{ChallengeChoice, DnsArgs};
+pub use origins::Origins;
 
 /// Gets, renews, revokes and installs TLS certificates for HAProxy and other proxies.
 ///
@@ -124,6 +130,25 @@ pub enum Command {
     /// Example: certctl request mon-app.fr www.mon-app.fr --email ops@mon-app.fr --agree-tos
     ///          --post-hook "systemctl reload haproxy"
     Request(Box<RequestArgs>),
+
+    /// Change a certificate's stored settings (hooks, sockets, challenge, key type, ssl
+    /// dir, output files) without a new order; shows the change.
+    ///
+    /// Options not given keep their stored values; '' clears one. A new key type or CA
+    /// makes it due at the next renew; a new --ssl-dir gets the bundle written there now.
+    ///
+    /// Example: certctl reconfigure mon-app.fr --post-hook "systemctl reload haproxy" --dry-run
+    Reconfigure(Box<ReconfigureArgs>),
+
+    /// Push the stored certificates to their HAProxy sockets now (a failed push stays
+    /// pending, shown by list and retried by renew, until one succeeds).
+    ///
+    /// Example: certctl deploy mon-app.fr
+    Deploy {
+        /// Certificates to push (default: all)
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+    },
 
     /// Renew the certificates that are due, with the settings stored when they were requested.
     ///
@@ -323,22 +348,21 @@ pub struct RevokeArgs {
     /// The certificate to revoke (as `certctl list` names it)
     #[arg(value_name = "NAME")]
     pub name: String,
-
     /// Reason given to the CA
     #[arg(long, value_enum, default_value = "unspecified")]
     pub reason: RevocationReason,
-
     /// Do not ask for confirmation
     #[arg(long, short = 'y')]
     pub yes: bool,
-
     /// Leave the bundle in the ssl directory (for a proxy that cannot start without it)
     #[arg(long)]
     pub keep_bundle: bool,
-
     /// Command run after the certificate was revoked, e.g. "systemctl reload haproxy"
     #[arg(long, value_name = "CMD")]
     pub post_hook: Option<String>,
+    /// HAProxy's configuration, to keep a bundle it names [default: /etc/haproxy/haproxy.cfg]
+    #[arg(long, value_name = "FILE")]
+    pub haproxy_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -346,10 +370,15 @@ pub struct DeleteArgs {
     /// The certificate to stop managing
     #[arg(value_name = "NAME")]
     pub name: String,
-
     /// Do not ask for confirmation
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Command run after the certificate was archived, e.g. "systemctl reload haproxy"
+    #[arg(long, value_name = "CMD")]
+    pub post_hook: Option<String>,
+    /// As for revoke [default: /etc/haproxy/haproxy.cfg when it exists]
+    #[arg(long, value_name = "FILE")]
+    pub haproxy_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -489,143 +518,69 @@ pub struct RequestArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Remove names from a certificate without asking (needed with no terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+
     /// Print the result as a JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
-/// DNS-01: who writes the TXT records, where the zone is, how long to wait for it.
+#[derive(Debug, Args)]
+pub struct ReconfigureArgs {
+    /// The certificate to change (as `certctl list` names it)
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The type of the certificate's key; a change makes it due at the next renew.
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub key_type: Option<KeyType>,
+    /// How challenges are answered; NAME=HOW for one name only (as for request).
+    #[arg(long, value_name = "[NAME=]HOW", value_parser = ChallengeChoiceParser)]
+    pub challenge: Vec<ChallengeChoice>,
+    /// The address the standalone responder listens on.
+    #[arg(long, value_name = "ADDR")]
+    pub http_addr: Option<String>,
+    /// The document root for --challenge webroot.
+    #[arg(long, value_name = "DIR")]
+    pub webroot: Option<PathBuf>,
+    #[command(flatten)]
+    pub dns: DnsArgs,
+    #[command(flatten)]
+    pub hooks: HookArgs,
+    /// HAProxy admin socket to push to; replaces the stored ones (`none` for none).
+    #[arg(long = "haproxy-socket", value_name = "SOCKET")]
+    pub haproxy_sockets: Vec<String>,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+    /// Show what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Files for services that terminate TLS themselves, written at every issuance before the
+/// deploy hook; stored ('' removes one).
 #[derive(Debug, Args, Clone, Default)]
-#[command(next_help_heading = "DNS-01 (--challenge dns-01)")]
-pub struct DnsArgs {
-    /// The primary DNS server that takes RFC 2136 updates, HOST[:PORT] (port 53 by default),
-    /// e.g. --dns-server ns1.mon-app.fr --tsig-key /etc/certctl/tsig.key
-    #[arg(long, value_name = "HOST[:PORT]")]
-    pub dns_server: Option<String>,
-
-    /// The TSIG key that signs the updates: a file in BIND's format, as `tsig-keygen -a
-    /// hmac-sha256 NAME` prints it (hmac-sha256, hmac-sha384 or hmac-sha512); keep it 0600.
-    /// Referenced by path and read at each renewal; its secret is never logged or stored.
-    #[arg(long, value_name = "FILE")]
-    pub tsig_key: Option<PathBuf>,
-
-    /// Command that creates the TXT record, instead of --dns-server (run with /bin/sh -c).
-    ///
-    /// certbot style (default): once per name with CERTBOT_DOMAIN, CERTBOT_VALIDATION,
-    /// CERTBOT_TOKEN, CERTBOT_REMAINING_CHALLENGES, CERTBOT_ALL_DOMAINS (and CERTCTL_* ones,
-    /// CERTCTL_RECORD: the record's name), as certbot's manual hooks. lego style: `CMD present
-    /// FQDN VALUE`.
-    #[arg(long, value_name = "CMD")]
-    pub dns_hook: Option<String>,
-
-    /// Command that removes the TXT record again; it also sees CERTBOT_AUTH_OUTPUT (what the
-    /// --dns-hook printed). lego style: `CMD cleanup FQDN VALUE` (the --dns-hook by default).
-    #[arg(long, value_name = "CMD")]
-    pub dns_cleanup_hook: Option<String>,
-
-    /// How the hooks are called [default: certbot].
-    #[arg(long, value_enum, value_name = "STYLE")]
-    pub dns_hook_style: Option<HookStyle>,
-
-    /// The zone that holds the _acme-challenge records (the target zone when they are
-    /// CNAMEs) [default: found by SOA lookup].
-    #[arg(long, value_name = "ZONE")]
-    pub dns_zone: Option<String>,
-
-    /// The DNS resolver for SOA, NS and CNAME lookups, HOST[:PORT] [default: the system's,
-    /// /etc/resolv.conf]. With a port, the zone's nameservers are asked on that port too.
-    #[arg(long, value_name = "HOST[:PORT]")]
-    pub dns_resolver: Option<String>,
-
-    /// Seconds to wait for every nameserver of the zone to serve the records (and for each
-    /// DNS exchange or hook) [default: 120].
-    #[arg(long, value_name = "SECS")]
-    pub dns_timeout: Option<u64>,
-}
-
-/// `--challenge HOW` for every name, or `--challenge NAME=HOW` for one of them (the name is
-/// checked against the certificate's names by settings).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChallengeChoice {
-    pub name: Option<String>,
-    pub kind: ChallengeKind,
-}
-
-impl ChallengeChoice {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let (name, how) = match raw.rsplit_once('=') {
-            Some((name, how)) => (Some(name.to_owned()), how),
-            None => (None, raw),
-        };
-        let kind = ChallengeKind::from_str(how, false).map_err(|_| {
-            let kinds: Vec<String> = ChallengeKind::value_variants()
-                .iter()
-                .filter_map(|k| k.to_possible_value().map(|v| v.get_name().to_owned()))
-                .collect();
-            format!(
-                "{how:?} is not a challenge; give one of {} (or NAME=HOW for one name)",
-                kinds.join(", ")
-            )
-        })?;
-        if name.as_deref() == Some("") {
-            return Err(format!("{raw:?} names no domain before '='"));
-        }
-        Ok(Self { name, kind })
-    }
-}
-
-/// Parses `[NAME=]HOW` and offers the challenge kinds to completions and `--help`.
-#[derive(Clone)]
-struct ChallengeChoiceParser;
-
-impl clap::builder::TypedValueParser for ChallengeChoiceParser {
-    type Value = ChallengeChoice;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        _: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<ChallengeChoice, clap::Error> {
-        let raw = value.to_string_lossy();
-        ChallengeChoice::parse(&raw).map_err(|e| {
-            let message = format!("invalid value '{raw}' for '--challenge <[NAME=]HOW>': {e}\n");
-            clap::Error::raw(clap::error::ErrorKind::InvalidValue, message).with_cmd(cmd)
-        })
-    }
-
-    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        let kinds = ChallengeKind::value_variants().iter();
-        Some(Box::new(kinds.filter_map(ValueEnum::to_possible_value)))
-    }
-}
-
-/// Which global options clap took from the environment rather than the command line
-/// (clap reads both for `--state-dir` and the others with an `env`).
-#[derive(Debug, Clone, Default)]
-pub struct Origins {
-    from_env: Vec<String>,
-}
-
-impl Origins {
-    pub fn from_matches(matches: &clap::ArgMatches) -> Self {
-        let ids = ["state_dir", "ssl_dir", "server", "ca_bundle", "config"];
-        Self {
-            from_env: ids
-                .iter()
-                .filter(|id| {
-                    matches!(
-                        matches.value_source(id),
-                        Some(clap::parser::ValueSource::EnvVariable)
-                    )
-                })
-                .map(|id| (*id).to_owned())
-                .collect(),
-        }
-    }
-
-    /// Whether the option `id` (clap's id, e.g. "server") came from its variable.
-    pub fn from_env(&self, id: &str) -> bool {
-        self.from_env.iter().any(|e| e == id)
-    }
+pub struct OutputArgs {
+    /// Write the certificate (leaf) here
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub cert_file: Option<String>,
+    /// Write the private key here
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub key_file: Option<String>,
+    /// Write the intermediates here
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub chain_file: Option<String>,
+    /// Write the leaf and intermediates here
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub fullchain_file: Option<String>,
+    /// Owner of the output files, e.g. unbound:unbound
+    #[arg(long, value_name = "USER:GROUP")]
+    pub owner: Option<String>,
+    /// Octal mode of the output files [default: 600 for the key, 644 for the others]
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
 }

@@ -1,0 +1,66 @@
+//! Reading HAProxy's configuration for one thing only: whether it names a bundle file
+//! itself (`bind :853 ssl crt /etc/haproxy/ssl/dns.pem`), in which case HAProxy does not
+//! start without that file and certctl must leave it in place. Never writes it.
+
+use std::path::{Path, PathBuf};
+
+/// Where HAProxy's configuration usually is.
+pub const DEFAULT_CONFIG: &str = "/etc/haproxy/haproxy.cfg";
+
+/// The line (number, text) of `config_text` whose `crt` names `bundle`, if any. A `crt`
+/// naming the bundle's directory loads every file in it and does not count.
+pub fn names_bundle(config_text: &str, bundle: &Path) -> Option<(usize, String)> {
+    config_text.lines().enumerate().find_map(|(i, line)| {
+        let code = line.split('#').next().unwrap_or("");
+        let words: Vec<&str> = code.split_whitespace().collect();
+        let named = words
+            .windows(2)
+            .any(|w| w[0] == "crt" && Path::new(w[1]) == bundle);
+        named.then(|| (i + 1, line.trim().to_owned()))
+    })
+}
+
+/// The configuration file to read: the one given, else the default when it exists.
+pub fn config_path(given: Option<&Path>) -> Option<PathBuf> {
+    match given {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.is_file()),
+    }
+}
+
+/// Where `config` names `bundle`: (file, line, text); None when it does not, or when the
+/// file cannot be read (said at verbose level).
+pub fn where_named(config: Option<&Path>, bundle: &Path) -> Option<(PathBuf, usize, String)> {
+    let path = config_path(config)?;
+    match crate::durable::read_small_file(&path) {
+        Ok(bytes) => {
+            names_bundle(&String::from_utf8_lossy(&bytes), bundle).map(|(n, line)| (path, n, line))
+        }
+        Err(e) => {
+            crate::log::verbose(format_args!("reading {}: {e}", path.display()));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bundle_named_on_a_bind_line_is_found_and_a_directory_is_not() {
+        let cfg = "frontend dns\n    bind :853 ssl crt /etc/haproxy/ssl/dns.pem # DoT\n\
+                   frontend web\n    bind :443 ssl crt /etc/haproxy/ssl/ alpn h2\n\
+                   #   bind :8443 ssl crt /etc/haproxy/ssl/old.pem\n";
+        let found = names_bundle(cfg, Path::new("/etc/haproxy/ssl/dns.pem"));
+        assert_eq!(found.map(|(n, _)| n), Some(2));
+        assert_eq!(
+            names_bundle(cfg, Path::new("/etc/haproxy/ssl/web.pem")),
+            None
+        );
+        assert_eq!(
+            names_bundle(cfg, Path::new("/etc/haproxy/ssl/old.pem")),
+            None
+        );
+    }
+}
