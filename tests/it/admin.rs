@@ -280,10 +280,12 @@ fn renew_counts_hook_failures_apart_from_failed_renewals() {
     lab.run(&["reconfigure", "a.test", "--deploy-hook", "exit 3"])
         .assert_success();
     request(&lab, &["broken.test"]).assert_success();
-    // broken: its responder now listens where Pebble does not look
-    let elsewhere = format!("127.0.0.1:{}", common::process::free_port());
-    lab.run(&["reconfigure", "broken.test", "--http-addr", &elsewhere])
-        .assert_success();
+    // broken: its CA is now one that nothing answers at (a Pebble that reuses the earlier
+    // authorization would let a mere change of responder address succeed)
+    let nowhere = format!("https://127.0.0.1:{}/dir", common::process::free_port());
+    let mut cmd = certctl_with(&lab, &[("--server", std::ffi::OsStr::new(&nowhere))]);
+    cmd.args(["reconfigure", "broken.test"]);
+    run_command(cmd).assert_success();
 
     let out = lab.run(&["renew", "--force", "--post-hook", "exit 4"]);
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
