@@ -28,12 +28,7 @@ pub fn install(
     if store.reissue(name).is_some() {
         store.save_reissue(name, None)?;
     }
-    bundles.write(
-        store,
-        name,
-        &issued.info.serial,
-        &pem::bundle(&issued.chain, &issued.key_pem),
-    )?;
+    write_bundle(store, bundles, name, issued)?;
     write_outputs(&wanted.host.outputs, issued)
 }
 
@@ -95,12 +90,7 @@ pub(super) fn reinstall(
         key_pem: files.key_pem,
         chain: files.chain,
     };
-    bundles.write(
-        store,
-        name,
-        &issued.info.serial,
-        &pem::bundle(&issued.chain, &issued.key_pem),
-    )?;
+    write_bundle(store, bundles, name, &issued)?;
     Ok(issued)
 }
 
@@ -115,4 +105,16 @@ pub fn bundle_is_current(store: &Store, bundles: &Bundles, name: &CertName, seri
         return true;
     };
     bundles.holds(name, &pem::bundle(&files.chain, &files.key_pem))
+}
+
+/// Writes the bundle of `issued` (leaf, intermediates, key) for `name`, stamped with its
+/// serial.
+fn write_bundle(
+    store: &Store,
+    bundles: &Bundles,
+    name: &CertName,
+    issued: &Issued,
+) -> anyhow::Result<bool> {
+    let bundle = pem::bundle(&issued.chain, &issued.key_pem);
+    bundles.write(store, name, &issued.info.serial, &bundle)
 }
