@@ -19,13 +19,25 @@ pub async fn run(global: &Global, args: DeleteArgs) -> anyhow::Result<()> {
         return Err(super::not_managed(global, &name));
     }
 
-    // 2. confirmation; answering no changes nothing
+    // 2. whether HAProxy needs the bundle where it is, then confirmation; answering no
+    //    changes nothing
+    let inspection = store.inspect(&name);
+    let settings = inspection.settings.as_ref();
+    let sockets = settings.map_or(&[][..], |s| &s.host.haproxy_sockets[..]);
+    let keep = super::bundle_stays(
+        global,
+        &bundles,
+        &name,
+        args.haproxy_config.as_deref(),
+        sockets,
+        args.yes,
+    )?;
     let intro = format!(
-        "certctl will stop managing this certificate (without revoking it) and move its files \
-         and bundle to {}:",
+        "certctl will stop managing this certificate (without revoking it) and move its files{} \
+         to {}:",
+        if keep { "" } else { " and bundle" },
         global.state_dir.join("archive").display()
     );
-    let inspection = store.inspect(&name);
     let summary = super::describe(&inspection, &bundles, now());
     if !super::confirm(args.yes, "delete", &name, &format!("{intro}\n{summary}"))? {
         crate::log::info(format_args!("delete cancelled; nothing changed"));
@@ -37,7 +49,6 @@ pub async fn run(global: &Global, args: DeleteArgs) -> anyhow::Result<()> {
     if !store.manages(&name) {
         bail!("{name} was removed by another certctl while this one waited; nothing done");
     }
-    let keep = super::bundle_named_by_haproxy(&bundles, &name, args.haproxy_config.as_deref());
     let folder = super::archive(&store, &bundles, &name, !keep)?;
     crate::log::info(format_args!(
         "{name}: no longer managed; its files{} are in {folder}",
@@ -45,8 +56,6 @@ pub async fn run(global: &Global, args: DeleteArgs) -> anyhow::Result<()> {
     ));
 
     // 4. the running proxies stop serving it; then the post-hook, as revoke does
-    let settings = inspection.settings.as_ref();
-    let sockets = settings.map_or(&[][..], |s| &s.host.haproxy_sockets[..]);
     let unloaded = if keep {
         Vec::new()
     } else {

@@ -92,25 +92,86 @@ pub fn archive(
     }
 }
 
-/// Whether the bundle of `name` must stay where it is because HAProxy's configuration names
-/// it (HAProxy would not start without it); says where and what to change when so.
-pub fn bundle_named_by_haproxy(
+/// Whether the bundle of `name` stays where it is because HAProxy names the file itself, so
+/// that HAProxy would not start again without it: read in HAProxy's configuration (`config`,
+/// else the default one when it exists) and asked of each running HAProxy in `sockets` (a
+/// certificate loaded outside every crt-list is named by a `crt FILE` line). When so, says
+/// where and what to change; on a terminal, unless `yes`, asks whether to move it anyway.
+pub fn bundle_stays(
+    global: &Global,
     bundles: &Bundles,
     name: &CertName,
     config: Option<&std::path::Path>,
-) -> bool {
+    sockets: &[crate::types::Socket],
+    yes: bool,
+) -> anyhow::Result<bool> {
     let bundle = bundles.path(name);
-    let Some((file, line, text)) = crate::deploy::haproxy_cfg::where_named(config, &bundle) else {
-        return false;
+    let named = crate::deploy::haproxy_cfg::where_named(config, &bundle)
+        .map(|(file, line, text)| {
+            format!(
+                "HAProxy's configuration names its bundle ({}, line {line}: `{text}`)",
+                file.display()
+            )
+        })
+        .or_else(|| {
+            sockets
+                .iter()
+                .find_map(|socket| named_by_running_haproxy(global, socket, &bundle))
+        });
+    let Some(named) = named else {
+        return Ok(false);
     };
     crate::log::warn(format_args!(
-        "{name}: HAProxy's configuration names its bundle ({}, line {line}: `{text}`), so \
-         HAProxy would not start without it: the bundle stays in place. Take it out of that \
-         line (or point it at another certificate), reload HAProxy, then remove {}",
-        file.display(),
+        "{name}: {named}, so HAProxy would not start again without it: the bundle stays in \
+         place. Take it out of that line (or point it at another certificate), reload HAProxy, \
+         then remove {}",
         bundle.display()
     ));
-    true
+    if yes || !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Ok(true);
+    }
+    let question = format!(
+        "Move {} to the archive anyway (HAProxy will not start until its configuration \
+         stops naming it)?",
+        bundle.display()
+    );
+    let move_it = crate::prompt::yes_no(&question)
+        .map_err(|e| anyhow!("reading the answer: {e}; nothing was changed"))?;
+    Ok(!move_it)
+}
+
+/// Whether the HAProxy behind `socket` names `bundle` itself: the configuration files its
+/// process was started with (when it runs on this host), else a certificate it loaded
+/// outside every crt-list. Says how it knows.
+fn named_by_running_haproxy(
+    global: &Global,
+    socket: &crate::types::Socket,
+    bundle: &std::path::Path,
+) -> Option<String> {
+    let proxy = crate::deploy::haproxy::Haproxy::new(socket.clone(), global.haproxy_timeout);
+    let asked = proxy.local_pid().and_then(|pid| {
+        let configs = pid.map(crate::deploy::haproxy_cfg::configs_of_process);
+        if let Some((file, line, text)) = configs
+            .as_deref()
+            .and_then(|c| crate::deploy::haproxy_cfg::where_named_in(c, bundle))
+        {
+            return Ok(Some(format!(
+                "the configuration of HAProxy at {socket} names its bundle ({}, line {line}: \
+                 `{text}`)",
+                file.display()
+            )));
+        }
+        Ok(proxy.loaded_outside_lists(bundle)?.map(|as_named| {
+            format!(
+                "HAProxy at {socket} loaded its bundle ({as_named}) outside every crt-list and \
+                 directory: a `crt` line of its configuration names the file"
+            )
+        }))
+    });
+    asked.unwrap_or_else(|e| {
+        crate::log::verbose(format_args!("asking HAProxy at {socket}: {e}"));
+        None
+    })
 }
 
 /// Ok when `errors` is empty; otherwise each is said and the first is the error, under

@@ -40,9 +40,21 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
         .to_possible_value()
         .map_or_else(String::new, |v| v.get_name().to_owned());
 
-    // 2. confirmation; answering no changes nothing
+    // 2. whether HAProxy needs the bundle where it is, then confirmation; answering no
+    //    changes nothing
+    let keep_bundle = args.keep_bundle
+        || super::bundle_stays(
+            global,
+            &bundles,
+            &name,
+            args.haproxy_config.as_deref(),
+            &lineage.settings.host.haproxy_sockets,
+            args.yes,
+        )?;
     let bundle_fate = if args.keep_bundle {
         "leave its bundle in place (--keep-bundle)"
+    } else if keep_bundle {
+        "leave its bundle in place (HAProxy names it)"
     } else {
         "move its bundle there too"
     };
@@ -117,10 +129,8 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
         ));
     }
 
-    // 5. stop managing it; the files go to the archive, and the bundle too unless HAProxy's
-    //    configuration names it
-    let keep_bundle = args.keep_bundle
-        || super::bundle_named_by_haproxy(&bundles, &name, args.haproxy_config.as_deref());
+    // 5. stop managing it; the files go to the archive, and the bundle too unless HAProxy
+    //    names it
     let folder = super::archive(&store, &bundles, &name, !keep_bundle).with_context(|| {
         format!(
             "{name} is revoked at the CA, but its files could not be archived; \

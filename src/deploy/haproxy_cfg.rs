@@ -43,9 +43,63 @@ pub fn where_named(config: Option<&Path>, bundle: &Path) -> Option<(PathBuf, usi
     }
 }
 
+/// The configuration files of the HAProxy process `pid` on this host, from its command line
+/// (`-f FILE` or `-f DIR`, a directory's `*.cfg` files in lexical order, as HAProxy reads
+/// them; relative paths from its working directory). Empty when the process is not
+/// HAProxy's or cannot be read.
+pub fn configs_of_process(pid: u32) -> Vec<PathBuf> {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let comm = std::fs::read_to_string(proc_dir.join("comm")).unwrap_or_default();
+    if !comm.trim().starts_with("haproxy") {
+        return Vec::new();
+    }
+    let Ok(cmdline) = std::fs::read(proc_dir.join("cmdline")) else {
+        return Vec::new();
+    };
+    let cwd = std::fs::read_link(proc_dir.join("cwd")).unwrap_or_else(|_| PathBuf::from("/"));
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let mut files = Vec::new();
+    for pair in args.windows(2).filter(|w| w[0] == "-f") {
+        let path = cwd.join(&pair[1]);
+        if path.is_dir() {
+            let mut in_dir: Vec<PathBuf> = std::fs::read_dir(&path)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "cfg") && p.is_file())
+                .collect();
+            in_dir.sort();
+            files.extend(in_dir);
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Where any of `configs` names `bundle`: (file, line, text).
+pub fn where_named_in(configs: &[PathBuf], bundle: &Path) -> Option<(PathBuf, usize, String)> {
+    configs
+        .iter()
+        .find_map(|config| where_named(Some(config), bundle))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_configuration_of_a_process_that_is_not_haproxy_is_not_read() {
+        assert_eq!(
+            configs_of_process(std::process::id()),
+            Vec::<PathBuf>::new()
+        );
+        assert_eq!(configs_of_process(u32::MAX), Vec::<PathBuf>::new());
+    }
 
     #[test]
     fn a_bundle_named_on_a_bind_line_is_found_and_a_directory_is_not() {

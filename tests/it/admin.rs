@@ -8,7 +8,9 @@ use crate::common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::fixtures::{both_snapshots, certctl_with, on_terminal, request, serial_hex};
+use common::fixtures::{
+    both_snapshots, certctl_with, on_terminal, on_terminal_answering, request, serial_hex,
+};
 use common::{Lab, LabOptions, run_command};
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
@@ -546,6 +548,64 @@ fn a_bundle_named_in_the_haproxy_configuration_stays_in_place() {
 
     // in a crt directory only: the bundle goes, as before
     let out = lab.run(&["delete", "web.test", "--yes", "--haproxy-config", &cfg_s]);
+    out.assert_success();
+    assert!(!lab.ssl_dir().join("web.test.pem").exists());
+}
+
+#[test]
+fn a_bundle_haproxy_loads_by_name_is_found_through_its_runtime_api() {
+    let lab = Lab::start_with(LabOptions::default());
+    let admin = lab.admin_socket();
+    let admin_s = admin.display().to_string();
+    for name in ["dns.test", "web.test"] {
+        request(&lab, &[name, "--haproxy-socket", &admin_s]).assert_success();
+    }
+    // the running HAProxy names dns.test's bundle on a bind line of its own (seed 004)
+    let dns = lab.ssl_dir().join("dns.test.pem");
+    let cfg = lab.root().join("haproxy.cfg");
+    let mut text = fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\nfrontend dot\n    mode tcp\n    bind 127.0.0.1:{} ssl crt {}\n",
+        common::process::free_port(),
+        dns.display()
+    ));
+    fs::write(&cfg, text).unwrap();
+    lab.reload_haproxy();
+    // a configuration certctl is pointed at that says nothing: only HAProxy itself can tell
+    let quiet = lab.root().join("other.cfg");
+    fs::write(&quiet, "global\n").unwrap();
+    let quiet_s = quiet.display().to_string();
+    let delete = ["delete", "dns.test", "--haproxy-config", &quiet_s];
+
+    // no terminal, --yes: archived, the bundle stays and stays loaded, the message says why
+    let out = lab.run(&[&delete[..], &["--yes"]].concat());
+    out.assert_success();
+    assert!(dns.exists(), "HAProxy can still start");
+    assert!(
+        out.stderr.contains(&format!("HAProxy at {admin_s}"))
+            && out.stderr.contains(&format!("{}, line", cfg.display())),
+        "{}",
+        out.stderr
+    );
+    assert!(!lab.state_dir().join("certs/dns.test").exists());
+    lab.try_reload_haproxy().expect("HAProxy still starts");
+
+    // on a terminal: asked whether to move it anyway; Enter keeps it
+    request(&lab, &["dns.test", "--haproxy-socket", &admin_s]).assert_success();
+    let out = on_terminal_answering(&lab, &["\r", "y\r"], &delete);
+    out.assert_success();
+    assert!(out.stdout.contains("anyway"), "{}", out.stdout);
+    assert!(dns.exists());
+    assert!(!lab.state_dir().join("certs/dns.test").exists());
+
+    // yes, then yes: the bundle goes to the archive with the rest
+    request(&lab, &["dns.test", "--haproxy-socket", &admin_s]).assert_success();
+    let out = on_terminal_answering(&lab, &["yes\r", "y\r"], &delete);
+    out.assert_success();
+    assert!(!dns.exists(), "{}", out.stdout);
+
+    // a bundle HAProxy loads from its crt directory: moved without a question
+    let out = lab.run(&["delete", "web.test", "--yes", "--haproxy-config", &quiet_s]);
     out.assert_success();
     assert!(!lab.ssl_dir().join("web.test.pem").exists());
 }

@@ -250,6 +250,51 @@ impl Haproxy {
         }
     }
 
+    /// The crt-lists HAProxy loaded (a `crt <dir>` bind shows as its directory), without a
+    /// trailing slash.
+    fn crt_lists(&self) -> Result<Vec<String>, Error> {
+        Ok(self
+            .command("show ssl crt-list")?
+            .lines()
+            .map(|l| l.trim().trim_end_matches('/').to_owned())
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect())
+    }
+
+    /// The process id HAProxy reports (`show info`), when it is a process of this host:
+    /// a UNIX socket, or TCP on a loopback address.
+    pub fn local_pid(&self) -> Result<Option<u32>, Error> {
+        let local = match &self.socket {
+            Socket::Unix(_) => true,
+            Socket::Tcp(addr) => addr.ip().is_loopback(),
+        };
+        if !local {
+            return Ok(None);
+        }
+        Ok(self
+            .command("show info")?
+            .lines()
+            .find_map(|l| l.strip_prefix("Pid:"))
+            .and_then(|pid| pid.trim().parse().ok()))
+    }
+
+    /// Whether HAProxy loaded the certificate at `path` outside every crt-list and directory:
+    /// then a `crt FILE` of its configuration names the file itself, and HAProxy would not
+    /// start again without it. Returns the name HAProxy gives it when so.
+    pub fn loaded_outside_lists(&self, path: &Path) -> Result<Option<String>, Error> {
+        let listed = self.cert_list()?;
+        let Some(name) = find_cert(&listed.certificates, path)? else {
+            return Ok(None);
+        };
+        for list in self.crt_lists()? {
+            let reply = self.command(&format!("show ssl crt-list {}", cli_arg(&list)?))?;
+            if entries_name(&reply, &name) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(name))
+    }
+
     /// The crt-list (a `crt <dir>` bind shows as its directory) that holds `path`'s directory.
     pub(super) fn crt_list_for(&self, path: &Path) -> Result<String, Error> {
         let dir = path
@@ -257,12 +302,7 @@ impl Haproxy {
             .map(|d| d.display().to_string())
             .unwrap_or_default();
         let dir = dir.trim_end_matches('/').to_owned();
-        let lists: Vec<String> = self
-            .command("show ssl crt-list")?
-            .lines()
-            .map(|l| l.trim().trim_end_matches('/').to_owned())
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .collect();
+        let lists = self.crt_lists()?;
         if lists.contains(&dir) {
             return Ok(dir);
         }
@@ -286,9 +326,30 @@ impl Haproxy {
     }
 }
 
+/// Whether a `show ssl crt-list LIST` reply has an entry for the certificate `name` (each
+/// entry: the certificate's name, then its options and SNI filters).
+fn entries_name(reply: &str, name: &str) -> bool {
+    reply
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next())
+        .any(|first| first == name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crt_list_entries_are_matched_by_their_first_word() {
+        let reply = "# /etc/haproxy/ssl\n/etc/haproxy/ssl/a.pem\n\
+                     /etc/haproxy/ssl/b.pem [alpn h2] b.example\n";
+        assert!(entries_name(reply, "/etc/haproxy/ssl/a.pem"));
+        assert!(entries_name(reply, "/etc/haproxy/ssl/b.pem"));
+        assert!(!entries_name(reply, "/etc/haproxy/ssl"));
+        assert!(!entries_name(reply, "/etc/haproxy/ssl/a"));
+    }
 
     #[test]
     fn socket_addresses_parse() {

@@ -111,20 +111,21 @@ pub fn san_dns_names(der: &[u8]) -> Vec<String> {
     names
 }
 
-/// Drives a command on a pseudo-terminal: waits for the `[y/N]` prompt, types the answer,
-/// echoes everything the terminal showed on stdout and exits with the command's code.
+/// Drives a command on a pseudo-terminal: waits for each `[y/N]` prompt, types the next of
+/// the answers (separated by \x1e), echoes everything the terminal showed on stdout and
+/// exits with the command's code.
 /// Bounded: kills the command after 150 s (less than run_command's bound, so that what the
 /// terminal showed is reported). Needs no stdin of its own.
 const PTY_DRIVER: &str = r#"
 import os, pty, select, signal, sys, time
-answer = sys.argv[1].encode()
+answers = [a.encode() for a in sys.argv[1].split("\x1e")]
 argv = sys.argv[2:]
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(argv[0], argv)
 deadline = time.monotonic() + 150
 shown = b""
-sent = False
+sent = 0
 while True:
     left = deadline - time.monotonic()
     if left <= 0:
@@ -143,9 +144,9 @@ while True:
     if not chunk:
         break
     shown += chunk
-    if not sent and b"[y/N]" in shown:
-        os.write(fd, answer)
-        sent = True
+    while sent < len(answers) and shown.count(b"[y/N]") > sent:
+        os.write(fd, answers[sent])
+        sent += 1
 _, status = os.waitpid(pid, 0)
 sys.stdout.write(shown.decode(errors="replace"))
 if not sent:
@@ -155,6 +156,12 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
 /// `certctl <lab flags> <args>` on a terminal, answering the prompt with `answer`.
 pub fn on_terminal(lab: &Lab, answer: &str, args: &[&str]) -> Output {
+    on_terminal_answering(lab, &[answer], args)
+}
+
+/// `certctl <lab flags> <args>` on a terminal, answering its prompts in turn.
+pub fn on_terminal_answering(lab: &Lab, answers: &[&str], args: &[&str]) -> Output {
+    let answer = answers.join("\x1e");
     let driver = lab.root().join("pty-driver.py");
     std::fs::write(&driver, PTY_DRIVER).unwrap();
     let mut driver_cmd = Command::new("python3");
