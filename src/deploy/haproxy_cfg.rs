@@ -1,6 +1,8 @@
-//! Reading HAProxy's configuration for one thing only: whether it names a bundle file
+//! Reading HAProxy's configuration for two things only: whether it names a bundle file
 //! itself (`bind :853 ssl crt /etc/haproxy/ssl/dns.pem`), in which case HAProxy does not
-//! start without that file and certctl must leave it in place. Never writes it.
+//! start without that file and certctl must leave it in place; and whether a `server` line
+//! checks backends with a CRL (HAProxy 2.6 applies a CRL committed through its runtime API
+//! to bind lines only: server lines need a reload). Never writes it.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +19,29 @@ pub fn names_bundle(config_text: &str, bundle: &Path) -> Option<(usize, String)>
             .windows(2)
             .any(|w| w[0] == "crt" && Path::new(w[1]) == bundle);
         named.then(|| (i + 1, line.trim().to_owned()))
+    })
+}
+
+/// The line (number, text) of `config_text` where a `server` or `default-server` checks
+/// backends with the CRL at `crl` (`crl-file`), if any.
+pub fn server_uses_crl(config_text: &str, crl: &Path) -> Option<(usize, String)> {
+    config_text.lines().enumerate().find_map(|(i, line)| {
+        let code = line.split('#').next().unwrap_or("");
+        let words: Vec<&str> = code.split_whitespace().collect();
+        let server = matches!(words.first(), Some(&"server" | &"default-server"));
+        let named = words
+            .windows(2)
+            .any(|w| w[0] == "crl-file" && Path::new(w[1]) == crl);
+        (server && named).then(|| (i + 1, line.trim().to_owned()))
+    })
+}
+
+/// Where one of the configuration files of the HAProxy process `pid` checks backends with
+/// the CRL at `crl`: (file, line, text).
+pub fn server_line_using_crl(pid: u32, crl: &Path) -> Option<(PathBuf, usize, String)> {
+    configs_of_process(pid).into_iter().find_map(|file| {
+        let text = crate::durable::read_small_file(&file).ok()?;
+        server_uses_crl(&String::from_utf8_lossy(&text), crl).map(|(n, line)| (file, n, line))
     })
 }
 
@@ -91,6 +116,20 @@ pub fn where_named_in(configs: &[PathBuf], bundle: &Path) -> Option<(PathBuf, us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_server_lines_that_name_the_crl_count() {
+        let cfg = "frontend f\n    bind :443 ssl crt /s/ ca-file /ca.pem crl-file /crl.pem\n\
+                   backend b\n    default-server ssl verify required crl-file /other.pem\n    \
+                   server web1 10.0.0.1:443 ssl ca-file /ca.pem crl-file /crl.pem # backend\n";
+        let found = server_uses_crl(cfg, Path::new("/crl.pem"));
+        assert_eq!(found.map(|(n, _)| n), Some(5));
+        assert_eq!(
+            server_uses_crl(cfg, Path::new("/other.pem")).map(|(n, _)| n),
+            Some(4)
+        );
+        assert_eq!(server_uses_crl(cfg, Path::new("/ca.pem")), None);
+    }
 
     #[test]
     fn the_configuration_of_a_process_that_is_not_haproxy_is_not_read() {

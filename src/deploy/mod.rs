@@ -97,16 +97,29 @@ fn unload(
     }
 }
 
+/// What became of a re-signed CRL in the running proxies.
+#[derive(Default)]
+pub struct CrlPush {
+    /// Proxies that took it through their runtime API and need nothing more.
+    pub taken: usize,
+    /// Proxies that took it but check backends (`server ... crl-file`) with it: HAProxy 2.6
+    /// keeps the old CRL there until it reloads. Socket, and where its configuration says so.
+    pub need_reload: Vec<(Socket, String)>,
+    pub failures: Vec<anyhow::Error>,
+}
+
 /// Hands a re-signed CRL to every HAProxy listed that loaded `path` as a `crl-file`
-/// (`set ssl crl-file` + `commit ssl crl-file`, HAProxy 2.6); returns how many took it and
-/// one error per proxy that failed.
+/// (`set ssl crl-file` + `commit ssl crl-file`, HAProxy 2.6). Checked on HAProxy 2.6.12:
+/// the commit reaches bind lines (client certificates) but not server lines, which keep
+/// verifying backends with the CRL loaded at start; so a proxy on this host whose
+/// configuration names the CRL on a `server` line is reported as needing a reload.
 pub fn push_crl(
     path: &std::path::Path,
     crl_pem: &str,
     sockets: &[Socket],
     timeout: std::time::Duration,
-) -> (usize, Vec<anyhow::Error>) {
-    let (mut taken, mut failures) = (0, Vec::new());
+) -> CrlPush {
+    let mut result = CrlPush::default();
     for socket in sockets {
         let proxy = haproxy::Haproxy::new(socket.clone(), timeout);
         let pushed = (|| -> Result<bool, haproxy::Error> {
@@ -128,17 +141,33 @@ pub fn push_crl(
                 })
             }
         })();
+        let server_line = || {
+            let pid = proxy.local_pid().ok().flatten()?;
+            haproxy_cfg::server_line_using_crl(pid, path)
+        };
         match pushed {
-            Ok(true) => {
-                taken += 1;
-                crate::log::info(format_args!(
-                    "HAProxy at {socket} now uses the new CRL (no reload)"
-                ));
-            }
+            Ok(true) => match server_line() {
+                Some((file, line, text)) => {
+                    crate::log::info(format_args!(
+                        "HAProxy at {socket} took the new CRL for its bind lines; its server \
+                         lines ({}, line {line}: `{text}`) use it after a reload",
+                        file.display()
+                    ));
+                    let at = format!("{}, line {line}", file.display());
+                    result.need_reload.push((socket.clone(), at));
+                }
+                None => {
+                    result.taken += 1;
+                    crate::log::info(format_args!(
+                        "HAProxy at {socket} now uses the new CRL (no reload)"
+                    ));
+                }
+            },
             Ok(false) => {}
-            Err(e) => failures
+            Err(e) => result
+                .failures
                 .push(anyhow::Error::new(e).context(format!("the new CRL: HAProxy at {socket}"))),
         }
     }
-    (taken, failures)
+    result
 }

@@ -1,7 +1,8 @@
 //! The local CA's CRL kept valid: `renew` signs it again once half of its 30 days have
 //! passed, writes it atomically, and gets it to the running HAProxy (runtime API) or, where
-//! no proxy took it, runs the post-hooks (a reload). Without this, HAProxy's `crl-file`
-//! expires and every backend is refused.
+//! no proxy took it or one checks backends with it (server lines take a new CRL only on a
+//! reload in HAProxy 2.6), runs the post-hooks (a reload). Without this, HAProxy's
+//! `crl-file` expires and every backend is refused.
 
 use std::path::PathBuf;
 
@@ -38,8 +39,21 @@ pub async fn refresh_crl(
         "signed the local CA's CRL again ({}{until})",
         path.display()
     ));
-    let (taken, mut failures) = deploy::push_crl(&path, &crl, sockets, haproxy_timeout);
-    if taken == 0 {
+    let deploy::CrlPush {
+        taken,
+        need_reload,
+        mut failures,
+    } = deploy::push_crl(&path, &crl, sockets, haproxy_timeout);
+    if !need_reload.is_empty() && post_hooks.is_empty() {
+        for (socket, at) in &need_reload {
+            failures.push(anyhow::anyhow!(
+                "HAProxy at {socket} checks backends with the local CA's CRL ({at}) and keeps \
+                 the old one there until it reloads, and the old one expires: reload it, and \
+                 give renew a --post-hook that does (\"systemctl reload haproxy\")"
+            ));
+        }
+    }
+    if taken == 0 || !need_reload.is_empty() {
         for command in post_hooks {
             let hook = Hook {
                 kind: "post",

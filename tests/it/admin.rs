@@ -722,3 +722,156 @@ fn the_crl_signed_again_reaches_a_running_haproxy_through_its_runtime_api() {
     );
     assert_ne!(show(), before, "HAProxy holds the new CRL");
 }
+
+/// `GET path` on 127.0.0.1:port (plain HTTP/1.0): the status code HAProxy answers.
+fn status_of(port: u16, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: front\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {reply:?}"))
+}
+
+/// Starts `haproxy -W -db -f cfg` (master-worker, foreground), its clock moved by `offset`
+/// when given (libfaketime preloaded into HAProxy itself, so that the guard's pid is the
+/// master's), waits for its admin socket, and writes `<label>-reload.sh` (reloads it and
+/// waits for the new worker).
+fn haproxy_at(
+    lab: &Lab,
+    label: &str,
+    offset: Option<&str>,
+    socket: &Path,
+    config: &str,
+) -> common::process::ProcessGuard {
+    let cfg = lab.root().join(format!("{label}.cfg"));
+    fs::write(&cfg, config).unwrap();
+    let mut command = std::process::Command::new("haproxy");
+    command.args(["-W", "-db", "-f"]).arg(&cfg);
+    if let Some(offset) = offset {
+        command
+            .env(
+                "LD_PRELOAD",
+                "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+            )
+            .env("FAKETIME", offset)
+            .env("FAKETIME_DONT_RESET", "1");
+    }
+    let log = lab.root().join(format!("{label}.log"));
+    let mut guard = common::process::ProcessGuard::spawn(label, command, log.clone());
+    let script = common::haproxy::reload_script(
+        guard.pid(),
+        &log,
+        &lab.root().join(format!("{label}-reload.lock")),
+    );
+    fs::write(lab.root().join(format!("{label}-reload.sh")), script).unwrap();
+    guard.wait_until(
+        "its admin socket",
+        std::time::Duration::from_secs(60),
+        || common::haproxy::admin_command(socket, "show info").is_ok(),
+    );
+    guard
+}
+
+#[test]
+fn after_a_month_and_one_cron_run_haproxy_accepts_a_valid_backend_and_refuses_a_revoked_one() {
+    let lab = lab();
+    for name in ["backend.lan", "revoked.lan"] {
+        local_at(&lab, "+0d", &["request", name]).assert_success();
+    }
+    // the revoked backend keeps serving its certificate: HAProxy must refuse it
+    let revoked_pem = lab.root().join("revoked-backend.pem");
+    fs::copy(lab.ssl_dir().join("revoked.lan.pem"), &revoked_pem).unwrap();
+    local_at(&lab, "+0d", &["revoke", "revoked.lan", "--yes"]).assert_success();
+    let ca = lab.root().join("certctl-ca.pem");
+    fs::write(&ca, local_at(&lab, "+0d", &["ca", "show"]).stdout).unwrap();
+    let crl_path = lab.state_dir().join("ca/crl.pem");
+
+    // the two backends, on today's clock
+    let (valid_port, revoked_port, front_port) = (
+        common::process::free_port(),
+        common::process::free_port(),
+        common::process::free_port(),
+    );
+    let defaults = "defaults\n    mode http\n    timeout connect 5s\n    timeout client 60s\n    \
+                    timeout server 60s\n";
+    let backends_socket = lab.root().join("backends.sock");
+    let _backends = haproxy_at(
+        &lab,
+        "backends",
+        None,
+        &backends_socket,
+        &format!(
+            "global\n    stats socket {} level admin\n{defaults}\
+             frontend valid\n    bind 127.0.0.1:{valid_port} ssl crt {}\n    http-request return status 200\n\
+             frontend revoked\n    bind 127.0.0.1:{revoked_port} ssl crt {}\n    http-request return status 200\n",
+            backends_socket.display(),
+            lab.ssl_dir().join("backend.lan.pem").display(),
+            revoked_pem.display(),
+        ),
+    );
+
+    // the proxy in front (serving the ssl dir too), its clock 31 days on: the CRL it loaded
+    // has expired
+    let front_socket = lab.root().join("front.sock");
+    let server = |port: u16, name: &str| {
+        format!(
+            "server s 127.0.0.1:{port} ssl verify required ca-file {} crl-file {} sni str({name}) \
+             verifyhost {name}",
+            ca.display(),
+            crl_path.display()
+        )
+    };
+    let _front = haproxy_at(
+        &lab,
+        "front",
+        Some("+31d"),
+        &front_socket,
+        &format!(
+            "global\n    stats socket {} level admin\n{defaults}\
+             frontend https\n    bind 127.0.0.1:{} ssl crt {}/\n    default_backend valid\n\
+             frontend http\n    bind 127.0.0.1:{front_port}\n    \
+             use_backend revoked if {{ path /revoked }}\n    default_backend valid\n\
+             backend valid\n    {}\nbackend revoked\n    {}\n",
+            front_socket.display(),
+            common::process::free_port(),
+            lab.ssl_dir().display(),
+            server(valid_port, "backend.lan"),
+            server(revoked_port, "revoked.lan"),
+        ),
+    );
+    assert_eq!(status_of(front_port, "/valid"), 503, "the CRL has expired");
+    assert_eq!(status_of(front_port, "/revoked"), 503);
+
+    // one cron run, 31 days on, as the README's cron line (the reload as post-hook): the CRL
+    // is signed again and handed to the running HAProxy, which takes it for its bind lines
+    // only (HAProxy 2.6); its server lines use it once the post-hook has reloaded it
+    let sock = front_socket.display().to_string();
+    let reload = format!("sh {}", lab.root().join("front-reload.sh").display());
+    let out = local_at(
+        &lab,
+        "+31d",
+        &["renew", "--haproxy-socket", &sock, "--post-hook", &reload],
+    );
+    out.assert_success();
+    assert!(out.stderr.contains("after a reload"), "{}", out.stderr);
+    assert_eq!(status_of(front_port, "/valid"), 200, "a valid backend");
+    assert_eq!(status_of(front_port, "/revoked"), 503, "a revoked backend");
+
+    // half a month later without the post-hook: signed again and pushed, but the run says
+    // that the server lines need a reload, and fails
+    let out = local_at(&lab, "+47d", &["renew", "--haproxy-socket", &sock]);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("until it reloads") && out.stderr.contains("--post-hook"),
+        "{}",
+        out.stderr
+    );
+}

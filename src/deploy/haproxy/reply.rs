@@ -147,10 +147,14 @@ pub(super) fn printable(text: &str, max: usize) -> String {
 }
 
 /// Whether a reply to `show ssl cert` is one: HAProxy starts it with `# transaction` (when
-/// one is open) or `# filename`, and always has the `# filename` header. Anything else
-/// means the socket is not HAProxy's admin socket (another daemon, or an HAProxy socket
-/// below `level admin`).
+/// one is open) or `# filename`, and always has the `# filename` header, except when it
+/// loaded no certificate at all: then its reply is the blank line that ends every answer.
+/// Anything else means the socket is not HAProxy's admin socket (another daemon, or an
+/// HAProxy socket below `level admin`).
 pub fn is_cert_list(reply: &str) -> bool {
+    if reply == "\n" {
+        return true;
+    }
     let first = reply.lines().map(str::trim).find(|l| !l.is_empty());
     matches!(first, Some("# transaction" | "# filename"))
         && reply.lines().any(|l| l.trim() == "# filename")
@@ -300,6 +304,9 @@ mod tests {
         assert!(!is_cert_list("Permission denied\n"));
         assert!(!is_cert_list("\u{0}\u{1}garbage"));
         assert!(!is_cert_list(""));
+        // HAProxy 2.6 with no certificate loaded (no TLS bind yet)
+        assert!(is_cert_list("\n"));
+        assert!(!is_cert_list("\n\n\n"));
     }
 
     #[test]
