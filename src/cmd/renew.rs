@@ -66,7 +66,12 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
 
     // 2. the local CA's CRL, signed again once half its validity has passed
     let mut failures: Vec<(String, anyhow::Error)> = Vec::new();
-    if !args.dry_run && issue::crl_is_due(&store, now()) {
+    if args.dry_run && issue::crl_is_due(&store, now()) {
+        crate::log::info(format_args!(
+            "dry run: the local CA's CRL is past half its validity; a real run signs it again \
+             and hands it to the proxies"
+        ));
+    } else if issue::crl_is_due(&store, now()) {
         let _lock = super::lock_for_writing(global, &store, &bundles)?;
         let local: Vec<Lineage> = names
             .iter()
@@ -96,12 +101,16 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
     // 3. what is due, from the small metadata files alone: no request unless a certificate
     //    is due or its CA's ARI Retry-After has passed
     let first = select(&store, &bundles, &names, args.force, &mut failures);
+    if args.dry_run {
+        rehearse_repairs(&store, &first, &names, &given.sockets);
+    }
     if first.due.is_empty()
-        && (first.ask.is_empty() || args.dry_run)
+        && first.ask.is_empty()
         && (first.repair.is_empty() || args.dry_run)
         && (first.half_made.is_empty() || args.dry_run)
     {
-        if args.dry_run && failures.is_empty() {
+        let repairs = !(first.repair.is_empty() && first.half_made.is_empty());
+        if args.dry_run && failures.is_empty() && !repairs {
             crate::log::info(format_args!(
                 "dry run: no certificate is due, so there is nothing to rehearse; \
                  `certctl renew --dry-run --force` rehearses every one (or name one)"
@@ -152,8 +161,9 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
             .and_then(|_| store.live_leaf(&lineage.name).ok());
         jobs_todo.push(work(lineage, Work::Order { replaces }));
     }
+    // a dry run asks the CA for its window as a real run does, and records nothing
+    jobs_todo.extend(ask.into_iter().map(|l| work(l, Work::AskCa)));
     if !args.dry_run {
-        jobs_todo.extend(ask.into_iter().map(|l| work(l, Work::AskCa)));
         jobs_todo.extend(repair.into_iter().map(|l| work(l, Work::Reinstall)));
         // a first request stopped while storing: ordered again when its settings were
         // stored, otherwise moved to the archive so that `request` starts afresh
@@ -255,6 +265,50 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
             .map(|e| (POST_HOOK.to_owned(), e)),
     );
     summarize(failures, renewed, after_failures, args.json)
+}
+
+/// What a real run would repair before renewing, said by a dry run (which writes nothing):
+/// bundles to write again, first requests stopped half-way, pushes still pending.
+fn rehearse_repairs(store: &Store, first: &Selection, names: &[CertName], given: &[Socket]) {
+    for lineage in &first.repair {
+        crate::log::info(format_args!(
+            "dry run: {}: its bundle is not the stored certificate's (an earlier run was \
+             interrupted); a real run writes it again",
+            lineage.name
+        ));
+    }
+    for (name, settings) in &first.half_made {
+        crate::log::info(format_args!(
+            "dry run: {name}: its first request was stopped before its certificate was stored; \
+             a real run {}",
+            if settings.is_some() {
+                "orders it again"
+            } else {
+                "moves what it left to the archive"
+            }
+        ));
+    }
+    for name in names {
+        let Ok(Some(lineage)) = store.lineage(name) else {
+            continue;
+        };
+        let pending = issue::pending(
+            store,
+            name,
+            &lineage.info.serial,
+            &sockets_of(&lineage, given),
+        );
+        if !pending.is_empty() {
+            crate::log::info(format_args!(
+                "dry run: {name}: a real run pushes it to {} (pending from an earlier run)",
+                pending
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
 }
 
 /// Whether any of `names` has an HAProxy (stored, or `given` now) that missed its serial.

@@ -142,7 +142,7 @@ impl Run<'_> {
                     let cert = job.lineage;
                     accounts.open(self, &cert.settings).await;
                     let asked = match accounts.get(self, &cert.settings) {
-                        Ok(account) => ask_ca(self.store, account, &cert).await,
+                        Ok(account) => ask_ca(self.store, account, &cert, self.dry_run).await,
                         Err(e) => Err(e.context("asking the CA for its renewal window")),
                     };
                     match asked {

@@ -71,37 +71,67 @@ pub fn issue_local(store: &Store, wanted: &CertSettings) -> anyhow::Result<Issue
     })
 }
 
-/// Fetches the CA's renewal window for `cert`, records it, and says whether it is due now:
-/// Some(the leaf it replaces) when due.
+/// Fetches the CA's renewal window for `cert`, records it (not in a dry run), and says
+/// whether it is due now: Some(the leaf it replaces) when due.
 pub(super) async fn ask_ca(
     store: &Store,
     account: &instant_acme::Account,
     cert: &JobCert,
+    dry_run: bool,
 ) -> anyhow::Result<Option<Option<Vec<u8>>>> {
     let leaf = store.live_leaf(&cert.name)?;
-    refresh_ari(
-        store,
-        account,
-        &cert.name,
-        &cert.settings.cert.server,
-        &leaf,
-    )
-    .await;
+    let server = &cert.settings.cert.server;
+    // a dry run asks as a real run does, and decides on the answer without recording it
+    let ari = if dry_run {
+        fetch_ari(account, server, &leaf).await.unwrap_or_else(|e| {
+            crate::log::warn(format_args!(
+                "{}: {e:#}; renewal falls back to the certificate's lifetime",
+                cert.name
+            ));
+            None
+        })
+    } else {
+        refresh_ari(store, account, &cert.name, server, &leaf).await;
+        store.ari(&cert.name)
+    };
     let meta = store
         .lineage(&cert.name)?
         .with_context(|| format!("{} is no longer managed", cert.name))?
         .info;
-    let ari = store.ari(&cert.name);
     let decision = pem::decide(now(), meta.not_before, meta.not_after, ari.as_ref(), false);
     if decision != pem::Decision::Due {
-        crate::log::verbose(format_args!(
+        let says = format!(
             "{}: not due; the CA's renewal window starts {}",
             cert.name,
             ari.map_or_else(|| "nowhere (no ARI)".to_owned(), |a| date(a.window_start))
-        ));
+        );
+        if dry_run {
+            crate::log::info(format_args!("dry run: {says}"));
+        } else {
+            crate::log::verbose(format_args!("{says}"));
+        }
         return Ok(None);
     }
     Ok(Some(Some(leaf)))
+}
+
+/// The renewal window an ARI CA (RFC 9773) gives for `leaf_der`; None from a CA without ARI.
+async fn fetch_ari(
+    account: &instant_acme::Account,
+    server: &Server,
+    leaf_der: &[u8],
+) -> anyhow::Result<Option<pem::AriState>> {
+    Ok(acme::renewal_info(account, server, leaf_der)
+        .await?
+        .map(|(window, retry_after)| {
+            pem::AriState::new(
+                window.start.unix_timestamp(),
+                window.end.unix_timestamp(),
+                random_fraction(),
+                now(),
+                retry_after.as_secs(),
+            )
+        }))
 }
 
 /// Asks an ARI CA (RFC 9773) for the new certificate's renewal window and records it, so
@@ -115,18 +145,7 @@ pub async fn refresh_ari(
     leaf_der: &[u8],
 ) {
     let result = async {
-        let ari =
-            acme::renewal_info(account, server, leaf_der)
-                .await?
-                .map(|(window, retry_after)| {
-                    pem::AriState::new(
-                        window.start.unix_timestamp(),
-                        window.end.unix_timestamp(),
-                        random_fraction(),
-                        now(),
-                        retry_after.as_secs(),
-                    )
-                });
+        let ari = fetch_ari(account, server, leaf_der).await?;
         store.save_ari(name, ari.as_ref())
     }
     .await;

@@ -183,6 +183,53 @@ fn force_renewal_of_an_ari_certificate_names_what_it_replaces() {
 }
 
 #[test]
+fn a_dry_run_asks_the_ca_for_its_window_as_a_real_run_does_and_records_nothing() {
+    let (lab, shim) = lab_and_shim();
+    let now = SystemTime::now();
+    shim.set_window(now + 30 * DAY, now + 31 * DAY, 1);
+    request(&lab, &shim).assert_success();
+    let old = leaf(&lab);
+    // the recorded Retry-After has passed (moved rather than waited for)
+    let mut ari = ari_state(&lab);
+    ari["next_check"] = (unix(now) - 1).into();
+    fs::write(ari_path(&lab), serde_json::to_vec_pretty(&ari).unwrap()).unwrap();
+    let before = both_snapshots(&lab);
+
+    // the CA's window is still ahead: the dry run asks, says so, and writes nothing
+    let out = run(&lab, &shim, &["renew", "--dry-run"]);
+    out.assert_success();
+    assert_eq!(
+        shim.renewal_info_requests(),
+        2,
+        "asked, as a real run would"
+    );
+    assert!(
+        out.stderr
+            .contains("not due; the CA's renewal window starts"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(both_snapshots(&lab), before, "the answer is not recorded");
+
+    // the CA moves its window into the past: the dry run rehearses the renewal
+    shim.set_window(now - 2 * HOUR, now - HOUR, 1);
+    let out = run(&lab, &shim, &["renew", "--dry-run"]);
+    out.assert_success();
+    assert_eq!(shim.renewal_info_requests(), 3);
+    assert!(
+        out.stderr.contains("dry run: the CA would issue"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(both_snapshots(&lab), before);
+    assert_eq!(leaf(&lab), old);
+    assert!(
+        shim.replaces_seen().is_empty(),
+        "a rehearsal replaces nothing"
+    );
+}
+
+#[test]
 fn a_dry_run_never_tells_the_ca_that_the_certificate_is_replaced() {
     let (lab, shim) = lab_and_shim();
     let now = SystemTime::now();

@@ -231,6 +231,40 @@ fn dry_run_writes_nothing_and_runs_no_hook() {
 }
 
 #[test]
+fn a_dry_run_says_what_a_real_run_would_repair_and_repairs_nothing() {
+    let lab = Lab::start_with(LabOptions {
+        haproxy: false,
+        ..Default::default()
+    });
+    request(&lab, &["a.mon-app.test"]).assert_success();
+    let bundle = lab.ssl_dir().join("a.mon-app.test.pem");
+    fs::remove_file(&bundle).unwrap();
+    let before = (snapshot(&lab.state_dir()), snapshot(&lab.ssl_dir()));
+
+    let out = lab.run(&["renew", "--dry-run"]);
+    out.assert_success();
+    assert!(
+        out.stderr
+            .contains("dry run: a.mon-app.test: its bundle is not the stored certificate's"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("nothing to rehearse"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        (snapshot(&lab.state_dir()), snapshot(&lab.ssl_dir())),
+        before
+    );
+
+    // the real run does what the rehearsal said
+    lab.run(&["renew"]).assert_success();
+    assert!(bundle.exists());
+}
+
+#[test]
 fn concurrent_renews_wait_for_each_other_and_a_held_lock_names_its_holder() {
     let lab = Lab::start_with(LabOptions {
         haproxy: false,
