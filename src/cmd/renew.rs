@@ -289,26 +289,26 @@ fn rehearse_repairs(store: &Store, first: &Selection, names: &[CertName], given:
         ));
     }
     for name in names {
-        let Ok(Some(lineage)) = store.lineage(name) else {
-            continue;
-        };
-        let pending = issue::pending(
-            store,
-            name,
-            &lineage.info.serial,
-            &sockets_of(&lineage, given),
-        );
+        let pending = pending_pushes(store, name, given);
         if !pending.is_empty() {
             crate::log::info(format_args!(
                 "dry run: {name}: a real run pushes it to {} (pending from an earlier run)",
-                pending
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                listed(&pending)
             ));
         }
     }
+}
+
+/// The HAProxy sockets (stored, or `given` now) that missed `name`'s serial.
+fn pending_pushes(store: &Store, name: &CertName, given: &[Socket]) -> Vec<Socket> {
+    store.lineage(name).ok().flatten().map_or_else(Vec::new, |l| {
+        issue::pending(store, name, &l.info.serial, &sockets_of(&l, given))
+    })
+}
+
+fn listed(sockets: &[Socket]) -> String {
+    let list: Vec<String> = sockets.iter().map(ToString::to_string).collect();
+    list.join(", ")
 }
 
 /// Whether any of `names` has an HAProxy (stored, or `given` now) that missed its serial.
@@ -348,25 +348,13 @@ fn retry_pushes(
         .iter()
         .filter(|n| !done.iter().any(|d| d == n.as_str()))
     {
-        let Ok(Some(lineage)) = store.lineage(name) else {
-            continue;
-        };
-        let pending = issue::pending(
-            store,
-            name,
-            &lineage.info.serial,
-            &sockets_of(&lineage, given),
-        );
+        let pending = pending_pushes(store, name, given);
         if pending.is_empty() {
             continue;
         }
         crate::log::info(format_args!(
             "{name}: pushing the certificate to {} (pending from an earlier run)",
-            pending
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            listed(&pending)
         ));
         let errors = issue::push(store, bundles, name, &pending, true, global.haproxy_timeout);
         failures.extend(errors.into_iter().map(|e| (format!("{PENDING}{name}"), e)));
