@@ -301,9 +301,13 @@ fn rehearse_repairs(store: &Store, first: &Selection, names: &[CertName], given:
 
 /// The HAProxy sockets (stored, or `given` now) that missed `name`'s serial.
 fn pending_pushes(store: &Store, name: &CertName, given: &[Socket]) -> Vec<Socket> {
-    store.lineage(name).ok().flatten().map_or_else(Vec::new, |l| {
-        issue::pending(store, name, &l.info.serial, &sockets_of(&l, given))
-    })
+    store
+        .lineage(name)
+        .ok()
+        .flatten()
+        .map_or_else(Vec::new, |l| {
+            issue::pending(store, name, &l.info.serial, &sockets_of(&l, given))
+        })
 }
 
 fn listed(sockets: &[Socket]) -> String {

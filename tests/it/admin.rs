@@ -756,11 +756,16 @@ fn haproxy_at(
     let mut command = std::process::Command::new("haproxy");
     command.args(["-W", "-db", "-f"]).arg(&cfg);
     if let Some(offset) = offset {
+        let lib = format!(
+            "/usr/lib/{}-linux-gnu/faketime/libfaketime.so.1",
+            std::env::consts::ARCH
+        );
+        assert!(
+            Path::new(&lib).exists(),
+            "{lib} is missing: apt-get install faketime (scripts/test.sh does)"
+        );
         command
-            .env(
-                "LD_PRELOAD",
-                "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-            )
+            .env("LD_PRELOAD", &lib)
             .env("FAKETIME", offset)
             .env("FAKETIME_DONT_RESET", "1");
     }
