@@ -139,7 +139,7 @@ fn challenges(
     let mut challenges = BTreeMap::new();
     for choice in args.challenge.iter() {
         let Some(raw) = &choice.name else { continue };
-        let name = DomainName::parse(raw)
+        let name = DomainName::parse_acme(raw)
             .ok()
             .filter(|n| domains.contains(n))
             .ok_or_else(|| {
@@ -167,6 +167,20 @@ fn challenges(
     }
     if local {
         return Ok((challenge, challenges));
+    }
+    let ip_dns = domains.iter().find(|d| {
+        d.is_ip()
+            && matches!(
+                challenges.get(*d).unwrap_or(&challenge),
+                Challenge::Dns01(_)
+            )
+    });
+    if let Some(ip) = ip_dns {
+        return Err(BadInput::new(format!(
+            "{ip} is an IP address, which DNS-01 cannot prove (RFC 8738): answer it by HTTP-01 \
+             or tls-alpn-01, e.g. --challenge '{ip}=standalone'"
+        ))
+        .into());
     }
     let wildcard_http = domains.iter().find(|d| {
         d.is_wildcard()

@@ -22,6 +22,7 @@ mod hostile_ca;
 mod hostile_proxy;
 mod hostile_runs;
 mod import;
+mod ip_address;
 mod json;
 mod lab_selftest;
 mod lifecycle;
