@@ -394,6 +394,10 @@ pub enum ChallengeKind {
     #[value(name = "dns-01")]
     #[serde(rename = "dns-01")]
     Dns01,
+    /// certctl answers acme-tls/1 on --tls-alpn-addr, behind HAProxy's TCP frontend on 443
+    #[value(name = "tls-alpn-01")]
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
 }
 
 /// How DNS-01 hooks are called: certbot's manual hooks (CERTBOT_* environment) or lego's

@@ -122,7 +122,11 @@ fn challenges(
     };
     let http_addr = args.http_addr.as_deref().or(config.http_addr.as_deref());
     let webroot = args.webroot.as_deref().or(config.webroot.as_deref());
-    let resolve = |kind| Challenge::resolve(kind, http_addr, webroot, &dns).map_err(BadInput::new);
+    let tls_alpn_addr = args.tls_alpn.tls_alpn_addr.as_deref();
+    let resolve = |kind| match kind {
+        Some(ChallengeKind::TlsAlpn01) => Challenge::tls_alpn(tls_alpn_addr).map_err(BadInput::new),
+        kind => Challenge::resolve(kind, http_addr, webroot, &dns).map_err(BadInput::new),
+    };
     let defaults: Vec<ChallengeKind> = args
         .challenge
         .iter()
@@ -163,6 +167,16 @@ fn challenges(
         return Err(BadInput::new(format!(
             "{flag} applies to DNS-01: add --challenge dns-01 (or --challenge NAME=dns-01 for some names)"
         ))
+        .into());
+    }
+    let tls_alpn_used = std::iter::once(&challenge)
+        .chain(challenges.values())
+        .any(|c| matches!(c, Challenge::TlsAlpn01 { .. }));
+    if let (false, Some(raw)) = (tls_alpn_used, tls_alpn_addr) {
+        Challenge::tls_alpn(Some(raw)).map_err(BadInput::new)?;
+        return Err(BadInput::new(
+            "--tls-alpn-addr applies to tls-alpn-01: add --challenge tls-alpn-01 (or --challenge NAME=tls-alpn-01 for some names)",
+        )
         .into());
     }
     if local {
