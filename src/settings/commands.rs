@@ -265,3 +265,89 @@ pub fn email(flag: Option<&str>, config: &ConfigFile) -> anyhow::Result<Option<S
     }
     Ok(email)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn resolve(argv: &[&str]) -> anyhow::Result<RequestSettings> {
+        let cli = Cli::parse_from(argv);
+        let config = ConfigFile::default();
+        let global = Global::resolve(&cli.global, &config).unwrap();
+        let Command::Request(args) = cli.command else {
+            panic!("not request")
+        };
+        RequestSettings::resolve(&global, &config, &args)
+    }
+
+    #[test]
+    fn a_wildcard_beside_ip_addresses_each_with_its_own_challenge() {
+        let s = resolve(&[
+            "certctl",
+            "request",
+            "203.0.113.7",
+            "*.mon-app.fr",
+            "2001:db8::1",
+            "--challenge",
+            "tls-alpn-01",
+            "--challenge",
+            "*.mon-app.fr=dns-01",
+            "--dns-hook",
+            "true",
+            "--dns-cleanup-hook",
+            "true",
+        ])
+        .unwrap();
+        let cert = &s.wanted.cert;
+        assert_eq!(s.name.as_str(), "203.0.113.7");
+        let alpn = Challenge::tls_alpn(None).unwrap();
+        assert_eq!(cert.challenge_for(&cert.domains[0]), &alpn);
+        assert_eq!(cert.challenge_for(&cert.domains[2]), &alpn);
+        assert!(matches!(
+            cert.challenge_for(&cert.domains[1]),
+            Challenge::Dns01(_)
+        ));
+    }
+
+    #[test]
+    fn an_ip_address_cannot_be_proved_by_dns_01() {
+        let err = resolve(&[
+            "certctl",
+            "request",
+            "mon-app.fr",
+            "203.0.113.7",
+            "--challenge",
+            "dns-01",
+            "--challenge",
+            "mon-app.fr=standalone",
+            "--dns-hook",
+            "true",
+            "--dns-cleanup-hook",
+            "true",
+        ])
+        .err()
+        .expect("refused");
+        assert!(crate::error::exit_code(&err) == 2, "{err:#}");
+        assert!(
+            format!("{err:#}").contains("203.0.113.7 is an IP address"),
+            "{err:#}"
+        );
+        let ok = resolve(&[
+            "certctl",
+            "request",
+            "mon-app.fr",
+            "203.0.113.7",
+            "--challenge",
+            "dns-01",
+            "--challenge",
+            "203.0.113.7=standalone",
+            "--dns-hook",
+            "true",
+            "--dns-cleanup-hook",
+            "true",
+        ]);
+        assert!(ok.is_ok(), "{:#}", ok.err().unwrap());
+    }
+}

@@ -210,3 +210,29 @@ fn bad_tls_alpn_input_exits_2_and_changes_nothing() {
     );
     drop(taken);
 }
+
+#[test]
+fn an_ipv6_address_by_tls_alpn_01() {
+    // no HAProxy: Pebble's tlsPort is certctl's listener, which listens on [::1]
+    let lab = Lab::start_with(LabOptions {
+        haproxy: false,
+        ..Default::default()
+    });
+    let port = lab.tls_alpn_addr().rsplit_once(':').unwrap().1.to_owned();
+    let v6_addr = format!("[::1]:{port}");
+    let out = lab.run(&[
+        "request",
+        "--agree-tos",
+        "--challenge",
+        "tls-alpn-01",
+        "--tls-alpn-addr",
+        &v6_addr,
+        "::1",
+        "-vv",
+    ]);
+    out.assert_success();
+    let reverse = format!("{}.ip6.arpa", ["0"; 31].join("."));
+    let asked = format!("ClientHello for \"1.{reverse}\", acme-tls/1 offered: answered");
+    assert!(out.stderr.contains(&asked), "{}", out.stderr);
+    assert_eq!(names(&bundle_leaf(&lab, "__1")).0, ["IP:::1"]);
+}
