@@ -313,41 +313,30 @@ mod tests {
 
     #[test]
     fn an_ip_address_cannot_be_proved_by_dns_01() {
-        let err = resolve(&[
-            "certctl",
-            "request",
-            "mon-app.fr",
-            "203.0.113.7",
-            "--challenge",
-            "dns-01",
-            "--challenge",
-            "mon-app.fr=standalone",
-            "--dns-hook",
-            "true",
-            "--dns-cleanup-hook",
-            "true",
-        ])
-        .err()
-        .expect("refused");
+        // DNS-01 by default, one name answered otherwise
+        let with_other = |other: &str| {
+            resolve(&[
+                "certctl",
+                "request",
+                "mon-app.fr",
+                "203.0.113.7",
+                "--challenge",
+                "dns-01",
+                "--challenge",
+                other,
+                "--dns-hook",
+                "true",
+                "--dns-cleanup-hook",
+                "true",
+            ])
+        };
+        let err = with_other("mon-app.fr=standalone").err().expect("refused");
         assert!(crate::error::exit_code(&err) == 2, "{err:#}");
         assert!(
             format!("{err:#}").contains("203.0.113.7 is an IP address"),
             "{err:#}"
         );
-        let ok = resolve(&[
-            "certctl",
-            "request",
-            "mon-app.fr",
-            "203.0.113.7",
-            "--challenge",
-            "dns-01",
-            "--challenge",
-            "203.0.113.7=standalone",
-            "--dns-hook",
-            "true",
-            "--dns-cleanup-hook",
-            "true",
-        ]);
+        let ok = with_other("203.0.113.7=standalone");
         assert!(ok.is_ok(), "{:#}", ok.err().unwrap());
     }
 }
