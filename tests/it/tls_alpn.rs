@@ -163,9 +163,47 @@ fn an_ip_address_by_tls_alpn_01_and_renew_repeats_it() {
         std::fs::read_to_string(lab.state_dir().join("certs/127.0.0.1/settings.json")).unwrap();
     assert!(settings.contains("tls-alpn-01"), "{settings}");
     // renew uses the stored challenge and address: no flag
-    lab.run(&["renew", "--force"]).assert_success();
+    let out = lab.run(&["renew", "--force", "-vv"]);
+    out.assert_success();
+    assert!(
+        out.stderr.contains("acme-tls/1 offered: answered"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("tls-alpn-01 listening on"),
+        "{}",
+        out.stderr
+    );
     let renewed = bundle_leaf(&lab, "127.0.0.1");
     assert_ne!(serial_hex(&renewed), serial_hex(&leaf));
+    // reconfigured to HTTP-01, renew answers by HTTP-01 and listens for no acme-tls/1
+    let http = lab.http_addr();
+    let out = lab.run(&[
+        "reconfigure",
+        "127.0.0.1",
+        "--challenge",
+        "standalone",
+        "--http-addr",
+        &http,
+    ]);
+    out.assert_success();
+    assert!(
+        out.stderr.contains("tls-alpn-01 on"),
+        "the change shown: {}",
+        out.stderr
+    );
+    let out = lab.run(&["renew", "--force", "-vv"]);
+    out.assert_success();
+    assert!(
+        !out.stderr.contains("tls-alpn-01 listening"),
+        "{}",
+        out.stderr
+    );
+    assert_ne!(
+        serial_hex(&bundle_leaf(&lab, "127.0.0.1")),
+        serial_hex(&renewed)
+    );
 }
 
 #[test]
