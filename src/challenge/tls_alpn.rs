@@ -106,11 +106,18 @@ impl AlpnResponder {
 }
 
 /// Whether `addr` can be listened on now (it is let go at once): `request` asks before it
-/// takes the lock or writes anything, so that a taken address changes nothing.
+/// takes the lock or writes anything, so that a taken address changes nothing. Another
+/// certctl holding it is no error here: that run holds the lock, which this one waits for.
 pub fn check(addr: SocketAddr) -> anyhow::Result<()> {
-    std::net::TcpListener::bind(addr)
-        .map(drop)
-        .map_err(|e| bind_error(addr, &e))
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && held_by_certctl(addr) => Ok(()),
+        Err(e) => Err(bind_error(addr, &e)),
+    }
+}
+
+fn held_by_certctl(addr: SocketAddr) -> bool {
+    super::holder::holder(addr).is_some_and(|who| who.starts_with("certctl (pid "))
 }
 
 /// A taken address is bad input (exit 2): the message names it and, when the system says,
