@@ -1096,7 +1096,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__reconfigure)
-            opts="-v -q -h -V --key-type --challenge --http-addr --webroot --dns-server --tsig-key --dns-hook --dns-cleanup-hook --dns-hook-style --dns-zone --dns-resolver --dns-timeout --pre-hook --deploy-hook --post-hook --hook-timeout --haproxy-socket --cert-file --key-file --chain-file --fullchain-file --owner --mode --dry-run --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            opts="-v -q -h -V --key-type --challenge --http-addr --webroot --dns-server --tsig-key --dns-hook --dns-cleanup-hook --dns-hook-style --dns-zone --dns-resolver --dns-timeout --tls-alpn-addr --pre-hook --deploy-hook --post-hook --hook-timeout --haproxy-socket --cert-file --key-file --chain-file --fullchain-file --owner --mode --dry-run --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1107,7 +1107,7 @@ _certctl() {
                     return 0
                     ;;
                 --challenge)
-                    COMPREPLY=($(compgen -W "standalone webroot stateless dns-01" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "standalone webroot stateless dns-01 tls-alpn-01" -- "${cur}"))
                     return 0
                     ;;
                 --http-addr)
@@ -1147,6 +1147,10 @@ _certctl() {
                     return 0
                     ;;
                 --dns-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-alpn-addr)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1328,7 +1332,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__request)
-            opts="-y -v -q -h -V --name --email --agree-tos --key-type --challenge --http-addr --webroot --dns-server --tsig-key --dns-hook --dns-cleanup-hook --dns-hook-style --dns-zone --dns-resolver --dns-timeout --pre-hook --deploy-hook --post-hook --hook-timeout --haproxy-socket --days --client-auth --force --yes --cert-file --key-file --chain-file --fullchain-file --owner --mode --json --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            opts="-y -v -q -h -V --name --email --agree-tos --key-type --challenge --http-addr --webroot --dns-server --tsig-key --dns-hook --dns-cleanup-hook --dns-hook-style --dns-zone --dns-resolver --dns-timeout --tls-alpn-addr --pre-hook --deploy-hook --post-hook --hook-timeout --haproxy-socket --days --client-auth --force --yes --cert-file --key-file --chain-file --fullchain-file --owner --mode --json --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1347,7 +1351,7 @@ _certctl() {
                     return 0
                     ;;
                 --challenge)
-                    COMPREPLY=($(compgen -W "standalone webroot stateless dns-01" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "standalone webroot stateless dns-01 tls-alpn-01" -- "${cur}"))
                     return 0
                     ;;
                 --http-addr)
@@ -1387,6 +1391,10 @@ _certctl() {
                     return 0
                     ;;
                 --dns-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-alpn-addr)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

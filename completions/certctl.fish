@@ -56,7 +56,8 @@ rsa4096\t''"
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l challenge -d 'How challenges are answered [default: standalone]; NAME=HOW for one name only' -r -f -a "standalone\t'certctl\'s own responder on --http-addr, only while an order runs'
 webroot\t'token files under --webroot/.well-known/acme-challenge/'
 stateless\t'the proxy answers from the account thumbprint (see `certctl account thumbprint`)'
-dns-01\t'a TXT record under _acme-challenge, by RFC 2136 (--dns-server, --tsig-key) or hooks'"
+dns-01\t'a TXT record under _acme-challenge, by RFC 2136 (--dns-server, --tsig-key) or hooks'
+tls-alpn-01\t'certctl answers acme-tls/1 on --tls-alpn-addr, behind HAProxy\'s TCP frontend on 443'"
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l http-addr -d 'The address the standalone responder listens on while an order runs [default: 127.0.0.1:2031]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l webroot -d 'The web server\'s document root for --challenge webroot; token files go under DIR/.well-known/acme-challenge/' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l dns-server -d 'The primary DNS server that takes RFC 2136 updates, HOST[:PORT] (port 53 by default), e.g. --dns-server ns1.mon-app.fr --tsig-key /etc/certctl/tsig.key' -r
@@ -68,6 +69,7 @@ lego\t'one program called as `CMD present FQDN VALUE` and `CMD cleanup FQDN VALU
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l dns-zone -d 'The zone that holds the _acme-challenge records (the target zone when they are CNAMEs) [default: found by SOA lookup]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l dns-resolver -d 'The DNS resolver for SOA, NS and CNAME lookups, HOST[:PORT] [default: the system\'s, /etc/resolv.conf]. With a port, the zone\'s nameservers are asked on that port too' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l dns-timeout -d 'Seconds to wait for every nameserver of the zone to serve the records (and for each DNS exchange or hook) [default: 120]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand request" -l tls-alpn-addr -d 'The address certctl answers tls-alpn-01 on while an order runs (--challenge tls-alpn-01) [default: 127.0.0.1:2032]; HAProxy\'s TCP frontend on 443 sends the ClientHellos that offer ALPN acme-tls/1 there. Stored for renew' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l pre-hook -d 'Command run once before the first order' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l deploy-hook -d 'Command run once per issued certificate' -r
 complete -c certctl -n "__fish_certctl_using_subcommand request" -l post-hook -d 'Command run once at the end when anything was issued, e.g. "systemctl reload haproxy"' -r
@@ -102,7 +104,8 @@ rsa4096\t''"
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l challenge -d 'How challenges are answered; NAME=HOW for one name only (as for request)' -r -f -a "standalone\t'certctl\'s own responder on --http-addr, only while an order runs'
 webroot\t'token files under --webroot/.well-known/acme-challenge/'
 stateless\t'the proxy answers from the account thumbprint (see `certctl account thumbprint`)'
-dns-01\t'a TXT record under _acme-challenge, by RFC 2136 (--dns-server, --tsig-key) or hooks'"
+dns-01\t'a TXT record under _acme-challenge, by RFC 2136 (--dns-server, --tsig-key) or hooks'
+tls-alpn-01\t'certctl answers acme-tls/1 on --tls-alpn-addr, behind HAProxy\'s TCP frontend on 443'"
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l http-addr -d 'The address the standalone responder listens on' -r
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l webroot -d 'The document root for --challenge webroot' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l dns-server -d 'The primary DNS server that takes RFC 2136 updates, HOST[:PORT] (port 53 by default), e.g. --dns-server ns1.mon-app.fr --tsig-key /etc/certctl/tsig.key' -r
@@ -114,6 +117,7 @@ lego\t'one program called as `CMD present FQDN VALUE` and `CMD cleanup FQDN VALU
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l dns-zone -d 'The zone that holds the _acme-challenge records (the target zone when they are CNAMEs) [default: found by SOA lookup]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l dns-resolver -d 'The DNS resolver for SOA, NS and CNAME lookups, HOST[:PORT] [default: the system\'s, /etc/resolv.conf]. With a port, the zone\'s nameservers are asked on that port too' -r
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l dns-timeout -d 'Seconds to wait for every nameserver of the zone to serve the records (and for each DNS exchange or hook) [default: 120]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l tls-alpn-addr -d 'The address certctl answers tls-alpn-01 on while an order runs (--challenge tls-alpn-01) [default: 127.0.0.1:2032]; HAProxy\'s TCP frontend on 443 sends the ClientHellos that offer ALPN acme-tls/1 there. Stored for renew' -r
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l pre-hook -d 'Command run once before the first order' -r
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l deploy-hook -d 'Command run once per issued certificate' -r
 complete -c certctl -n "__fish_certctl_using_subcommand reconfigure" -l post-hook -d 'Command run once at the end when anything was issued, e.g. "systemctl reload haproxy"' -r

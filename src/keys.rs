@@ -45,4 +45,33 @@ mod tests {
             assert!(!csr(&domains, &key).unwrap().is_empty());
         }
     }
+
+    #[test]
+    fn ip_addresses_are_ip_sans_and_never_the_common_name() {
+        use x509_parser::prelude::{
+            FromDer, GeneralName, ParsedExtension, X509CertificationRequest,
+        };
+        let domains = crate::types::parse_domains(
+            &["203.0.113.7".into(), "2001:db8::1".into(), "a.fr".into()],
+            false,
+        )
+        .unwrap();
+        let der = csr(&domains, &generate(KeyType::Ec256).unwrap()).unwrap();
+        let (_, request) = X509CertificationRequest::from_der(&der).unwrap();
+        let info = &request.certification_request_info;
+        assert_eq!(info.subject.iter_common_name().count(), 0, "no Common Name");
+        let mut sans = Vec::new();
+        for ext in request.requested_extensions().into_iter().flatten() {
+            if let ParsedExtension::SubjectAlternativeName(san) = ext {
+                for name in &san.general_names {
+                    sans.push(match name {
+                        GeneralName::IPAddress(ip) => format!("ip {}", ip.len()),
+                        GeneralName::DNSName(d) => format!("dns {d}"),
+                        other => format!("{other:?}"),
+                    });
+                }
+            }
+        }
+        assert_eq!(sans, ["ip 4", "ip 16", "dns a.fr"]);
+    }
 }

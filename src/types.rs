@@ -56,6 +56,11 @@ impl DomainName {
             Some(rest) => (true, rest),
             None => (false, raw),
         };
+        if wildcard && rest.parse::<std::net::IpAddr>().is_ok() {
+            return Err(format!(
+                "{raw:?} puts a wildcard on an IP address; an IP address is named alone: give {rest}"
+            ));
+        }
         let ascii = idna::domain_to_ascii(rest).map_err(|_| {
             format!("{raw:?} is not a valid domain name (bad characters or punycode)")
         })?;
@@ -76,7 +81,7 @@ impl DomainName {
             .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
         {
             return Err(format!(
-                "{raw:?} looks like an IP address; ACME HTTP-01 here issues for DNS names"
+                "{raw:?} ends with a numeric label: it is neither a domain name nor an IP address"
             ));
         }
         Ok(Self(if wildcard {
@@ -84,6 +89,22 @@ impl DomainName {
         } else {
             ascii
         }))
+    }
+
+    /// A name for an ACME CA: a domain name, or an IP address (RFC 8738), IPv6 without
+    /// brackets; an address is kept in its canonical form (`2001:db8::1`).
+    pub fn parse_acme(raw: &str) -> Result<Self, String> {
+        if let Ok(ip) = raw.parse::<std::net::IpAddr>() {
+            return Ok(Self(ip.to_string()));
+        }
+        if let Some(inner) = raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            if inner.parse::<std::net::Ipv6Addr>().is_ok() {
+                return Err(format!(
+                    "{raw:?}: give an IPv6 address without brackets, like {inner}"
+                ));
+            }
+        }
+        Self::parse(raw)
     }
 
     /// A name for the local CA: also IP addresses and single-label hosts (closed networks
@@ -341,7 +362,7 @@ pub fn parse_domains(raw: &[String], local: bool) -> Result<Vec<DomainName>, Str
         let d = if local {
             DomainName::parse_local(r)?
         } else {
-            DomainName::parse(r)?
+            DomainName::parse_acme(r)?
         };
         if !domains.contains(&d) {
             domains.push(d);
@@ -373,6 +394,10 @@ pub enum ChallengeKind {
     #[value(name = "dns-01")]
     #[serde(rename = "dns-01")]
     Dns01,
+    /// certctl answers acme-tls/1 on --tls-alpn-addr, behind HAProxy's TCP frontend on 443
+    #[value(name = "tls-alpn-01")]
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
 }
 
 /// How DNS-01 hooks are called: certbot's manual hooks (CERTBOT_* environment) or lego's
@@ -558,6 +583,35 @@ mod tests {
                 .as_str(),
             "__1"
         );
+    }
+
+    #[test]
+    fn an_acme_ca_takes_ip_addresses_but_no_wildcard_on_them() {
+        let names = [
+            "203.0.113.7".to_owned(),
+            "2001:DB8:0::1".to_owned(),
+            "*.mon-app.fr".to_owned(),
+        ];
+        let parsed = parse_domains(&names, false).unwrap();
+        let texts: Vec<&str> = parsed.iter().map(DomainName::as_str).collect();
+        assert_eq!(texts, ["203.0.113.7", "2001:db8::1", "*.mon-app.fr"]);
+        assert!(parsed[0].is_ip() && parsed[1].is_ip() && !parsed[2].is_ip());
+        for bad in [
+            "*.1.2.3.4",
+            "*.2001:db8::1",
+            "[2001:db8::1]",
+            "1.2.3",
+            "1.2.3.4:80",
+        ] {
+            assert!(DomainName::parse_acme(bad).is_err(), "{bad:?}");
+            assert!(DomainName::parse_local(bad).is_err(), "{bad:?}");
+        }
+        let err = DomainName::parse_acme("*.1.2.3.4").unwrap_err();
+        assert!(err.contains("wildcard on an IP address"), "{err}");
+        // the store directory and bundle of an IPv6 certificate: no ':' (HAProxy's crt-list
+        // commands take `file:line`)
+        let v6 = CertName::from_domain(&parsed[1]).unwrap();
+        assert_eq!(v6.as_str(), "2001_db8__1");
     }
 
     #[test]

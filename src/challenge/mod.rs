@@ -5,8 +5,10 @@
 //! a new solver file and one arm in `Solvers::from_setting`.
 
 pub mod dns01;
+mod holder;
 pub mod http01;
 pub mod stateless;
+pub mod tls_alpn;
 pub mod webroot;
 
 use std::collections::HashMap;
@@ -22,6 +24,7 @@ use tokio::task::JoinHandle;
 
 pub use http01::{Responder, Responders, Standalone};
 pub use stateless::Stateless;
+pub use tls_alpn::{AlpnResponders, TlsAlpn};
 pub use webroot::Webroot;
 
 use crate::settings::{CertConfig, Challenge};
@@ -168,6 +171,7 @@ pub trait Journal: Send + Sync {
 #[derive(Default)]
 pub struct Shared {
     pub responders: Responders,
+    alpn: AlpnResponders,
     dns: dns01::Batchers,
 }
 
@@ -217,6 +221,9 @@ impl Solvers {
                 }
                 Challenge::Webroot { webroot } => Arc::new(Webroot::new(webroot.clone())),
                 Challenge::Stateless => Arc::new(Stateless),
+                Challenge::TlsAlpn01 { tls_alpn_addr } => {
+                    Arc::new(TlsAlpn::new(shared.alpn.bind(*tls_alpn_addr).await?))
+                }
                 Challenge::Dns01(dns) => {
                     let names: Vec<&str> = cert.domains.iter().map(DomainName::as_str).collect();
                     let all = names.join(",");

@@ -10,10 +10,12 @@ use crate::types::{KeyType, RevocationReason};
 
 mod dns;
 mod origins;
+mod tls_alpn;
 
 use dns::ChallengeChoiceParser;
 pub use dns::{ChallengeChoice, DnsArgs};
 pub use origins::Origins;
+pub use tls_alpn::TlsAlpnArgs;
 
 /// Gets, renews, revokes and installs TLS certificates for HAProxy and other proxies.
 ///
@@ -450,7 +452,8 @@ pub struct HookArgs {
 
 #[derive(Debug, Args)]
 pub struct RequestArgs {
-    /// The names the certificate covers; they are lowercased, and IDNs become punycode.
+    /// The names the certificate covers; they are lowercased, and IDNs become punycode. IP
+    /// addresses too (RFC 8738; IPv6 without brackets), proved by HTTP-01 or tls-alpn-01.
     ///
     /// Example: certctl request mon-app.fr www.mon-app.fr
     #[arg(value_name = "DOMAIN", required = true)]
@@ -476,7 +479,8 @@ pub struct RequestArgs {
     /// How challenges are answered [default: standalone]; NAME=HOW for one name only.
     ///
     /// HTTP-01: standalone, webroot, stateless. DNS-01 (wildcards, hosts the CA cannot reach):
-    /// dns-01 with --dns-server and --tsig-key, or with --dns-hook. One certificate may mix
+    /// dns-01 with --dns-server and --tsig-key, or with --dns-hook. tls-alpn-01 (only 443
+    /// open): certctl answers on --tls-alpn-addr behind HAProxy. One certificate may mix
     /// them: --challenge standalone --challenge '*.mon-app.fr=dns-01'. Stored for renew.
     #[arg(long, value_name = "[NAME=]HOW", value_parser = ChallengeChoiceParser)]
     pub challenge: Vec<ChallengeChoice>,
@@ -497,6 +501,8 @@ pub struct RequestArgs {
 
     #[command(flatten)]
     pub dns: DnsArgs,
+    #[command(flatten)]
+    pub tls_alpn: TlsAlpnArgs,
 
     #[command(flatten)]
     pub hooks: HookArgs,
@@ -549,6 +555,8 @@ pub struct ReconfigureArgs {
     pub webroot: Option<PathBuf>,
     #[command(flatten)]
     pub dns: DnsArgs,
+    #[command(flatten)]
+    pub tls_alpn: TlsAlpnArgs,
     #[command(flatten)]
     pub hooks: HookArgs,
     /// HAProxy admin socket to push to; replaces the stored ones (`none` for none).

@@ -32,6 +32,7 @@ pub fn run(global: &Global, config: &ConfigFile, args: ReconfigureArgs) -> anyho
         http_addr: args.http_addr,
         webroot: args.webroot,
         dns: args.dns,
+        tls_alpn: args.tls_alpn,
         hooks: args.hooks,
         haproxy_sockets: args.haproxy_sockets,
         days: None,

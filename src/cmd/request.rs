@@ -61,6 +61,10 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         if let crate::settings::Challenge::Dns01(dns) = setting {
             crate::challenge::dns01::check(dns)?;
         }
+        // a taken tls-alpn-01 address too (bad input, exit 2)
+        if let crate::settings::Challenge::TlsAlpn01 { tls_alpn_addr } = setting {
+            crate::challenge::tls_alpn::check(*tls_alpn_addr)?;
+        }
     }
 
     // 3. a new account needs the terms agreed to: without a terminal to ask on, that is

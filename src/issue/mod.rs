@@ -211,7 +211,15 @@ impl Run<'_> {
                                 if cert.settings.cert.server.is_local() {
                                     return issue_local(self.store, &cert.settings);
                                 }
-                                let solvers = solvers.as_ref().map_err(|e| anyhow!("{e:#}"))?;
+                                // a taken tls-alpn-01 address stays bad input (exit 2)
+                                let solvers = solvers.as_ref().map_err(|e| {
+                                    match e.chain().any(|c| c.is::<crate::error::BadInput>()) {
+                                        true => {
+                                            crate::error::BadInput::new(format!("{e:#}")).into()
+                                        }
+                                        false => anyhow!("{e:#}"),
+                                    }
+                                })?;
                                 let mut wanted = cert.settings.clone();
                                 wanted.cert.server = self.effective_server(&wanted.cert.server);
                                 // never by a dry run: a CA takes one replacement per

@@ -122,7 +122,11 @@ fn challenges(
     };
     let http_addr = args.http_addr.as_deref().or(config.http_addr.as_deref());
     let webroot = args.webroot.as_deref().or(config.webroot.as_deref());
-    let resolve = |kind| Challenge::resolve(kind, http_addr, webroot, &dns).map_err(BadInput::new);
+    let tls_alpn_addr = args.tls_alpn.tls_alpn_addr.as_deref();
+    let resolve = |kind| match kind {
+        Some(ChallengeKind::TlsAlpn01) => Challenge::tls_alpn(tls_alpn_addr).map_err(BadInput::new),
+        kind => Challenge::resolve(kind, http_addr, webroot, &dns).map_err(BadInput::new),
+    };
     let defaults: Vec<ChallengeKind> = args
         .challenge
         .iter()
@@ -139,7 +143,7 @@ fn challenges(
     let mut challenges = BTreeMap::new();
     for choice in args.challenge.iter() {
         let Some(raw) = &choice.name else { continue };
-        let name = DomainName::parse(raw)
+        let name = DomainName::parse_acme(raw)
             .ok()
             .filter(|n| domains.contains(n))
             .ok_or_else(|| {
@@ -165,8 +169,32 @@ fn challenges(
         ))
         .into());
     }
+    let tls_alpn_used = std::iter::once(&challenge)
+        .chain(challenges.values())
+        .any(|c| matches!(c, Challenge::TlsAlpn01 { .. }));
+    if let (false, Some(raw)) = (tls_alpn_used, tls_alpn_addr) {
+        Challenge::tls_alpn(Some(raw)).map_err(BadInput::new)?;
+        return Err(BadInput::new(
+            "--tls-alpn-addr applies to tls-alpn-01: add --challenge tls-alpn-01 (or --challenge NAME=tls-alpn-01 for some names)",
+        )
+        .into());
+    }
     if local {
         return Ok((challenge, challenges));
+    }
+    let ip_dns = domains.iter().find(|d| {
+        d.is_ip()
+            && matches!(
+                challenges.get(*d).unwrap_or(&challenge),
+                Challenge::Dns01(_)
+            )
+    });
+    if let Some(ip) = ip_dns {
+        return Err(BadInput::new(format!(
+            "{ip} is an IP address, which DNS-01 cannot prove (RFC 8738): answer it by HTTP-01 \
+             or tls-alpn-01, e.g. --challenge '{ip}=standalone'"
+        ))
+        .into());
     }
     let wildcard_http = domains.iter().find(|d| {
         d.is_wildcard()
@@ -236,4 +264,79 @@ pub fn email(flag: Option<&str>, config: &ConfigFile) -> anyhow::Result<Option<S
         }
     }
     Ok(email)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn resolve(argv: &[&str]) -> anyhow::Result<RequestSettings> {
+        let cli = Cli::parse_from(argv);
+        let config = ConfigFile::default();
+        let global = Global::resolve(&cli.global, &config).unwrap();
+        let Command::Request(args) = cli.command else {
+            panic!("not request")
+        };
+        RequestSettings::resolve(&global, &config, &args)
+    }
+
+    #[test]
+    fn a_wildcard_beside_ip_addresses_each_with_its_own_challenge() {
+        let s = resolve(&[
+            "certctl",
+            "request",
+            "203.0.113.7",
+            "*.mon-app.fr",
+            "2001:db8::1",
+            "--challenge",
+            "tls-alpn-01",
+            "--challenge",
+            "*.mon-app.fr=dns-01",
+            "--dns-hook",
+            "true",
+            "--dns-cleanup-hook",
+            "true",
+        ])
+        .unwrap();
+        let cert = &s.wanted.cert;
+        assert_eq!(s.name.as_str(), "203.0.113.7");
+        let alpn = Challenge::tls_alpn(None).unwrap();
+        assert_eq!(cert.challenge_for(&cert.domains[0]), &alpn);
+        assert_eq!(cert.challenge_for(&cert.domains[2]), &alpn);
+        assert!(matches!(
+            cert.challenge_for(&cert.domains[1]),
+            Challenge::Dns01(_)
+        ));
+    }
+
+    #[test]
+    fn an_ip_address_cannot_be_proved_by_dns_01() {
+        // DNS-01 by default, one name answered otherwise
+        let with_other = |other: &str| {
+            resolve(&[
+                "certctl",
+                "request",
+                "mon-app.fr",
+                "203.0.113.7",
+                "--challenge",
+                "dns-01",
+                "--challenge",
+                other,
+                "--dns-hook",
+                "true",
+                "--dns-cleanup-hook",
+                "true",
+            ])
+        };
+        let err = with_other("mon-app.fr=standalone").err().expect("refused");
+        assert!(crate::error::exit_code(&err) == 2, "{err:#}");
+        assert!(
+            format!("{err:#}").contains("203.0.113.7 is an IP address"),
+            "{err:#}"
+        );
+        let ok = with_other("203.0.113.7=standalone");
+        assert!(ok.is_ok(), "{:#}", ok.err().unwrap());
+    }
 }

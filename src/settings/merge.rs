@@ -27,7 +27,11 @@ pub fn keep_stored(
         let webroot_only = args.challenge.is_empty()
             && args.http_addr.is_none()
             && matches!(stored.cert.challenge, Challenge::Webroot { .. });
-        if args.challenge.is_empty() && args.http_addr.is_none() && args.webroot.is_none() {
+        let how_given = !args.challenge.is_empty()
+            || args.http_addr.is_some()
+            || args.webroot.is_some()
+            || args.tls_alpn.tls_alpn_addr.is_some();
+        if !how_given {
             cert.challenge = stored.cert.challenge.clone();
         } else if webroot_only {
             if let Some(webroot) = &args.webroot {
@@ -251,6 +255,7 @@ fn challenge(c: &Challenge) -> String {
     match c {
         Challenge::Standalone { http_addr } => format!("standalone on {http_addr}"),
         Challenge::Webroot { webroot } => format!("webroot {}", webroot.display()),
+        Challenge::TlsAlpn01 { tls_alpn_addr } => format!("tls-alpn-01 on {tls_alpn_addr}"),
         other => format!("{other:?}").to_lowercase(),
     }
 }

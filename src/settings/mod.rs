@@ -29,6 +29,8 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/certctl";
 pub const DEFAULT_SSL_DIR: &str = "/etc/haproxy/ssl";
 pub const DEFAULT_CONFIG: &str = "/etc/certctl/config.toml";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:2031";
+/// Where certctl answers tls-alpn-01 when `--tls-alpn-addr` is not given.
+pub const DEFAULT_TLS_ALPN_ADDR: &str = "127.0.0.1:2032";
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Where a setting's value came from, to name it in an error: the user fixes it there.

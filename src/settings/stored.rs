@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::DEFAULT_HTTP_ADDR;
 use super::dns::{Dns01, DnsFlags};
+use super::{DEFAULT_HTTP_ADDR, DEFAULT_TLS_ALPN_ADDR};
 use crate::types::{ChallengeKind, DomainName, KeyType, Server, Socket};
 
 /// What is stored for a certificate, so that `renew` repeats it with no flags. Two parts:
@@ -113,6 +113,11 @@ pub enum Challenge {
     Stateless,
     #[serde(rename = "dns-01")]
     Dns01(Dns01),
+    /// certctl answers `acme-tls/1` on this address while an order runs (RFC 8737).
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01 {
+        tls_alpn_addr: SocketAddr,
+    },
 }
 
 impl Challenge {
@@ -146,7 +151,17 @@ impl Challenge {
                 Ok(Self::Webroot { webroot })
             }
             ChallengeKind::Stateless => Ok(Self::Stateless),
+            ChallengeKind::TlsAlpn01 => Self::tls_alpn(None),
         }
+    }
+
+    /// tls-alpn-01 on `--tls-alpn-addr` (else the default address).
+    pub fn tls_alpn(raw: Option<&str>) -> Result<Self, String> {
+        let raw = raw.unwrap_or(DEFAULT_TLS_ALPN_ADDR);
+        let tls_alpn_addr = raw.parse().map_err(|_| {
+            format!("--tls-alpn-addr {raw:?} is not an address:port like 127.0.0.1:2032")
+        })?;
+        Ok(Self::TlsAlpn01 { tls_alpn_addr })
     }
 }
 

@@ -51,6 +51,9 @@ pub enum Fault {
     Overloaded,
     /// Pebble's certificate swapped for one that is not the one asked for.
     Cert(WrongCert),
+    /// Pebble's answer, held until `release`: a moment in the middle of an order for the
+    /// test to act in, with no clock involved.
+    Hold,
 }
 
 /// How the certificate download is falsified.
@@ -76,6 +79,8 @@ struct Shared {
     /// Bytes sent in endless bodies.
     endless_bytes: AtomicU64,
     stop: AtomicBool,
+    /// Set by `release`: held requests go on.
+    released: AtomicBool,
     wrong_ca: (KeyPair, CertificateParams),
 }
 
@@ -107,6 +112,7 @@ impl CaFront {
             seen: Mutex::new(Vec::new()),
             endless_bytes: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            released: AtomicBool::new(false),
             wrong_ca: (wrong_key, wrong),
         });
         let acceptor = {
@@ -156,6 +162,11 @@ impl CaFront {
         lock(&self.shared.faults).clear();
     }
 
+    /// Lets every request held by `Fault::Hold` go on, and those to come pass at once.
+    pub fn release(&self) {
+        self.shared.released.store(true, Ordering::SeqCst);
+    }
+
     /// "METHOD path" of every request so far.
     pub fn requests(&self) -> Vec<String> {
         lock(&self.shared.seen).clone()
@@ -196,6 +207,16 @@ fn serve(shared: &Shared, server: Arc<ServerConfig>, tcp: TcpStream) -> Result<(
     let forward = || forward_to(shared.pebble, shared.to_pebble.clone(), &request);
     match fault {
         None => send_reply(&mut stream, &forward()?),
+        Some(Fault::Hold) => {
+            let started = std::time::Instant::now();
+            while !shared.released.load(Ordering::SeqCst)
+                && !shared.stop.load(Ordering::SeqCst)
+                && started.elapsed() < STALL_LIMIT
+            {
+                thread::sleep(Duration::from_millis(10));
+            }
+            send_reply(&mut stream, &forward()?)
+        }
         Some(Fault::Html) => send_reply(
             &mut stream,
             &text(

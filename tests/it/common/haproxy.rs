@@ -15,6 +15,9 @@ pub struct Layout<'a> {
     pub responder_addr: &'a str,
     pub placeholder: &'a Path,
     pub ssl_dir: &'a Path,
+    /// A TCP frontend on this port routing ALPN acme-tls/1 to this address (certctl's
+    /// tls-alpn-01 listener), everything else to the HTTPS frontend.
+    pub tls_front: Option<(u16, &'a str)>,
 }
 
 /// The configuration for one lab.
@@ -33,11 +36,15 @@ pub fn config(layout: &Layout<'_>) -> String {
         responder_addr,
         placeholder,
         ssl_dir,
+        tls_front,
     } = layout;
     let admin_socket = admin_socket.display();
     let placeholder = placeholder.display();
     let ssl_dir = ssl_dir.display();
-    format!(
+    let front = tls_front.map_or_else(String::new, |(port, alpn_responder)| {
+        tls_front_config(port, alpn_responder, *https_port, &placeholder, &ssl_dir)
+    });
+    let config = format!(
         "\
 global
     stats socket {admin_socket} level admin
@@ -64,6 +71,43 @@ backend certctl
 
 frontend https
     bind 127.0.0.1:{https_port} ssl crt {placeholder} crt {ssl_dir}/
+    http-request return status 200 content-type text/plain string \"certctl lab\\n\"
+"
+    );
+    config + &front
+}
+
+/// Port 443 shared by tls-alpn-01 and the sites, as the README shows it: a TCP frontend
+/// that looks at the ClientHello, acme-tls/1 to certctl, the rest (with a PROXY header, so
+/// the client's address is kept) to a second bind of the HTTPS frontend. The abstract
+/// socket's name carries the HTTPS port, which no other running lab has.
+fn tls_front_config(
+    port: u16,
+    alpn_responder: &str,
+    https_port: u16,
+    placeholder: &impl std::fmt::Display,
+    ssl_dir: &impl std::fmt::Display,
+) -> String {
+    format!(
+        "
+frontend tls
+    mode tcp
+    bind 127.0.0.1:{port}
+    tcp-request inspect-delay 5s
+    tcp-request content accept if {{ req.ssl_hello_type 1 }}
+    use_backend acme_tls_alpn if {{ req.ssl_alpn acme-tls/1 }}
+    default_backend tls_sites
+
+backend acme_tls_alpn
+    mode tcp
+    server certctl {alpn_responder}
+
+backend tls_sites
+    mode tcp
+    server https abns@certctl-lab-{https_port} send-proxy-v2
+
+frontend https_behind_tls
+    bind abns@certctl-lab-{https_port} accept-proxy ssl crt {placeholder} crt {ssl_dir}/ alpn h2,http/1.1
     http-request return status 200 content-type text/plain string \"certctl lab\\n\"
 "
     )

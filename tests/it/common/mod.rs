@@ -62,6 +62,10 @@ pub struct LabOptions {
     /// A DNS server for Pebble's validations (BIND, for DNS-01) instead of challtestsrv,
     /// which is then not started.
     pub dns_server: Option<SocketAddr>,
+    /// HAProxy also listens on a TCP frontend (Pebble's tlsPort) that sends ClientHellos
+    /// offering ALPN acme-tls/1 to certctl's tls-alpn-01 listener (`tls_alpn_addr`) and
+    /// every other one to its HTTPS frontend, as the README's port-443 setup does.
+    pub tls_alpn_front: bool,
 }
 
 impl Default for LabOptions {
@@ -73,6 +77,7 @@ impl Default for LabOptions {
             haproxy: true,
             pebble_env: Vec::new(),
             dns_server: None,
+            tls_alpn_front: false,
         }
     }
 }
@@ -115,8 +120,11 @@ struct Ports {
     challtestsrv_management: u16,
     acme: u16,
     management: u16,
-    /// Pebble's tlsPort for TLS-ALPN-01; nothing listens there.
+    /// Pebble's tlsPort for TLS-ALPN-01: HAProxy's TCP frontend with `tls_alpn_front`,
+    /// certctl's listener without HAProxy, else nothing.
     tls_alpn: u16,
+    /// certctl's tls-alpn-01 listener.
+    alpn_responder: u16,
     /// Where Pebble sends HTTP-01 requests: HAProxy's HTTP frontend, or the responder itself.
     http_validation: u16,
     /// HAProxy's HTTPS frontend, when there is HAProxy.
@@ -194,12 +202,18 @@ impl Lab {
         hermetic::empty_config(&root);
 
         let responder = free_port();
+        let alpn_responder = free_port();
         let ports = Ports {
             dns: opts.dns_server.map_or_else(free_port, |addr| addr.port()),
             challtestsrv_management: free_port(),
             acme: free_port(),
             management: free_port(),
-            tls_alpn: free_port(),
+            tls_alpn: if opts.haproxy {
+                free_port()
+            } else {
+                alpn_responder
+            },
+            alpn_responder,
             http_validation: if opts.haproxy { free_port() } else { responder },
             https: opts.haproxy.then(free_port),
             responder,
@@ -215,7 +229,9 @@ impl Lab {
             None => Some(start_challtestsrv(&root, &ports)),
         };
         let pebble = start_pebble(&root, &ports, &opts, &pki.ca_der);
-        let haproxy = opts.haproxy.then(|| start_haproxy(&root, &ports));
+        let haproxy = opts
+            .haproxy
+            .then(|| start_haproxy(&root, &ports, opts.tls_alpn_front));
 
         Lab {
             haproxy: Mutex::new(haproxy),
@@ -275,6 +291,17 @@ impl Lab {
     /// Where certctl's HTTP-01 responder must listen ("127.0.0.1:<port>").
     pub fn http_addr(&self) -> String {
         format!("127.0.0.1:{}", self.ports.responder)
+    }
+
+    /// Where certctl's tls-alpn-01 listener must listen ("127.0.0.1:<port>").
+    pub fn tls_alpn_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.alpn_responder)
+    }
+
+    /// Where Pebble validates tls-alpn-01: HAProxy's TCP frontend with `tls_alpn_front`
+    /// (the "port 443" that also serves ordinary TLS), certctl's listener without HAProxy.
+    pub fn tls_front_addr(&self) -> SocketAddr {
+        loopback(self.ports.tls_alpn)
     }
 
     /// Where Pebble sends HTTP-01 requests: HAProxy's HTTP frontend (or `http_addr`
@@ -612,7 +639,7 @@ fn start_pebble(root: &Path, ports: &Ports, opts: &LabOptions, ca_der: &[u8]) ->
     guard
 }
 
-fn start_haproxy(root: &Path, ports: &Ports) -> ProcessGuard {
+fn start_haproxy(root: &Path, ports: &Ports, tls_alpn_front: bool) -> ProcessGuard {
     let https = ports.https.expect("HTTPS port for HAProxy");
     let placeholder = root.join("placeholder.pem");
     write(
@@ -622,7 +649,9 @@ fn start_haproxy(root: &Path, ports: &Ports) -> ProcessGuard {
     let admin_socket = root.join("haproxy.sock");
     let ssl_dir = root.join("ssl");
     let responder = format!("127.0.0.1:{}", ports.responder);
+    let alpn_responder = format!("127.0.0.1:{}", ports.alpn_responder);
     let config = haproxy::config(&haproxy::Layout {
+        tls_front: tls_alpn_front.then_some((ports.tls_alpn, alpn_responder.as_str())),
         admin_socket: &admin_socket,
         http_port: ports.http_validation,
         https_port: https,
@@ -650,6 +679,7 @@ fn start_haproxy(root: &Path, ports: &Ports) -> ProcessGuard {
                 && haproxy::worker_pid(&admin_socket).is_ok()
                 && accepts(http)
                 && accepts(https)
+                && (!tls_alpn_front || accepts(loopback(ports.tls_alpn)))
         },
     );
     guard
