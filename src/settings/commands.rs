@@ -122,7 +122,8 @@ fn challenges(
     };
     let http_addr = args.http_addr.as_deref().or(config.http_addr.as_deref());
     let webroot = args.webroot.as_deref().or(config.webroot.as_deref());
-    let tls_alpn_addr = args.tls_alpn.tls_alpn_addr.as_deref();
+    let tls_alpn_flag = args.tls_alpn.tls_alpn_addr.as_deref();
+    let tls_alpn_addr = tls_alpn_flag.or(config.tls_alpn_addr.as_deref());
     let resolve = |kind| match kind {
         Some(ChallengeKind::TlsAlpn01) => Challenge::tls_alpn(tls_alpn_addr).map_err(BadInput::new),
         kind => Challenge::resolve(kind, http_addr, webroot, &dns).map_err(BadInput::new),
@@ -172,7 +173,8 @@ fn challenges(
     let tls_alpn_used = std::iter::once(&challenge)
         .chain(challenges.values())
         .any(|c| matches!(c, Challenge::TlsAlpn01 { .. }));
-    if let (false, Some(raw)) = (tls_alpn_used, tls_alpn_addr) {
+    // the config file's address is a default for the certificates that use tls-alpn-01
+    if let (false, Some(raw)) = (tls_alpn_used, tls_alpn_flag) {
         Challenge::tls_alpn(Some(raw)).map_err(BadInput::new)?;
         return Err(BadInput::new(
             "--tls-alpn-addr applies to tls-alpn-01: add --challenge tls-alpn-01 (or --challenge NAME=tls-alpn-01 for some names)",
@@ -273,13 +275,37 @@ mod tests {
     use clap::Parser;
 
     fn resolve(argv: &[&str]) -> anyhow::Result<RequestSettings> {
+        resolve_with(argv, ConfigFile::default())
+    }
+
+    fn resolve_with(argv: &[&str], config: ConfigFile) -> anyhow::Result<RequestSettings> {
         let cli = Cli::parse_from(argv);
-        let config = ConfigFile::default();
         let global = Global::resolve(&cli.global, &config).unwrap();
         let Command::Request(args) = cli.command else {
             panic!("not request")
         };
         RequestSettings::resolve(&global, &config, &args)
+    }
+
+    #[test]
+    fn the_config_files_tls_alpn_addr_is_a_default_for_tls_alpn_01_only() {
+        let config = || {
+            let mut config = ConfigFile::default();
+            config.tls_alpn_addr = Some("127.0.0.1:4443".into());
+            config
+        };
+        let s = resolve_with(
+            &["certctl", "request", "a.fr", "--challenge", "tls-alpn-01"],
+            config(),
+        )
+        .unwrap();
+        assert_eq!(
+            s.wanted.cert.challenge,
+            Challenge::tls_alpn(Some("127.0.0.1:4443")).unwrap()
+        );
+        // an HTTP-01 certificate is not refused for it
+        let s = resolve_with(&["certctl", "request", "a.fr"], config()).unwrap();
+        assert!(!matches!(s.wanted.cert.challenge, Challenge::TlsAlpn01 { .. }));
     }
 
     #[test]

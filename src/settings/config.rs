@@ -23,6 +23,7 @@ pub struct ConfigFile {
     pub key_type: Option<KeyType>,
     pub challenge: Option<ChallengeKind>,
     pub http_addr: Option<String>,
+    pub tls_alpn_addr: Option<String>,
     pub webroot: Option<PathBuf>,
     pub dns_server: Option<String>,
     pub tsig_key: Option<PathBuf>,
@@ -163,6 +164,14 @@ impl ConfigFile {
                 )
             })?;
         }
+        if let Some(raw) = &self.tls_alpn_addr {
+            raw.parse::<SocketAddr>().map_err(|_| {
+                (
+                    "tls_alpn_addr",
+                    format!("{raw:?} is not an address:port like 127.0.0.1:2032"),
+                )
+            })?;
+        }
         if let Some(e) = &self.email {
             if !e.contains('@') || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(("email", format!("{e:?} is not an e-mail address")));
@@ -198,6 +207,7 @@ impl ConfigFile {
             ("server", text(&self.server)),
             ("email", text(&self.email)),
             ("http_addr", text(&self.http_addr)),
+            ("tls_alpn_addr", text(&self.tls_alpn_addr)),
             ("pre_hook", text(&self.pre_hook)),
             ("deploy_hook", text(&self.deploy_hook)),
             ("post_hook", text(&self.post_hook)),
