@@ -11,6 +11,7 @@
 
 mod account;
 mod answer;
+mod directory;
 mod nonces;
 mod order;
 mod problem;
@@ -18,7 +19,8 @@ mod retry;
 mod transport;
 
 pub use account::{create_account, restore_account, terms_of_service};
-pub use order::{Issuance, cert_id, issue, renewal_info, revoke};
+pub use directory::{DirectoryMeta, Eab, check_eab, check_profile, directory_meta};
+pub use order::{Choices, Issuance, cert_id, issue, renewal_info, revoke};
 pub use problem::{account_gone, explain};
 pub use retry::RetryAfter;
 pub use transport::{AcmeHttp, DEFAULT_TIMEOUT as DEFAULT_HTTP_TIMEOUT};

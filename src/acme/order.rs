@@ -64,7 +64,16 @@ pub async fn issue(
     csr_der: &[u8],
     solvers: &Solvers,
     replaces: Option<&CertificateIdentifier<'static>>,
+    choices: &Choices<'_>,
 ) -> anyhow::Result<Issuance> {
+    // a stored profile the CA stopped offering fails here, before anything is sent
+    if let Some(profile) = choices.profile {
+        let offered = account
+            .profiles()
+            .map(|p| (p.name.to_owned(), p.description.to_owned()))
+            .collect();
+        super::check_profile(server, profile, &offered, true)?;
+    }
     let identifiers: Vec<Identifier> = domains.iter().map(Identifier::from).collect();
     let mut guard = Guard::new(solvers);
     let order = Flow {
@@ -72,6 +81,7 @@ pub async fn issue(
         server,
         identifiers: &identifiers,
         solvers,
+        choices,
         mishandled: std::sync::atomic::AtomicBool::new(false),
     };
     let result = order.run(csr_der, replaces, &mut guard).await;
@@ -82,6 +92,12 @@ pub async fn issue(
         chain_pem: result?,
         replaces_mishandled: order.mishandled.into_inner(),
     })
+}
+
+/// What the certificate's settings ask of each order: the CA's profile to issue under.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Choices<'a> {
+    pub profile: Option<&'a str>,
 }
 
 /// What an order brought: the chain, and whether the CA mishandled `replaces` (took it but
@@ -97,6 +113,7 @@ struct Flow<'a> {
     server: &'a Server,
     identifiers: &'a [Identifier],
     solvers: &'a Solvers,
+    choices: &'a Choices<'a>,
     /// Set when the CA mishandled `replaces` and the order went again without it.
     mishandled: std::sync::atomic::AtomicBool,
 }
@@ -173,8 +190,12 @@ impl Flow<'_> {
     ) -> anyhow::Result<instant_acme::Order> {
         let identifiers: Vec<instant_acme::Identifier> =
             self.identifiers.iter().map(acme_identifier).collect();
-        let plain = NewOrder::new(&identifiers);
-        let replacing = replaces.map(|id| NewOrder::new(&identifiers).replaces(id.clone()));
+        let new_order = || match self.choices.profile {
+            Some(profile) => NewOrder::new(&identifiers).profile(profile),
+            None => NewOrder::new(&identifiers),
+        };
+        let plain = new_order();
+        let replacing = replaces.map(|id| new_order().replaces(id.clone()));
         let mut with_replaces = replacing.is_some();
         let account = self.account;
         retry::step(self.server, "placing the order", async || {

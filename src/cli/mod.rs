@@ -8,9 +8,11 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::types::{KeyType, RevocationReason};
 
+mod ca_choices;
 mod dns;
 mod origins;
 
+pub use ca_choices::{CaChoiceArgs, EabArgs};
 use dns::ChallengeChoiceParser;
 pub use dns::{ChallengeChoice, DnsArgs};
 pub use origins::Origins;
@@ -496,6 +498,10 @@ pub struct RequestArgs {
     pub webroot: Option<PathBuf>,
 
     #[command(flatten)]
+    pub ca: CaChoiceArgs,
+    #[command(flatten)]
+    pub eab: EabArgs,
+    #[command(flatten)]
     pub dns: DnsArgs,
 
     #[command(flatten)]
@@ -547,6 +553,8 @@ pub struct ReconfigureArgs {
     /// The document root for --challenge webroot.
     #[arg(long, value_name = "DIR")]
     pub webroot: Option<PathBuf>,
+    #[command(flatten)]
+    pub ca: CaChoiceArgs,
     #[command(flatten)]
     pub dns: DnsArgs,
     #[command(flatten)]

@@ -38,7 +38,8 @@ pub async fn thumbprint(
             store.check_writable()?;
             let _lock = store.lock(global.lock_wait)?;
             let email = crate::settings::email(args.email.as_deref(), config)?;
-            let (_, credentials) = acme::create_account(&http, server, email.as_deref()).await?;
+            let (_, credentials) =
+                acme::create_account(&http, server, email.as_deref(), None).await?;
             store.save_account(server, credentials)?;
             crate::log::info(format_args!("created an ACME account at {server}"));
             store

@@ -63,6 +63,9 @@ pub struct Row {
     pub renewal_due: Option<bool>,
     /// The ACME directory URL of the CA that issued it.
     pub server: Option<String>,
+    /// The CA's profile sent with each order (`--profile`), and the preferred chain.
+    pub profile: Option<String>,
+    pub preferred_chain: Option<String>,
     /// Path of the bundle in the ssl directory, and whether that file exists.
     pub bundle: String,
     pub bundle_exists: bool,
@@ -157,6 +160,11 @@ fn row(e: &Entry, now: i64) -> Row {
         renew_after: renew_at.map(rfc3339),
         renewal_due: renew_at.map(|at| now >= at),
         server: i.settings.as_ref().map(|s| s.cert.server.to_string()),
+        profile: i.settings.as_ref().and_then(|s| s.cert.profile.clone()),
+        preferred_chain: i
+            .settings
+            .as_ref()
+            .and_then(|s| s.cert.preferred_chain.clone()),
         bundle: e.bundle.display().to_string(),
         bundle_exists: e.bundle_exists,
         pending_deploys: e.pending.clone(),
@@ -203,13 +211,18 @@ fn cells(e: &Entry, now: i64) -> [String; 9] {
         }
     });
     let ca = i.settings.as_ref().map_or_else(dash, |s| {
-        KNOWN_SERVERS
+        let ca = KNOWN_SERVERS
             .iter()
             .find(|(_, url)| *url == s.cert.server.url())
             .map_or_else(
                 || s.cert.server.to_string(),
                 |(short, _)| (*short).to_owned(),
-            )
+            );
+        // the profile beside its CA: letsencrypt(shortlived)
+        match &s.cert.profile {
+            Some(profile) => format!("{ca}({profile})"),
+            None => ca,
+        }
     });
     let bundle = if e.bundle_exists {
         e.bundle.display().to_string()
@@ -307,6 +320,8 @@ mod tests {
                     days: None,
                     client_auth: false,
                     challenges: Default::default(),
+                    profile: None,
+                    preferred_chain: None,
                 },
                 host: HostConfig::default(),
                 unknown: Default::default(),

@@ -63,6 +63,8 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         }
     }
 
+    let eab = ca_directory(global, &args, &wanted, &store).await?;
+
     // 3. a new account needs the terms agreed to: without a terminal to ask on, that is
     //    --agree-tos; then the directories must take the result, and nobody else may write
     if !local
@@ -151,6 +153,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         dry_run: false,
         missing_account: MissingAccount::AgreeOrAsk {
             agree_tos: args.agree_tos,
+            eab,
         },
     };
     let job = Job {
@@ -205,6 +208,55 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
             )))
         }
     }
+}
+
+/// What the CA's directory must allow before anything is written: the profile given now
+/// (exit 2 listing the CA's), and for a new account, External Account Binding when the CA
+/// requires it. Returns the EAB to bind a new account to (None when there is an account).
+async fn ca_directory(
+    global: &Global,
+    args: &RequestArgs,
+    wanted: &CertSettings,
+    store: &crate::store::Store,
+) -> anyhow::Result<Option<crate::acme::Eab>> {
+    let eab = crate::acme::Eab::parse(
+        args.eab.eab_kid.as_deref(),
+        args.eab.eab_hmac_key.as_deref(),
+    )?;
+    let server = &wanted.cert.server;
+    if server.is_local() {
+        if eab.is_some() {
+            return Err(BadInput::new(
+                "--eab-kid and --eab-hmac-key apply to ACME CAs; the local CA has no accounts",
+            )
+            .into());
+        }
+        return Ok(None);
+    }
+    let new_account = store.account(server)?.is_none();
+    if !new_account && eab.is_some() {
+        crate::log::info(format_args!(
+            "note: the account at {server} exists already; --eab-kid and --eab-hmac-key \
+             bind a new account only, and are ignored"
+        ));
+    }
+    let profile = wanted
+        .cert
+        .profile
+        .as_deref()
+        .filter(|_| args.ca.profile.is_some());
+    if !new_account && profile.is_none() {
+        return Ok(None);
+    }
+    let http = crate::acme::AcmeHttp::new(wanted.host.ca_bundle.as_deref(), global.http_timeout)?;
+    let meta = crate::acme::directory_meta(&http, server).await?;
+    if let Some(profile) = profile {
+        crate::acme::check_profile(server, profile, &meta.profiles, false)?;
+    }
+    if !new_account {
+        return Ok(None);
+    }
+    Ok(crate::acme::check_eab(server, &meta, eab)?)
 }
 
 fn print_json(bundles: &Bundles, lineage: &Lineage, status: &str) -> anyhow::Result<()> {

@@ -37,6 +37,9 @@ pub async fn order(
         &csr,
         solvers,
         replaces,
+        &acme::Choices {
+            profile: wanted.cert.profile.as_deref(),
+        },
     )
     .await?;
     let key_pem = key.serialize_pem();

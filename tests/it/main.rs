@@ -26,6 +26,7 @@ mod json;
 mod lab_selftest;
 mod lifecycle;
 mod local_ca;
+mod modern_acme;
 mod progress;
 mod properties;
 mod renew;

@@ -62,6 +62,9 @@ pub struct LabOptions {
     /// A DNS server for Pebble's validations (BIND, for DNS-01) instead of challtestsrv,
     /// which is then not started.
     pub dns_server: Option<SocketAddr>,
+    /// External Account Binding keys (kid, base64url HMAC key): when any, Pebble requires
+    /// EAB for new accounts (`externalAccountBindingRequired`, `externalAccountMACKeys`).
+    pub eab_keys: Vec<(String, String)>,
 }
 
 impl Default for LabOptions {
@@ -73,6 +76,7 @@ impl Default for LabOptions {
             haproxy: true,
             pebble_env: Vec::new(),
             dns_server: None,
+            eab_keys: Vec::new(),
         }
     }
 }
@@ -565,6 +569,15 @@ fn start_pebble(root: &Path, ports: &Ports, opts: &LabOptions, ca_der: &[u8]) ->
     });
     if let Some(secs) = opts.validity_secs {
         settings["certificateValidityPeriod"] = json!(secs);
+    }
+    if !opts.eab_keys.is_empty() {
+        settings["externalAccountBindingRequired"] = json!(true);
+        let keys: serde_json::Map<String, serde_json::Value> = opts
+            .eab_keys
+            .iter()
+            .map(|(kid, key)| (kid.clone(), json!(key)))
+            .collect();
+        settings["externalAccountMACKeys"] = json!(keys);
     }
     let config_path = root.join("pebble.json");
     let config = serde_json::to_string_pretty(&json!({ "pebble": settings })).expect("json");

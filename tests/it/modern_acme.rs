@@ -1,0 +1,264 @@
+//! What an ACME client must do now (issue 16): CA profiles, External Account Binding.
+//! Profiles go through `AriShim`, which adds them to Pebble 2.4.0's directory and records
+//! the `profile` of each new order; EAB runs against Pebble with
+//! `externalAccountBindingRequired` and its MAC keys.
+
+use crate::common;
+
+use std::fs;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use common::ari_shim::AriShim;
+use common::fixtures::{Snapshot, both_snapshots, serial_hex as serial};
+use common::{Lab, LabOptions, Output, run_command};
+use serde_json::Value;
+
+const NAME: &str = "a.mon-app.test";
+const DAY: Duration = Duration::from_secs(86_400);
+const PROFILES: &[(&str, &str)] = &[
+    ("classic", "The same profile you're accustomed to"),
+    ("shortlived", "A short-lived certificate of 160 hours"),
+];
+
+/// Pebble validating HTTP-01 at certctl's responder directly (no HAProxy).
+fn plain_lab() -> Lab {
+    Lab::start_with(LabOptions {
+        haproxy: false,
+        ..Default::default()
+    })
+}
+
+fn lab_and_shim() -> (Lab, AriShim) {
+    let lab = plain_lab();
+    let shim = AriShim::start(&lab);
+    let now = SystemTime::now();
+    shim.set_window(now + 300 * DAY, now + 301 * DAY, 3600);
+    shim.set_profiles(PROFILES);
+    (lab, shim)
+}
+
+fn run(lab: &Lab, shim: &AriShim, args: &[&str]) -> Output {
+    let mut command: Command = lab.certctl_with_server(&shim.directory_url());
+    command.args(args);
+    run_command(command)
+}
+
+fn request(lab: &Lab, shim: &AriShim, more: &[&str]) -> Output {
+    request_at(lab, &shim.directory_url(), more)
+}
+
+/// `certctl request NAME` at the CA `server` (a directory URL) with `more` flags.
+fn request_at(lab: &Lab, server: &str, more: &[&str]) -> Output {
+    let http_addr = lab.http_addr();
+    let mut command: Command = lab.certctl_with_server(server);
+    command.args(["request", "--http-addr", &http_addr, "--agree-tos", NAME]);
+    command.args(more);
+    run_command(command)
+}
+
+fn settings(lab: &Lab) -> Value {
+    let path = lab
+        .state_dir()
+        .join("certs")
+        .join(NAME)
+        .join("settings.json");
+    serde_json::from_slice(&fs::read(&path).unwrap()).unwrap()
+}
+
+fn leaf_serial(lab: &Lab) -> String {
+    let bundle = fs::read(lab.ssl_dir().join(format!("{NAME}.pem"))).unwrap();
+    serial(&pem::parse_many(bundle).unwrap().remove(0).into_contents())
+}
+
+/// Bad input: exit 2, `says` on stderr, the state and ssl directories as `before`.
+#[track_caller]
+fn refused(lab: &Lab, out: &Output, before: &(Snapshot, Snapshot), says: &str) {
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains(says), "{}", out.stderr);
+    assert!(both_snapshots(lab) == *before, "nothing changed: {out:?}");
+}
+
+fn list_json(lab: &Lab, shim: &AriShim) -> Value {
+    let out = run(lab, shim, &["list", "--json"]);
+    out.assert_success();
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_profile_is_checked_sent_stored_and_sent_again_at_every_renewal() {
+    let (lab, shim) = lab_and_shim();
+
+    // 1. a profile the CA does not offer: exit 2 listing the CA's, nothing written or sent
+    let before = both_snapshots(&lab);
+    let out = request(&lab, &shim, &["--profile", "tlsserver"]);
+    refused(&lab, &out, &before, "--profile tlsserver");
+    for (name, description) in PROFILES {
+        let listed = format!("{name}: {description}");
+        assert!(out.stderr.contains(&listed), "{}", out.stderr);
+    }
+    assert!(shim.profiles_seen().is_empty(), "no order placed");
+
+    // 2. an offered one is sent with the order, stored and listed
+    request(&lab, &shim, &["--profile", "shortlived"]).assert_success();
+    assert_eq!(shim.profiles_seen(), vec![Some("shortlived".to_owned())]);
+    assert_eq!(settings(&lab)["profile"], "shortlived");
+    let rows = list_json(&lab, &shim);
+    assert_eq!(rows[0]["profile"], "shortlived", "{rows}");
+    let table = run(&lab, &shim, &["list"]);
+    assert!(table.stdout.contains("(shortlived)"), "{}", table.stdout);
+
+    // 3. a renewal sends the stored profile again, with no flag
+    let first = leaf_serial(&lab);
+    run(&lab, &shim, &["renew", "--force"]).assert_success();
+    assert_ne!(leaf_serial(&lab), first, "renewed");
+    assert_eq!(
+        shim.profiles_seen().last().unwrap().as_deref(),
+        Some("shortlived")
+    );
+
+    // 4. reconfigure: an unknown profile is refused with nothing changed; a new one makes
+    //    the certificate due, and the next plain `renew` orders with it
+    let before = both_snapshots(&lab);
+    let out = run(&lab, &shim, &["reconfigure", NAME, "--profile", "nosuch"]);
+    refused(&lab, &out, &before, "classic: The same profile");
+    let out = run(&lab, &shim, &["reconfigure", NAME, "--profile", "classic"]);
+    out.assert_success();
+    assert!(
+        out.stderr.contains("profile: shortlived -> classic"),
+        "{}",
+        out.stderr
+    );
+    let second = leaf_serial(&lab);
+    let orders = shim.profiles_seen().len();
+    run(&lab, &shim, &["renew"]).assert_success();
+    assert_ne!(leaf_serial(&lab), second, "the profile change made it due");
+    assert_eq!(shim.profiles_seen().len(), orders + 1);
+    assert_eq!(
+        shim.profiles_seen().last().unwrap().as_deref(),
+        Some("classic")
+    );
+    // due no more: the next renew orders nothing
+    run(&lab, &shim, &["renew"]).assert_success();
+    assert_eq!(shim.profiles_seen().len(), orders + 1, "not due again");
+
+    // 5. the CA stops offering the stored profile: an error that says so, no order
+    //    without it (no silent fallback to the CA's default)
+    shim.set_profiles(&[("tlsserver", "45 days")]);
+    let third = leaf_serial(&lab);
+    let out = run(&lab, &shim, &["renew", "--force"]);
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("no longer offers the certificate's stored profile \"classic\""),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("tlsserver: 45 days"), "{}", out.stderr);
+    assert_eq!(leaf_serial(&lab), third, "unchanged");
+    assert_eq!(shim.profiles_seen().len(), orders + 1, "no order placed");
+}
+
+#[test]
+fn a_profile_for_a_ca_without_profiles_is_bad_input() {
+    let lab = plain_lab();
+    let before = both_snapshots(&lab);
+    let out = request_at(&lab, &lab.directory_url(), &["--profile", "shortlived"]);
+    refused(&lab, &out, &before, "offers no profiles");
+    for (bad, says) in [
+        (&["--profile", "two words"][..], "is not a profile name"),
+        (&["--preferred-chain", ""][..], "names no certificate"),
+        (
+            &["--eab-kid", "kid-1"][..],
+            "--eab-kid needs --eab-hmac-key",
+        ),
+        (
+            &["--eab-kid", "kid-1", "--eab-hmac-key", "not base64!"][..],
+            "is not base64url",
+        ),
+    ] {
+        let out = request_at(&lab, &lab.directory_url(), bad);
+        refused(&lab, &out, &before, says);
+    }
+}
+
+/// A base64url HMAC key, as a CA's dashboard shows one.
+const EAB_KEY: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+
+#[test]
+fn external_account_binding_is_required_used_once_and_never_stored() {
+    let lab = Lab::start_with(LabOptions {
+        haproxy: false,
+        eab_keys: vec![("kid-1".into(), EAB_KEY.into())],
+        ..Default::default()
+    });
+    let pebble = lab.directory_url();
+
+    // 1. the CA requires EAB and none is given: exit 2 naming the flags, nothing written
+    let before = both_snapshots(&lab);
+    let out = request_at(&lab, &pebble, &[]);
+    refused(&lab, &out, &before, "--eab-kid ID --eab-hmac-key KEY");
+
+    // 2. a key that is not the CA's: the CA refuses the account (a failure, exit 1)
+    let wrong = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let out = request_at(
+        &lab,
+        &pebble,
+        &["--eab-kid", "kid-1", "--eab-hmac-key", wrong],
+    );
+    assert_eq!(out.code(), Some(1), "{out:?}");
+
+    // 3. the right binding creates the account and the certificate
+    let eab = ["--eab-kid", "kid-1", "--eab-hmac-key", EAB_KEY];
+    request_at(&lab, &pebble, &eab).assert_success();
+    assert!(lab.ssl_dir().join(format!("{NAME}.pem")).exists());
+
+    // 4. the HMAC key (and its bytes) are stored nowhere
+    let key_bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, EAB_KEY).unwrap();
+    for entry in walk(&lab.state_dir()) {
+        let content = fs::read(&entry).unwrap();
+        assert!(
+            !content
+                .windows(EAB_KEY.len())
+                .any(|w| w == EAB_KEY.as_bytes())
+                && !content.windows(key_bytes.len()).any(|w| w == key_bytes),
+            "{} holds the HMAC key",
+            entry.display()
+        );
+    }
+
+    // 5. the account exists: a renewal needs no EAB, and EAB given again is noted, unused
+    lab.run(&["renew", "--force"]).assert_success();
+    let out = request_at(&lab, &pebble, &eab);
+    out.assert_success();
+    assert!(out.stderr.contains("exists already"), "{}", out.stderr);
+}
+
+#[test]
+fn eab_given_to_a_ca_that_does_not_want_it_is_noted_and_ignored() {
+    let lab = plain_lab();
+    let eab = ["--eab-kid", "kid-1", "--eab-hmac-key", EAB_KEY];
+    let out = request_at(&lab, &lab.directory_url(), &eab);
+    out.assert_success();
+    assert!(
+        out.stderr
+            .contains("does not ask for External Account Binding"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() && !path.is_symlink() {
+            out.extend(walk(&path));
+        } else if path.is_file() {
+            out.push(path);
+        }
+    }
+    out
+}
