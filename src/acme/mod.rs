@@ -11,6 +11,7 @@
 
 mod account;
 mod answer;
+mod chains;
 mod directory;
 mod nonces;
 mod order;

@@ -12,6 +12,7 @@ use instant_acme::{
     RetryPolicy,
 };
 
+use super::chains;
 use super::problem::{error_chain, explain, problem_text};
 use super::retry::{self, Failed};
 use crate::challenge::{ChallengeType, Guard, Identifier, KeyAuthorization, Solvers, Task, Token};
@@ -94,10 +95,13 @@ pub async fn issue(
     })
 }
 
-/// What the certificate's settings ask of each order: the CA's profile to issue under.
+/// What the certificate's settings ask of each order: the CA's profile to issue under, and
+/// the chain to prefer among those the CA offers.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Choices<'a> {
     pub profile: Option<&'a str>,
+    /// The common name the chain's top certificate is issued by (or is).
+    pub preferred_chain: Option<&'a str>,
 }
 
 /// What an order brought: the chain, and whether the CA mishandled `replaces` (took it but
@@ -173,10 +177,57 @@ impl Flow<'_> {
         })
         .await?;
         crate::progress::step("downloading the certificate");
-        retry::step(server, "downloading the certificate", async || {
-            order.poll_certificate(&POLL).await
-        })
-        .await
+        let (default, seen) = chains::capture(retry::step(
+            server,
+            "downloading the certificate",
+            async || order.poll_certificate(&POLL).await,
+        ))
+        .await;
+        let default = default?;
+        match self.choices.preferred_chain {
+            Some(preferred) => Ok(self.preferred_chain(default, &seen, preferred).await),
+            None => Ok(default),
+        }
+    }
+
+    /// 5. `--preferred-chain`: the default chain when its top names `preferred`, else the
+    ///    first alternate (`Link: rel="alternate"`) whose top does, else the default with a
+    ///    note. An alternate that cannot be fetched is skipped with a note: the default
+    ///    chain is a good certificate.
+    async fn preferred_chain(
+        &self,
+        default: String,
+        seen: &[chains::Seen],
+        preferred: &str,
+    ) -> String {
+        if chains::choose(std::slice::from_ref(&default), preferred).is_some() {
+            return default;
+        }
+        let alternates: Vec<&String> = seen.iter().flat_map(|s| &s.alternates).collect();
+        for url in alternates {
+            // instant-acme fetches a URL by POST-as-GET (signed by the account) only as an
+            // order, whose JSON a chain is not: its parse error is expected, and the
+            // transport has recorded the chain it received
+            let (_, got) = chains::capture(self.account.order(url.clone())).await;
+            match got.into_iter().next() {
+                Some(alternate)
+                    if chains::choose(std::slice::from_ref(&alternate.pem), preferred)
+                        .is_some() =>
+                {
+                    crate::log::verbose(format_args!("using the alternate chain {url}"));
+                    return alternate.pem;
+                }
+                Some(_) => {}
+                None => crate::log::info(format_args!(
+                    "note: could not fetch the alternate chain {url}; skipping it"
+                )),
+            }
+        }
+        crate::log::info(format_args!(
+            "note: no chain the CA ({}) offers ends at {preferred:?}; using its default chain",
+            self.server
+        ));
+        default
     }
 
     /// 1. The new order. `replaces` (RFC 9773) tells an ARI CA which certificate this renews.

@@ -208,6 +208,7 @@ impl HttpClient for AcmeHttp {
                     }
                 };
                 answer::check(&url, &parts, &body).map_err(failed)?;
+                super::chains::record(&parts.headers, &body);
                 let mut rsp = BytesResponse::from(http::Response::from_parts(
                     parts,
                     http_body_util::Full::new(body),

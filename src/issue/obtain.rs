@@ -39,6 +39,7 @@ pub async fn order(
         replaces,
         &acme::Choices {
             profile: wanted.cert.profile.as_deref(),
+            preferred_chain: wanted.cert.preferred_chain.as_deref(),
         },
     )
     .await?;

@@ -13,6 +13,7 @@ use common::ari_shim::AriShim;
 use common::fixtures::{Snapshot, both_snapshots, serial_hex as serial};
 use common::{Lab, LabOptions, Output, run_command};
 use serde_json::Value;
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 const NAME: &str = "a.mon-app.test";
 const DAY: Duration = Duration::from_secs(86_400);
@@ -261,4 +262,71 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// The subject common name of the first certificate of `/roots/<i>`.
+fn root_cn(lab: &Lab, i: usize) -> String {
+    let reply = lab.management_get(&format!("/roots/{i}"));
+    assert_eq!(reply.status, 200, "GET /roots/{i}: {reply:?}");
+    let der = pem::parse_many(reply.body.as_bytes()).unwrap().remove(0);
+    let (_, cert) = X509Certificate::from_der(der.contents()).unwrap();
+    cert.subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap()
+        .to_owned()
+}
+
+/// The issuer common name of the top certificate of the installed bundle's chain.
+fn top_issuer_cn(lab: &Lab) -> String {
+    let bundle = fs::read(lab.ssl_dir().join(format!("{NAME}.pem"))).unwrap();
+    let certs: Vec<_> = pem::parse_many(bundle)
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .collect();
+    let (_, top) = X509Certificate::from_der(certs.last().unwrap().contents()).unwrap();
+    top.issuer()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_preferred_chain_is_chosen_among_the_alternates_and_kept() {
+    let lab = Lab::start_with(LabOptions {
+        haproxy: false,
+        pebble_env: vec![("PEBBLE_ALTERNATE_ROOTS".into(), "2".into())],
+        ..Default::default()
+    });
+    let pebble = lab.directory_url();
+    let roots: Vec<String> = (0..3).map(|i| root_cn(&lab, i)).collect();
+    assert!(roots[0] != roots[2], "{roots:?}");
+
+    // 1. the alternate under the last root, chosen and stored
+    request_at(&lab, &pebble, &["--preferred-chain", &roots[2]]).assert_success();
+    assert_eq!(top_issuer_cn(&lab), roots[2]);
+    let rows: Value = serde_json::from_str(&lab.run(&["list", "--json"]).stdout).unwrap();
+    assert_eq!(rows[0]["preferred_chain"], roots[2].as_str(), "{rows}");
+
+    // 2. a renewal asks for it again, with no flag
+    lab.run(&["renew", "--force"]).assert_success();
+    assert_eq!(top_issuer_cn(&lab), roots[2]);
+
+    // 3. the default chain when it is the preferred one
+    let out = lab.run(&["reconfigure", NAME, "--preferred-chain", &roots[0]]);
+    out.assert_success();
+    lab.run(&["renew"]).assert_success();
+    assert_eq!(top_issuer_cn(&lab), roots[0]);
+
+    // 4. no chain matches: the default one, and a note
+    let out = lab.run(&["reconfigure", NAME, "--preferred-chain", "No Such Root"]);
+    out.assert_success();
+    let out = lab.run(&["renew"]);
+    out.assert_success();
+    assert!(out.stderr.contains("no chain the CA"), "{}", out.stderr);
+    assert_eq!(top_issuer_cn(&lab), roots[0]);
 }
