@@ -13,6 +13,7 @@ mod account;
 mod answer;
 mod chains;
 mod directory;
+mod limits;
 mod nonces;
 mod order;
 mod problem;
@@ -21,6 +22,7 @@ mod transport;
 
 pub use account::{create_account, restore_account, terms_of_service};
 pub use directory::{DirectoryMeta, Eab, check_eab, check_profile, directory_meta};
+pub use limits::{RateLimited, rate_limited, retry_at};
 pub use order::{Choices, Issuance, cert_id, issue, renewal_info, revoke};
 pub use problem::{account_gone, explain};
 pub use retry::RetryAfter;

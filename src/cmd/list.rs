@@ -33,6 +33,10 @@ const HEADER: [&str; 9] = [
 /// One stored certificate and its bundle on this host.
 struct Entry {
     i: Inspection,
+    /// The live certificate's CRL distribution points.
+    crl: Vec<String>,
+    /// When `renew` may next contact the CA (back-off or rate limit), if later than now.
+    next_attempt: Option<i64>,
     bundle: PathBuf,
     bundle_exists: bool,
     /// HAProxy sockets that have not been given the live certificate (a failed push).
@@ -71,6 +75,12 @@ pub struct Row {
     pub bundle_exists: bool,
     /// HAProxy sockets whose push of the live certificate failed and is still pending.
     pub pending_deploys: Vec<String>,
+    /// When `renew` may next contact the CA for it, after failures or a rate limit (null:
+    /// whenever it is due).
+    pub next_attempt: Option<String>,
+    /// Where the CA publishes its revocation (the live certificate's CRL distribution
+    /// points; empty when it names none). Nothing in certctl uses OCSP.
+    pub crl_distribution_points: Vec<String>,
 }
 
 pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
@@ -90,8 +100,19 @@ pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
                 }
                 _ => Vec::new(),
             };
+            let next_attempt = i.settings.as_ref().and_then(|s| {
+                store
+                    .next_attempt(name, &s.cert.server, false)
+                    .filter(|at| *at > now())
+            });
+            let crl = store
+                .live_leaf(name)
+                .map(|der| pem::crl_distribution_points(&der))
+                .unwrap_or_default();
             Entry {
                 i,
+                crl,
+                next_attempt,
                 bundle: bundles.path(name),
                 bundle_exists: bundles.exists(name),
                 pending,
@@ -168,6 +189,8 @@ fn row(e: &Entry, now: i64) -> Row {
         bundle: e.bundle.display().to_string(),
         bundle_exists: e.bundle_exists,
         pending_deploys: e.pending.clone(),
+        next_attempt: e.next_attempt.map(rfc3339),
+        crl_distribution_points: e.crl.clone(),
     }
 }
 
@@ -233,6 +256,8 @@ fn cells(e: &Entry, now: i64) -> [String; 9] {
         format!("damaged: {}", i.problems.join("; "))
     } else if !e.pending.is_empty() {
         format!("deploy pending: {}", e.pending.join(", "))
+    } else if let Some(at) = e.next_attempt {
+        format!("next attempt {}", short_time(at))
     } else {
         "ok".to_owned()
     };
@@ -337,6 +362,8 @@ mod tests {
         };
         Entry {
             i,
+            crl: Vec::new(),
+            next_attempt: None,
             bundle: PathBuf::from("/etc/haproxy/ssl/mon-app.fr.pem"),
             bundle_exists: true,
             pending: Vec::new(),

@@ -63,6 +63,18 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         }
     }
 
+    // a CA that asked not to be contacted before a time is not (a failure, not bad input)
+    let server = &wanted.cert.server;
+    let limit = store
+        .rate_limit(server)
+        .max(store.status(&name).retry_after);
+    if let Some(until) = limit.filter(|t| *t > now()) {
+        anyhow::bail!(
+            "{name}: the CA ({server}) asked not to be contacted before {} (a rate limit); \
+             certctl will not order before then",
+            date(until)
+        );
+    }
     let eab = ca_directory(global, &args, &wanted, &store).await?;
 
     // 3. a new account needs the terms agreed to: without a terminal to ask on, that is

@@ -32,3 +32,4 @@ mod properties;
 mod renew;
 mod request;
 mod secrets;
+mod short_lived;

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use common::ari_shim::AriShim;
+use common::ca_front::{CaFront, Fault};
 use common::fixtures::{Snapshot, both_snapshots, serial_hex as serial};
 use common::{Lab, LabOptions, Output, run_command};
 use serde_json::Value;
@@ -329,4 +330,97 @@ fn the_preferred_chain_is_chosen_among_the_alternates_and_kept() {
     out.assert_success();
     assert!(out.stderr.contains("no chain the CA"), "{}", out.stderr);
     assert_eq!(top_issuer_cn(&lab), roots[0]);
+}
+
+/// `certctl --server <server> renew <args>`.
+fn renew_at(lab: &Lab, server: &str, args: &[&str]) -> Output {
+    let mut command: Command = lab.certctl_with_server(server);
+    command.arg("renew").args(args);
+    run_command(command)
+}
+
+fn next_attempt(lab: &Lab, name: &str) -> Value {
+    let rows: Value = serde_json::from_str(&lab.run(&["list", "--json"]).stdout).unwrap();
+    let row = rows.as_array().unwrap().iter().find(|r| r["name"] == name);
+    row.unwrap()["next_attempt"].clone()
+}
+
+#[test]
+fn a_rate_limit_is_remembered_and_failures_back_off() {
+    let lab = plain_lab();
+    let limiting = CaFront::start(&lab);
+    let failing = CaFront::start(&lab);
+    let a = ["--name", "a.test"];
+    request_at(&lab, &limiting.directory_url(), &a).assert_success();
+    let mut command: Command = lab.certctl_with_server(&failing.directory_url());
+    let http_addr = lab.http_addr();
+    command.args([
+        "request",
+        "--http-addr",
+        &http_addr,
+        "--agree-tos",
+        "b.mon-app.test",
+    ]);
+    run_command(command).assert_success();
+
+    // 1. the CA answers the new order 429 with Retry-After: the run fails and says so
+    limiting.set_fault("/order-plz", Fault::RateLimited(3600));
+    let out = renew_at(&lab, &limiting.directory_url(), &["--force", "a.test"]);
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("retry after 3600 seconds"),
+        "{}",
+        out.stderr
+    );
+    limiting.clear_faults();
+
+    // 2. later runs, --force included, do not contact that CA before then, and say when
+    let seen = limiting.requests().len();
+    let out = renew_at(&lab, &limiting.directory_url(), &["--force", "a.test"]);
+    out.assert_success();
+    let says = "not contacting the CA before";
+    assert!(out.stderr.contains(says), "{}", out.stderr);
+    let out = request_at(
+        &lab,
+        &limiting.directory_url(),
+        &["--name", "c.test", "--force"],
+    );
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("asked not to be contacted before"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(limiting.requests().len(), seen, "the CA was not contacted");
+    assert!(
+        next_attempt(&lab, "a.test").is_string(),
+        "list shows the next attempt"
+    );
+
+    // 3. a failed renewal (no Retry-After) backs off: the next plain renew waits, says
+    //    when, and `list` shows it; --force tries at once, and a success ends the back-off
+    let b = "b.mon-app.test";
+    failing.set_fault("/order-plz", Fault::Status(400));
+    let mut command: Command = lab.certctl_with_server(&failing.directory_url());
+    command.args(["reconfigure", b, "--key-type", "rsa2048"]);
+    run_command(command).assert_success();
+    let out = renew_at(&lab, &failing.directory_url(), &[b]);
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    failing.clear_faults();
+    let seen = failing.requests().len();
+    let out = renew_at(&lab, &failing.directory_url(), &[b]);
+    out.assert_success();
+    assert!(
+        out.stderr.contains("backing off after 1 failed attempts"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(failing.requests().len(), seen, "the CA was not contacted");
+    assert!(next_attempt(&lab, b).is_string());
+    renew_at(&lab, &failing.directory_url(), &["--force", b]).assert_success();
+    assert!(failing.requests().len() > seen);
+    assert!(
+        next_attempt(&lab, b).is_null(),
+        "a success ends the back-off"
+    );
 }

@@ -49,6 +49,8 @@ pub enum Fault {
     HugeRetryAfter,
     /// A 503 problem document with `Retry-After: 18446744073709551615`, never Pebble's.
     Overloaded,
+    /// A 429 rateLimited problem document with `Retry-After: <secs>`, never Pebble's.
+    RateLimited(u64),
     /// Pebble's certificate swapped for one that is not the one asked for.
     Cert(WrongCert),
 }
@@ -239,6 +241,15 @@ fn serve(shared: &Shared, server: Arc<ServerConfig>, tcp: TcpStream) -> Result<(
             reply
                 .headers
                 .push(("Retry-After".into(), HUGE_RETRY_AFTER.into()));
+            send_reply(&mut stream, &reply)
+        }
+        Some(Fault::RateLimited(secs)) => {
+            let mut reply = text(
+                429,
+                "application/problem+json",
+                r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many new orders recently","status":429}"#,
+            );
+            reply.headers.push(("Retry-After".into(), secs.to_string()));
             send_reply(&mut stream, &reply)
         }
         Some(Fault::StallBody) => {
