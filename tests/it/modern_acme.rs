@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use common::ari_shim::AriShim;
 use common::ca_front::{CaFront, Fault};
+use common::certbot::{FAKE_CRL, FakeLineage};
 use common::fixtures::{Snapshot, both_snapshots, serial_hex as serial};
 use common::{Lab, LabOptions, Output, run_command};
 use serde_json::Value;
@@ -423,4 +424,62 @@ fn a_rate_limit_is_remembered_and_failures_back_off() {
         next_attempt(&lab, b).is_null(),
         "a success ends the back-off"
     );
+}
+
+#[test]
+fn a_rate_limit_on_names_holds_only_that_certificate() {
+    let lab = plain_lab();
+    let front = CaFront::start(&lab);
+    let ca = front.directory_url();
+    for name in ["x.test", "y.test"] {
+        request_at(&lab, &ca, &["--name", name]).assert_success();
+    }
+    let bundle = |name: &str| fs::read(lab.ssl_dir().join(format!("{name}.pem"))).unwrap();
+    let (x, y) = (bundle("x.test"), bundle("y.test"));
+
+    // the CA limits x.test's names; y.test, at the same CA, is renewed meanwhile
+    front.set_fault("/order-plz", Fault::NamesRateLimited(3600));
+    let out = renew_at(&lab, &ca, &["--force", "x.test"]);
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    front.clear_faults();
+    let out = renew_at(&lab, &ca, &["--force"]);
+    out.assert_success();
+    assert!(
+        out.stderr.contains("x.test: not contacting the CA before")
+            && out.stderr.contains("the CA rate-limited these names"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(bundle("x.test"), x, "held");
+    assert_ne!(bundle("y.test"), y, "renewed");
+    assert!(next_attempt(&lab, "x.test").is_string());
+    assert!(next_attempt(&lab, "y.test").is_null());
+}
+
+#[test]
+fn list_json_shows_each_certificates_crl_distribution_points() {
+    let lab = plain_lab();
+    // Pebble 2.4's certificates name no CRL; a certbot lineage's leaf names one
+    request_at(&lab, &lab.directory_url(), &[]).assert_success();
+    let config = lab.root().join("letsencrypt");
+    FakeLineage {
+        name: "crl.test",
+        names: &["crl.test"],
+        params: &[
+            ("authenticator", "standalone"),
+            ("server", "https://127.0.0.1:9/dir"),
+        ],
+        extra: "",
+        wrong_key: false,
+    }
+    .write(&config);
+    lab.run(&["import", "certbot", config.to_str().unwrap()])
+        .assert_success();
+    let rows: Value = serde_json::from_str(&lab.run(&["list", "--json"]).stdout).unwrap();
+    let crl = |name: &str| {
+        let row = rows.as_array().unwrap().iter().find(|r| r["name"] == name);
+        row.unwrap()["crl_distribution_points"].clone()
+    };
+    assert_eq!(crl("crl.test"), serde_json::json!([FAKE_CRL]), "{rows}");
+    assert_eq!(crl(NAME), serde_json::json!([]), "{rows}");
 }

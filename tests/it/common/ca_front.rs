@@ -51,6 +51,8 @@ pub enum Fault {
     Overloaded,
     /// A 429 rateLimited problem document with `Retry-After: <secs>`, never Pebble's.
     RateLimited(u64),
+    /// The same about the order's names ("this exact set of identifiers").
+    NamesRateLimited(u64),
     /// Pebble's certificate swapped for one that is not the one asked for.
     Cert(WrongCert),
 }
@@ -243,12 +245,17 @@ fn serve(shared: &Shared, server: Arc<ServerConfig>, tcp: TcpStream) -> Result<(
                 .push(("Retry-After".into(), HUGE_RETRY_AFTER.into()));
             send_reply(&mut stream, &reply)
         }
-        Some(Fault::RateLimited(secs)) => {
-            let mut reply = text(
-                429,
-                "application/problem+json",
-                r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many new orders recently","status":429}"#,
+        Some(Fault::RateLimited(secs) | Fault::NamesRateLimited(secs)) => {
+            let detail = match fault {
+                Some(Fault::NamesRateLimited(_)) => {
+                    "too many certificates already issued for this exact set of identifiers"
+                }
+                _ => "too many new orders recently",
+            };
+            let body = format!(
+                r#"{{"type":"urn:ietf:params:acme:error:rateLimited","detail":"{detail}","status":429}}"#
             );
+            let mut reply = text(429, "application/problem+json", &body);
             reply.headers.push(("Retry-After".into(), secs.to_string()));
             send_reply(&mut stream, &reply)
         }
