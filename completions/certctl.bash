@@ -274,13 +274,21 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__account__subcmd__thumbprint)
-            opts="-v -q -h -V --email --agree-tos --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            opts="-v -q -h -V --email --agree-tos --eab-kid --eab-hmac-key --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --email)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --eab-kid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --eab-hmac-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -306,6 +306,9 @@ pub struct ThumbprintArgs {
     /// Agree to the CA's terms of service when the account is created
     #[arg(long)]
     pub agree_tos: bool,
+
+    #[command(flatten)]
+    pub eab: EabArgs,
 }
 
 #[derive(Debug, Args)]

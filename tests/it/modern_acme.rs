@@ -201,6 +201,8 @@ fn external_account_binding_is_required_used_once_and_never_stored() {
     let before = both_snapshots(&lab);
     let out = request_at(&lab, &pebble, &[]);
     refused(&lab, &out, &before, "--eab-kid ID --eab-hmac-key KEY");
+    let out = lab.run(&["account", "thumbprint", "--agree-tos"]);
+    refused(&lab, &out, &before, "--eab-kid ID --eab-hmac-key KEY");
 
     // 2. a key that is not the CA's: the CA refuses the account (a failure, exit 1)
     let wrong = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
