@@ -125,7 +125,12 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
             ari.as_ref(),
             false,
         );
-        if same_names && !args.force && decision != pem::Decision::Due {
+        // a new profile or chain is a new certificate (never one only stored, unused)
+        let choice_changed = stored.as_ref().is_some_and(|s| {
+            (&s.cert.profile, &s.cert.preferred_chain)
+                != (&wanted.cert.profile, &wanted.cert.preferred_chain)
+        });
+        if same_names && !args.force && !choice_changed && decision != pem::Decision::Due {
             if stored.as_ref() != Some(&wanted) {
                 store.save_settings(&name, &wanted)?;
                 crate::log::info(format_args!("{name}: settings saved"));

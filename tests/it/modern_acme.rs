@@ -145,7 +145,15 @@ fn a_profile_is_checked_sent_stored_and_sent_again_at_every_renewal() {
     run(&lab, &shim, &["renew"]).assert_success();
     assert_eq!(shim.profiles_seen().len(), orders + 1, "not due again");
 
-    // 5. the CA stops offering the stored profile: an error that says so, no order
+    // 5. requesting again with another profile orders at once, under it
+    request(&lab, &shim, &["--profile", "shortlived"]).assert_success();
+    assert_eq!(shim.profiles_seen().len(), orders + 2);
+    assert_eq!(
+        shim.profiles_seen().last().unwrap().as_deref(),
+        Some("shortlived")
+    );
+
+    // 6. the CA stops offering the stored profile: an error that says so, no order
     //    without it (no silent fallback to the CA's default)
     shim.set_profiles(&[("tlsserver", "45 days")]);
     let third = leaf_serial(&lab);
@@ -153,13 +161,13 @@ fn a_profile_is_checked_sent_stored_and_sent_again_at_every_renewal() {
     assert!(!out.success(), "{out:?}");
     assert!(
         out.stderr
-            .contains("no longer offers the certificate's stored profile \"classic\""),
+            .contains("no longer offers the certificate's stored profile \"shortlived\""),
         "{}",
         out.stderr
     );
     assert!(out.stderr.contains("tlsserver: 45 days"), "{}", out.stderr);
     assert_eq!(leaf_serial(&lab), third, "unchanged");
-    assert_eq!(shim.profiles_seen().len(), orders + 1, "no order placed");
+    assert_eq!(shim.profiles_seen().len(), orders + 2, "no order placed");
 }
 
 #[test]
