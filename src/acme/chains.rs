@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::types::Server;
+
 tokio::task_local! {
     /// The certificate answers seen by the transport while a download runs in this task.
     static SEEN: Arc<Mutex<Vec<Seen>>>;
@@ -65,6 +67,45 @@ fn alternate_links(value: &str) -> Vec<String> {
             alternate.then(|| url.to_owned())
         })
         .collect()
+}
+
+/// `--preferred-chain`: the default chain when its top names `preferred`, else the first
+/// alternate (`Link: rel="alternate"` in `seen`) whose top does, else the default with a
+/// note. An alternate that cannot be fetched is skipped with a note: the default chain is a
+/// good certificate.
+pub(super) async fn preferred(
+    account: &instant_acme::Account,
+    server: &Server,
+    default: String,
+    seen: &[Seen],
+    preferred: &str,
+) -> String {
+    if choose(std::slice::from_ref(&default), preferred).is_some() {
+        return default;
+    }
+    let alternates: Vec<&String> = seen.iter().flat_map(|s| &s.alternates).collect();
+    for url in alternates {
+        // instant-acme fetches a URL by POST-as-GET (signed by the account) only as an
+        // order, whose JSON a chain is not: its parse error is expected, and the transport
+        // has recorded the chain it received
+        let (_, got) = capture(account.order(url.clone())).await;
+        match got.into_iter().next() {
+            Some(alternate)
+                if choose(std::slice::from_ref(&alternate.pem), preferred).is_some() =>
+            {
+                crate::log::verbose(format_args!("using the alternate chain {url}"));
+                return alternate.pem;
+            }
+            Some(_) => {}
+            None => crate::log::info(format_args!(
+                "note: could not fetch the alternate chain {url}; skipping it"
+            )),
+        }
+    }
+    crate::log::info(format_args!(
+        "note: no chain the CA ({server}) offers ends at {preferred:?}; using its default chain"
+    ));
+    default
 }
 
 /// The index of the first chain whose top certificate is issued by, or is, `preferred`

@@ -1,8 +1,8 @@
-//! The order flow (RFC 8555 §7.4): a new order (with `replaces`, RFC 9773), its
-//! authorizations and, for each, the challenge its solver answers; validation, finalization
-//! and the download; also the CA's renewal window (ARI) and revocation. Every exchange runs as
-//! a `retry` step. It never answers a challenge itself: the solvers do (crate::challenge),
-//! under a guard that takes their answers down whatever happens.
+//! The order flow (RFC 8555 §7.4): a new order (with `replaces`, RFC 9773, and the CA's
+//! profile), its authorizations and, for each, the challenge its solver answers;
+//! validation, finalization and the download; also the CA's renewal window (ARI). Every
+//! exchange runs as a `retry` step. It never answers a challenge itself: the solvers do
+//! (crate::challenge), under a guard that takes their answers down whatever happens.
 
 use std::time::Duration;
 
@@ -185,49 +185,12 @@ impl Flow<'_> {
         .await;
         let default = default?;
         match self.choices.preferred_chain {
-            Some(preferred) => Ok(self.preferred_chain(default, &seen, preferred).await),
+            // 5. `--preferred-chain`
+            Some(preferred) => {
+                Ok(chains::preferred(self.account, server, default, &seen, preferred).await)
+            }
             None => Ok(default),
         }
-    }
-
-    /// 5. `--preferred-chain`: the default chain when its top names `preferred`, else the
-    ///    first alternate (`Link: rel="alternate"`) whose top does, else the default with a
-    ///    note. An alternate that cannot be fetched is skipped with a note: the default
-    ///    chain is a good certificate.
-    async fn preferred_chain(
-        &self,
-        default: String,
-        seen: &[chains::Seen],
-        preferred: &str,
-    ) -> String {
-        if chains::choose(std::slice::from_ref(&default), preferred).is_some() {
-            return default;
-        }
-        let alternates: Vec<&String> = seen.iter().flat_map(|s| &s.alternates).collect();
-        for url in alternates {
-            // instant-acme fetches a URL by POST-as-GET (signed by the account) only as an
-            // order, whose JSON a chain is not: its parse error is expected, and the
-            // transport has recorded the chain it received
-            let (_, got) = chains::capture(self.account.order(url.clone())).await;
-            match got.into_iter().next() {
-                Some(alternate)
-                    if chains::choose(std::slice::from_ref(&alternate.pem), preferred)
-                        .is_some() =>
-                {
-                    crate::log::verbose(format_args!("using the alternate chain {url}"));
-                    return alternate.pem;
-                }
-                Some(_) => {}
-                None => crate::log::info(format_args!(
-                    "note: could not fetch the alternate chain {url}; skipping it"
-                )),
-            }
-        }
-        crate::log::info(format_args!(
-            "note: no chain the CA ({}) offers ends at {preferred:?}; using its default chain",
-            self.server
-        ));
-        default
     }
 
     /// 1. The new order. `replaces` (RFC 9773) tells an ARI CA which certificate this renews.
@@ -461,49 +424,6 @@ async fn validation_failure(
     }
 }
 
-// --- revocation ---
-
-const ALREADY_REVOKED: &str = "urn:ietf:params:acme:error:alreadyRevoked";
-
-/// Revokes the certificate `leaf_der` at `server` (RFC 8555 §7.6), signed by the account that
-/// issued it. Ok(true) when the CA revoked it now, Ok(false) when the CA answers that it was
-/// revoked already, so that a run interrupted after revoking can still finish.
-pub async fn revoke(
-    account: &Account,
-    server: &Server,
-    leaf_der: &[u8],
-    reason: crate::types::RevocationReason,
-) -> anyhow::Result<bool> {
-    let certificate = rustls_pki_types::CertificateDer::from(leaf_der);
-    let request = instant_acme::RevocationRequest {
-        certificate: &certificate,
-        reason: Some(revocation_reason(reason)),
-    };
-    retry::step(server, "revoking the certificate", async || {
-        match account.revoke(&request).await {
-            Ok(()) => Ok(true),
-            Err(instant_acme::Error::Api(p)) if p.r#type.as_deref() == Some(ALREADY_REVOKED) => {
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
-    })
-    .await
-}
-
-/// The RFC 5280 reason code for a `--reason`.
-fn revocation_reason(reason: crate::types::RevocationReason) -> instant_acme::RevocationReason {
-    use crate::types::RevocationReason as Cli;
-    use instant_acme::RevocationReason as Acme;
-    match reason {
-        Cli::Unspecified => Acme::Unspecified,
-        Cli::Keycompromise => Acme::KeyCompromise,
-        Cli::Superseded => Acme::Superseded,
-        Cli::Cessationofoperation => Acme::CessationOfOperation,
-        Cli::Affiliationchanged => Acme::AffiliationChanged,
-    }
-}
-
 /// Whether the CA got `replaces` wrong (no echo, or malformed): unlike alreadyReplaced,
 /// which concerns one certificate, that holds for every order to this CA.
 fn replaces_mishandled(err: &instant_acme::Error) -> bool {
@@ -634,25 +554,5 @@ mod tests {
         assert!(!replaces_refused(&problem(
             r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many replaces"}"#
         )));
-    }
-}
-
-#[cfg(test)]
-mod revocation_tests {
-    use super::*;
-    use crate::types::RevocationReason as Cli;
-
-    #[test]
-    fn revocation_reasons_carry_their_rfc_5280_codes() {
-        for (reason, code) in [
-            (Cli::Unspecified, "0"),
-            (Cli::Keycompromise, "1"),
-            (Cli::Affiliationchanged, "3"),
-            (Cli::Superseded, "4"),
-            (Cli::Cessationofoperation, "5"),
-        ] {
-            let json = serde_json::to_string(&revocation_reason(reason)).unwrap();
-            assert_eq!(json, code, "{reason:?}");
-        }
     }
 }

@@ -1,7 +1,7 @@
 //! `certctl reconfigure NAME [options]`: change a certificate's stored settings without a
 //! new order. Options not given keep their stored values; the change is shown before it is
-//! saved; `--dry-run` saves nothing. A new key type or CA makes the certificate due at the
-//! next renew; a new ssl dir gets the bundle written there at once.
+//! saved; `--dry-run` saves nothing. A new key type, CA, profile or preferred chain makes the
+//! certificate due at the next renew; a new ssl dir gets the bundle written there at once.
 
 use crate::cli::{ReconfigureArgs, RequestArgs};
 use crate::error::BadInput;
