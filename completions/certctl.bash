@@ -274,13 +274,21 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__account__subcmd__thumbprint)
-            opts="-v -q -h -V --email --agree-tos --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            opts="-v -q -h -V --email --agree-tos --eab-kid --eab-hmac-key --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --email)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --eab-kid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --eab-hmac-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1096,7 +1104,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__reconfigure)
-            opts="-v -q -h -V --key-type --challenge --http-addr --webroot --dns-server --tsig-key --dns-hook --dns-cleanup-hook --dns-hook-style --dns-zone --dns-resolver --dns-timeout --tls-alpn-addr --pre-hook --deploy-hook --post-hook --hook-timeout --haproxy-socket --cert-file --key-file --chain-file --fullchain-file --owner --mode --dry-run --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            opts="-v -q -h -V --key-type --challenge --http-addr --webroot --profile --preferred-chain --dns-server --tsig-key --dns-hook --dns-cleanup-hook --dns-hook-style --dns-zone --dns-resolver --dns-timeout --tls-alpn-addr --pre-hook --deploy-hook --post-hook --hook-timeout --haproxy-socket --cert-file --key-file --chain-file --fullchain-file --owner --mode --dry-run --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1115,6 +1123,14 @@ _certctl() {
                     return 0
                     ;;
                 --webroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --preferred-chain)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1332,7 +1348,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__request)
-            opts="-y -v -q -h -V --name --email --agree-tos --key-type --challenge --http-addr --webroot --dns-server --tsig-key --dns-hook --dns-cleanup-hook --dns-hook-style --dns-zone --dns-resolver --dns-timeout --tls-alpn-addr --pre-hook --deploy-hook --post-hook --hook-timeout --haproxy-socket --days --client-auth --force --yes --cert-file --key-file --chain-file --fullchain-file --owner --mode --json --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            opts="-y -v -q -h -V --name --email --agree-tos --key-type --challenge --http-addr --webroot --profile --preferred-chain --eab-kid --eab-hmac-key --dns-server --tsig-key --dns-hook --dns-cleanup-hook --dns-hook-style --dns-zone --dns-resolver --dns-timeout --tls-alpn-addr --pre-hook --deploy-hook --post-hook --hook-timeout --haproxy-socket --days --client-auth --force --yes --cert-file --key-file --chain-file --fullchain-file --owner --mode --json --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1359,6 +1375,22 @@ _certctl() {
                     return 0
                     ;;
                 --webroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --preferred-chain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --eab-kid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --eab-hmac-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

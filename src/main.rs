@@ -80,7 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<Option<(&'static str, i32, usize)>> {
         let mut command = Box::pin(async {
             match cli.command {
                 Command::Request(args) => cmd::request::run(&global, &config, *args).await,
-                Command::Reconfigure(args) => cmd::reconfigure::run(&global, &config, *args),
+                Command::Reconfigure(args) => cmd::reconfigure::run(&global, &config, *args).await,
                 Command::Deploy { names } => cmd::deploy::run(&global, &names),
                 Command::Account(certctl::cli::AccountCommand::Thumbprint(args)) => {
                     cmd::account::thumbprint(&global, &config, args).await

@@ -2,10 +2,9 @@
 //! account once its terms are agreed to, and reading the terms-of-service URL. It never asks
 //! a person anything and never stores credentials: the caller does both.
 
-use anyhow::Context;
 use instant_acme::{Account, AccountCredentials, NewAccount};
 
-use super::problem::explain;
+use super::directory::{Eab, directory_meta};
 use super::retry;
 use super::transport::AcmeHttp;
 use crate::types::Server;
@@ -22,12 +21,15 @@ pub async fn restore_account(
         .map_err(|failed| failed.explain(server))
 }
 
-/// Registers a new account (the caller has made sure the terms were agreed to).
+/// Registers a new account (the caller has made sure the terms were agreed to), bound to
+/// the external account `eab` when the CA gave one (the HMAC key is used here only).
 pub async fn create_account(
     http: &AcmeHttp,
     server: &Server,
     email: Option<&str>,
+    eab: Option<&Eab>,
 ) -> anyhow::Result<(Account, AccountCredentials)> {
+    let external = eab.map(Eab::key);
     let contact = email.map(|e| format!("mailto:{e}"));
     let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
     let new = NewAccount {
@@ -37,18 +39,14 @@ pub async fn create_account(
     };
     retry::step(server, "creating the ACME account", async || {
         let builder = Account::builder_with_http(Box::new(http.clone()));
-        builder.create(&new, server.url().to_owned(), None).await
+        builder
+            .create(&new, server.url().to_owned(), external.as_ref())
+            .await
     })
     .await
 }
 
 /// The terms-of-service URL the directory announces, if any.
 pub async fn terms_of_service(http: &AcmeHttp, server: &Server) -> anyhow::Result<Option<String>> {
-    let body = http
-        .get(server.url())
-        .await
-        .map_err(|e| explain(e, server, None))?;
-    let dir: serde_json::Value =
-        serde_json::from_slice(&body).context("the ACME directory is not JSON")?;
-    Ok(dir["meta"]["termsOfService"].as_str().map(str::to_owned))
+    Ok(directory_meta(http, server).await?.terms_of_service)
 }

@@ -11,14 +11,21 @@
 
 mod account;
 mod answer;
+mod chains;
+mod directory;
+mod limits;
 mod nonces;
 mod order;
 mod problem;
 mod retry;
+mod revocation;
 mod transport;
 
 pub use account::{create_account, restore_account, terms_of_service};
-pub use order::{Issuance, cert_id, issue, renewal_info, revoke};
+pub use directory::{DirectoryMeta, Eab, check_eab, check_profile, directory_meta};
+pub use limits::{RateLimited, rate_limited, retry_at};
+pub use order::{Choices, Issuance, cert_id, issue, renewal_info};
 pub use problem::{account_gone, explain};
 pub use retry::RetryAfter;
+pub use revocation::revoke;
 pub use transport::{AcmeHttp, DEFAULT_TIMEOUT as DEFAULT_HTTP_TIMEOUT};

@@ -1,8 +1,8 @@
-//! The order flow (RFC 8555 §7.4): a new order (with `replaces`, RFC 9773), its
-//! authorizations and, for each, the challenge its solver answers; validation, finalization
-//! and the download; also the CA's renewal window (ARI) and revocation. Every exchange runs as
-//! a `retry` step. It never answers a challenge itself: the solvers do (crate::challenge),
-//! under a guard that takes their answers down whatever happens.
+//! The order flow (RFC 8555 §7.4): a new order (with `replaces`, RFC 9773, and the CA's
+//! profile), its authorizations and, for each, the challenge its solver answers;
+//! validation, finalization and the download; also the CA's renewal window (ARI). Every
+//! exchange runs as a `retry` step. It never answers a challenge itself: the solvers do
+//! (crate::challenge), under a guard that takes their answers down whatever happens.
 
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use instant_acme::{
     RetryPolicy,
 };
 
+use super::chains;
 use super::problem::{error_chain, explain, problem_text};
 use super::retry::{self, Failed};
 use crate::challenge::{ChallengeType, Guard, Identifier, KeyAuthorization, Solvers, Task, Token};
@@ -64,7 +65,16 @@ pub async fn issue(
     csr_der: &[u8],
     solvers: &Solvers,
     replaces: Option<&CertificateIdentifier<'static>>,
+    choices: &Choices<'_>,
 ) -> anyhow::Result<Issuance> {
+    // a stored profile the CA stopped offering fails here, before anything is sent
+    if let Some(profile) = choices.profile {
+        let offered = account
+            .profiles()
+            .map(|p| (p.name.to_owned(), p.description.to_owned()))
+            .collect();
+        super::check_profile(server, profile, &offered, true)?;
+    }
     let identifiers: Vec<Identifier> = domains.iter().map(Identifier::from).collect();
     let mut guard = Guard::new(solvers);
     let order = Flow {
@@ -72,6 +82,7 @@ pub async fn issue(
         server,
         identifiers: &identifiers,
         solvers,
+        choices,
         mishandled: std::sync::atomic::AtomicBool::new(false),
     };
     let result = order.run(csr_der, replaces, &mut guard).await;
@@ -82,6 +93,15 @@ pub async fn issue(
         chain_pem: result?,
         replaces_mishandled: order.mishandled.into_inner(),
     })
+}
+
+/// What the certificate's settings ask of each order: the CA's profile to issue under, and
+/// the chain to prefer among those the CA offers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Choices<'a> {
+    pub profile: Option<&'a str>,
+    /// The common name the chain's top certificate is issued by (or is).
+    pub preferred_chain: Option<&'a str>,
 }
 
 /// What an order brought: the chain, and whether the CA mishandled `replaces` (took it but
@@ -97,6 +117,7 @@ struct Flow<'a> {
     server: &'a Server,
     identifiers: &'a [Identifier],
     solvers: &'a Solvers,
+    choices: &'a Choices<'a>,
     /// Set when the CA mishandled `replaces` and the order went again without it.
     mishandled: std::sync::atomic::AtomicBool,
 }
@@ -156,10 +177,20 @@ impl Flow<'_> {
         })
         .await?;
         crate::progress::step("downloading the certificate");
-        retry::step(server, "downloading the certificate", async || {
-            order.poll_certificate(&POLL).await
-        })
-        .await
+        let (default, seen) = chains::capture(retry::step(
+            server,
+            "downloading the certificate",
+            async || order.poll_certificate(&POLL).await,
+        ))
+        .await;
+        let default = default?;
+        match self.choices.preferred_chain {
+            // 5. `--preferred-chain`
+            Some(preferred) => {
+                Ok(chains::preferred(self.account, server, default, &seen, preferred).await)
+            }
+            None => Ok(default),
+        }
     }
 
     /// 1. The new order. `replaces` (RFC 9773) tells an ARI CA which certificate this renews.
@@ -173,8 +204,12 @@ impl Flow<'_> {
     ) -> anyhow::Result<instant_acme::Order> {
         let identifiers: Vec<instant_acme::Identifier> =
             self.identifiers.iter().map(acme_identifier).collect();
-        let plain = NewOrder::new(&identifiers);
-        let replacing = replaces.map(|id| NewOrder::new(&identifiers).replaces(id.clone()));
+        let new_order = || match self.choices.profile {
+            Some(profile) => NewOrder::new(&identifiers).profile(profile),
+            None => NewOrder::new(&identifiers),
+        };
+        let plain = new_order();
+        let replacing = replaces.map(|id| new_order().replaces(id.clone()));
         let mut with_replaces = replacing.is_some();
         let account = self.account;
         retry::step(self.server, "placing the order", async || {
@@ -389,49 +424,6 @@ async fn validation_failure(
     }
 }
 
-// --- revocation ---
-
-const ALREADY_REVOKED: &str = "urn:ietf:params:acme:error:alreadyRevoked";
-
-/// Revokes the certificate `leaf_der` at `server` (RFC 8555 §7.6), signed by the account that
-/// issued it. Ok(true) when the CA revoked it now, Ok(false) when the CA answers that it was
-/// revoked already, so that a run interrupted after revoking can still finish.
-pub async fn revoke(
-    account: &Account,
-    server: &Server,
-    leaf_der: &[u8],
-    reason: crate::types::RevocationReason,
-) -> anyhow::Result<bool> {
-    let certificate = rustls_pki_types::CertificateDer::from(leaf_der);
-    let request = instant_acme::RevocationRequest {
-        certificate: &certificate,
-        reason: Some(revocation_reason(reason)),
-    };
-    retry::step(server, "revoking the certificate", async || {
-        match account.revoke(&request).await {
-            Ok(()) => Ok(true),
-            Err(instant_acme::Error::Api(p)) if p.r#type.as_deref() == Some(ALREADY_REVOKED) => {
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
-    })
-    .await
-}
-
-/// The RFC 5280 reason code for a `--reason`.
-fn revocation_reason(reason: crate::types::RevocationReason) -> instant_acme::RevocationReason {
-    use crate::types::RevocationReason as Cli;
-    use instant_acme::RevocationReason as Acme;
-    match reason {
-        Cli::Unspecified => Acme::Unspecified,
-        Cli::Keycompromise => Acme::KeyCompromise,
-        Cli::Superseded => Acme::Superseded,
-        Cli::Cessationofoperation => Acme::CessationOfOperation,
-        Cli::Affiliationchanged => Acme::AffiliationChanged,
-    }
-}
-
 /// Whether the CA got `replaces` wrong (no echo, or malformed): unlike alreadyReplaced,
 /// which concerns one certificate, that holds for every order to this CA.
 fn replaces_mishandled(err: &instant_acme::Error) -> bool {
@@ -562,25 +554,5 @@ mod tests {
         assert!(!replaces_refused(&problem(
             r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many replaces"}"#
         )));
-    }
-}
-
-#[cfg(test)]
-mod revocation_tests {
-    use super::*;
-    use crate::types::RevocationReason as Cli;
-
-    #[test]
-    fn revocation_reasons_carry_their_rfc_5280_codes() {
-        for (reason, code) in [
-            (Cli::Unspecified, "0"),
-            (Cli::Keycompromise, "1"),
-            (Cli::Affiliationchanged, "3"),
-            (Cli::Superseded, "4"),
-            (Cli::Cessationofoperation, "5"),
-        ] {
-            let json = serde_json::to_string(&revocation_reason(reason)).unwrap();
-            assert_eq!(json, code, "{reason:?}");
-        }
     }
 }

@@ -65,11 +65,14 @@ pub fn explain(
                 .into();
             }
             match (overloaded(&problem), wait) {
-                (true, Some(wait)) => anyhow!(
-                    "the CA refused: {}; it asks to retry after {wait}; certctl does not wait that \
-                     long, run it again then",
-                    problem_text(&problem)
-                ),
+                (true, Some(wait)) => {
+                    let message = format!(
+                        "the CA refused: {}; it asks to retry after {wait}; certctl does not wait \
+                         that long, and remembers not to contact it before then",
+                        problem_text(&problem)
+                    );
+                    super::limits::RateLimited::new(message, wait.clone(), &problem).into()
+                }
                 _ => anyhow!("the CA refused: {}", problem_text(&problem)),
             }
         }

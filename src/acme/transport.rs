@@ -30,7 +30,7 @@ use super::retry::Step;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// instant-acme adds a Retry-After in seconds to the clock unchecked, which panics for a
 /// huge one: anything longer than a year reaches it as a year (which ends any polling just
-/// the same, and which `renew` clamps to a week anyway).
+/// the same, and which `renew` clamps to eight hours anyway).
 const RETRY_AFTER_CAP: u64 = 365 * 86_400;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -208,6 +208,7 @@ impl HttpClient for AcmeHttp {
                     }
                 };
                 answer::check(&url, &parts, &body).map_err(failed)?;
+                super::chains::record(&parts.headers, &body);
                 let mut rsp = BytesResponse::from(http::Response::from_parts(
                     parts,
                     http_body_util::Full::new(body),

@@ -272,6 +272,8 @@ pub fn read_lineage(cx: &Context<'_>, raw: &str) -> Result<Plan, String> {
             days: None,
             client_auth: false,
             challenges: Default::default(),
+            profile: None,
+            preferred_chain: None,
         },
         host: HostConfig {
             ca_bundle: cx.ca_bundle.clone(),

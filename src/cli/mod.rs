@@ -8,10 +8,12 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::types::{KeyType, RevocationReason};
 
+mod ca_choices;
 mod dns;
 mod origins;
 mod tls_alpn;
 
+pub use ca_choices::{CaChoiceArgs, EabArgs};
 use dns::ChallengeChoiceParser;
 pub use dns::{ChallengeChoice, DnsArgs};
 pub use origins::Origins;
@@ -306,6 +308,9 @@ pub struct ThumbprintArgs {
     /// Agree to the CA's terms of service when the account is created
     #[arg(long)]
     pub agree_tos: bool,
+
+    #[command(flatten)]
+    pub eab: EabArgs,
 }
 
 #[derive(Debug, Args)]
@@ -500,6 +505,10 @@ pub struct RequestArgs {
     pub webroot: Option<PathBuf>,
 
     #[command(flatten)]
+    pub ca: CaChoiceArgs,
+    #[command(flatten)]
+    pub eab: EabArgs,
+    #[command(flatten)]
     pub dns: DnsArgs,
     #[command(flatten)]
     pub tls_alpn: TlsAlpnArgs,
@@ -553,6 +562,8 @@ pub struct ReconfigureArgs {
     /// The document root for --challenge webroot.
     #[arg(long, value_name = "DIR")]
     pub webroot: Option<PathBuf>,
+    #[command(flatten)]
+    pub ca: CaChoiceArgs,
     #[command(flatten)]
     pub dns: DnsArgs,
     #[command(flatten)]

@@ -31,14 +31,21 @@ pub async fn thumbprint(
                 ))
                 .into());
             }
+            let eab = acme::Eab::parse(
+                args.eab.eab_kid.as_deref(),
+                args.eab.eab_hmac_key.as_deref(),
+            )?;
             let http = AcmeHttp::new(global.ca_bundle.as_deref(), global.http_timeout)?;
+            let meta = acme::directory_meta(&http, server).await?;
+            let eab = acme::check_eab(server, &meta, eab)?;
             if !args.agree_tos {
                 crate::issue::ask_terms(&http, server).await?;
             }
             store.check_writable()?;
             let _lock = store.lock(global.lock_wait)?;
             let email = crate::settings::email(args.email.as_deref(), config)?;
-            let (_, credentials) = acme::create_account(&http, server, email.as_deref()).await?;
+            let (_, credentials) =
+                acme::create_account(&http, server, email.as_deref(), eab.as_ref()).await?;
             store.save_account(server, credentials)?;
             crate::log::info(format_args!("created an ACME account at {server}"));
             store

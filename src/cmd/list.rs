@@ -33,6 +33,10 @@ const HEADER: [&str; 9] = [
 /// One stored certificate and its bundle on this host.
 struct Entry {
     i: Inspection,
+    /// The live certificate's CRL distribution points.
+    crl: Vec<String>,
+    /// When `renew` may next contact the CA (back-off or rate limit), if later than now.
+    next_attempt: Option<i64>,
     bundle: PathBuf,
     bundle_exists: bool,
     /// HAProxy sockets that have not been given the live certificate (a failed push).
@@ -63,11 +67,20 @@ pub struct Row {
     pub renewal_due: Option<bool>,
     /// The ACME directory URL of the CA that issued it.
     pub server: Option<String>,
+    /// The CA's profile sent with each order (`--profile`), and the preferred chain.
+    pub profile: Option<String>,
+    pub preferred_chain: Option<String>,
     /// Path of the bundle in the ssl directory, and whether that file exists.
     pub bundle: String,
     pub bundle_exists: bool,
     /// HAProxy sockets whose push of the live certificate failed and is still pending.
     pub pending_deploys: Vec<String>,
+    /// When `renew` may next contact the CA for it, after failures or a rate limit (null:
+    /// whenever it is due).
+    pub next_attempt: Option<String>,
+    /// Where the CA publishes its revocation (the live certificate's CRL distribution
+    /// points; empty when it names none). Nothing in certctl uses OCSP.
+    pub crl_distribution_points: Vec<String>,
 }
 
 pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
@@ -87,8 +100,19 @@ pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
                 }
                 _ => Vec::new(),
             };
+            let next_attempt = i.settings.as_ref().and_then(|s| {
+                store
+                    .next_attempt(name, &s.cert.server, false)
+                    .filter(|at| *at > now())
+            });
+            let crl = store
+                .live_leaf(name)
+                .map(|der| pem::crl_distribution_points(&der))
+                .unwrap_or_default();
             Entry {
                 i,
+                crl,
+                next_attempt,
                 bundle: bundles.path(name),
                 bundle_exists: bundles.exists(name),
                 pending,
@@ -157,9 +181,16 @@ fn row(e: &Entry, now: i64) -> Row {
         renew_after: renew_at.map(rfc3339),
         renewal_due: renew_at.map(|at| now >= at),
         server: i.settings.as_ref().map(|s| s.cert.server.to_string()),
+        profile: i.settings.as_ref().and_then(|s| s.cert.profile.clone()),
+        preferred_chain: i
+            .settings
+            .as_ref()
+            .and_then(|s| s.cert.preferred_chain.clone()),
         bundle: e.bundle.display().to_string(),
         bundle_exists: e.bundle_exists,
         pending_deploys: e.pending.clone(),
+        next_attempt: e.next_attempt.map(rfc3339),
+        crl_distribution_points: e.crl.clone(),
     }
 }
 
@@ -203,13 +234,18 @@ fn cells(e: &Entry, now: i64) -> [String; 9] {
         }
     });
     let ca = i.settings.as_ref().map_or_else(dash, |s| {
-        KNOWN_SERVERS
+        let ca = KNOWN_SERVERS
             .iter()
             .find(|(_, url)| *url == s.cert.server.url())
             .map_or_else(
                 || s.cert.server.to_string(),
                 |(short, _)| (*short).to_owned(),
-            )
+            );
+        // the profile beside its CA: letsencrypt(shortlived)
+        match &s.cert.profile {
+            Some(profile) => format!("{ca}({profile})"),
+            None => ca,
+        }
     });
     let bundle = if e.bundle_exists {
         e.bundle.display().to_string()
@@ -220,6 +256,8 @@ fn cells(e: &Entry, now: i64) -> [String; 9] {
         format!("damaged: {}", i.problems.join("; "))
     } else if !e.pending.is_empty() {
         format!("deploy pending: {}", e.pending.join(", "))
+    } else if let Some(at) = e.next_attempt {
+        format!("next attempt {}", short_time(at))
     } else {
         "ok".to_owned()
     };
@@ -307,6 +345,8 @@ mod tests {
                     days: None,
                     client_auth: false,
                     challenges: Default::default(),
+                    profile: None,
+                    preferred_chain: None,
                 },
                 host: HostConfig::default(),
                 unknown: Default::default(),
@@ -322,6 +362,8 @@ mod tests {
         };
         Entry {
             i,
+            crl: Vec::new(),
+            next_attempt: None,
             bundle: PathBuf::from("/etc/haproxy/ssl/mon-app.fr.pem"),
             bundle_exists: true,
             pending: Vec::new(),

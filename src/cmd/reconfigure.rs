@@ -1,7 +1,7 @@
 //! `certctl reconfigure NAME [options]`: change a certificate's stored settings without a
 //! new order. Options not given keep their stored values; the change is shown before it is
-//! saved; `--dry-run` saves nothing. A new key type or CA makes the certificate due at the
-//! next renew; a new ssl dir gets the bundle written there at once.
+//! saved; `--dry-run` saves nothing. A new key type, CA, profile or preferred chain makes the
+//! certificate due at the next renew; a new ssl dir gets the bundle written there at once.
 
 use crate::cli::{ReconfigureArgs, RequestArgs};
 use crate::error::BadInput;
@@ -9,7 +9,11 @@ use crate::pem;
 use crate::settings::{ConfigFile, Global, RequestSettings, changes, keep_stored};
 use crate::types::CertName;
 
-pub fn run(global: &Global, config: &ConfigFile, args: ReconfigureArgs) -> anyhow::Result<()> {
+pub async fn run(
+    global: &Global,
+    config: &ConfigFile,
+    args: ReconfigureArgs,
+) -> anyhow::Result<()> {
     // 1. the certificate and its stored settings
     let name = CertName::parse(&args.name).map_err(BadInput::new)?;
     let (store, mut bundles) = super::open(global)?;
@@ -33,6 +37,8 @@ pub fn run(global: &Global, config: &ConfigFile, args: ReconfigureArgs) -> anyho
         webroot: args.webroot,
         dns: args.dns,
         tls_alpn: args.tls_alpn,
+        ca: args.ca,
+        eab: Default::default(),
         hooks: args.hooks,
         haproxy_sockets: args.haproxy_sockets,
         days: None,
@@ -63,12 +69,28 @@ pub fn run(global: &Global, config: &ConfigFile, args: ReconfigureArgs) -> anyho
         crate::log::info(format_args!("{name}: nothing to change"));
         return Ok(());
     }
+    // a new profile must be one the CA offers (its directory says), before it is saved
+    if let (Some(profile), true) = (
+        &wanted.cert.profile,
+        changed.iter().any(|c| c.what == "profile"),
+    ) {
+        let server = &wanted.cert.server;
+        let http =
+            crate::acme::AcmeHttp::new(wanted.host.ca_bundle.as_deref(), global.http_timeout)?;
+        let meta = crate::acme::directory_meta(&http, server).await?;
+        crate::acme::check_profile(server, profile, &meta.profiles, false)?;
+    }
     for c in &changed {
         crate::log::info(format_args!("{name}: {}: {} -> {}", c.what, c.old, c.new));
     }
     let reissue: Vec<&str> = changed
         .iter()
-        .filter(|c| matches!(c.what, "key type" | "CA" | "days"))
+        .filter(|c| {
+            matches!(
+                c.what,
+                "key type" | "CA" | "days" | "profile" | "preferred chain"
+            )
+        })
         .map(|c| c.what)
         .collect();
     if args.dry_run {

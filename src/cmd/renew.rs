@@ -414,8 +414,24 @@ fn select(
                     selection.due.push(lineage);
                     continue;
                 }
-                let force = force || store.reissue(name).is_some();
-                match pem::decide(now, info.not_before, info.not_after, ari.as_ref(), force) {
+                let reissue = force || store.reissue(name).is_some();
+                let decision =
+                    pem::decide(now, info.not_before, info.not_after, ari.as_ref(), reissue);
+                // what needs the CA waits for its rate limit, and for the back-off after
+                // failures (unless --force)
+                let server = &lineage.settings.cert.server;
+                let held = store
+                    .next_attempt(name, server, force)
+                    .filter(|at| *at > now);
+                if let (Some(at), Decision::Due | Decision::AskCa) = (held, decision) {
+                    crate::log::info(format_args!(
+                        "{name}: not contacting the CA before {} ({}); `certctl list` shows it",
+                        date(at),
+                        hold_reason(store, name, server, now)
+                    ));
+                    continue;
+                }
+                match decision {
                     Decision::Due => selection.due.push(lineage),
                     _ if !issue::bundle_is_current(store, bundles, name, &info.serial) => {
                         selection.repair.push(lineage)
@@ -442,6 +458,21 @@ fn select(
         }
     }
     selection
+}
+
+/// Why `renew` waits for `name`: the CA's limit, or failed attempts.
+fn hold_reason(store: &Store, name: &CertName, server: &crate::types::Server, now: i64) -> String {
+    if store.rate_limit(server).is_some_and(|t| t > now) {
+        return "the CA asked for that with a rate limit".to_owned();
+    }
+    let status = store.status(name);
+    if status.retry_after.is_some_and(|t| t > now) {
+        return "the CA rate-limited these names".to_owned();
+    }
+    format!(
+        "backing off after {} failed attempts; --force tries now",
+        status.consecutive_failures
+    )
 }
 
 /// Prints the results; exit 1 (an error) naming every failure, silent when nothing

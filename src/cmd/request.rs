@@ -67,6 +67,20 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         }
     }
 
+    // a CA that asked not to be contacted before a time is not (a failure, not bad input)
+    let server = &wanted.cert.server;
+    let limit = store
+        .rate_limit(server)
+        .max(store.status(&name).retry_after);
+    if let Some(until) = limit.filter(|t| *t > now()) {
+        anyhow::bail!(
+            "{name}: the CA ({server}) asked not to be contacted before {} (a rate limit); \
+             certctl will not order before then",
+            date(until)
+        );
+    }
+    let eab = ca_directory(global, &args, &wanted, &store).await?;
+
     // 3. a new account needs the terms agreed to: without a terminal to ask on, that is
     //    --agree-tos; then the directories must take the result, and nobody else may write
     if !local
@@ -115,7 +129,12 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
             ari.as_ref(),
             false,
         );
-        if same_names && !args.force && decision != pem::Decision::Due {
+        // a new profile or chain is a new certificate (never one only stored, unused)
+        let choice_changed = stored.as_ref().is_some_and(|s| {
+            (&s.cert.profile, &s.cert.preferred_chain)
+                != (&wanted.cert.profile, &wanted.cert.preferred_chain)
+        });
+        if same_names && !args.force && !choice_changed && decision != pem::Decision::Due {
             if stored.as_ref() != Some(&wanted) {
                 store.save_settings(&name, &wanted)?;
                 crate::log::info(format_args!("{name}: settings saved"));
@@ -155,6 +174,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         dry_run: false,
         missing_account: MissingAccount::AgreeOrAsk {
             agree_tos: args.agree_tos,
+            eab,
         },
     };
     let job = Job {
@@ -209,6 +229,55 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
             )))
         }
     }
+}
+
+/// What the CA's directory must allow before anything is written: the profile given now
+/// (exit 2 listing the CA's), and for a new account, External Account Binding when the CA
+/// requires it. Returns the EAB to bind a new account to (None when there is an account).
+async fn ca_directory(
+    global: &Global,
+    args: &RequestArgs,
+    wanted: &CertSettings,
+    store: &crate::store::Store,
+) -> anyhow::Result<Option<crate::acme::Eab>> {
+    let eab = crate::acme::Eab::parse(
+        args.eab.eab_kid.as_deref(),
+        args.eab.eab_hmac_key.as_deref(),
+    )?;
+    let server = &wanted.cert.server;
+    if server.is_local() {
+        if eab.is_some() {
+            return Err(BadInput::new(
+                "--eab-kid and --eab-hmac-key apply to ACME CAs; the local CA has no accounts",
+            )
+            .into());
+        }
+        return Ok(None);
+    }
+    let new_account = store.account(server)?.is_none();
+    if !new_account && eab.is_some() {
+        crate::log::info(format_args!(
+            "note: the account at {server} exists already; --eab-kid and --eab-hmac-key \
+             bind a new account only, and are ignored"
+        ));
+    }
+    let profile = wanted
+        .cert
+        .profile
+        .as_deref()
+        .filter(|_| args.ca.profile.is_some());
+    if !new_account && profile.is_none() {
+        return Ok(None);
+    }
+    let http = crate::acme::AcmeHttp::new(wanted.host.ca_bundle.as_deref(), global.http_timeout)?;
+    let meta = crate::acme::directory_meta(&http, server).await?;
+    if let Some(profile) = profile {
+        crate::acme::check_profile(server, profile, &meta.profiles, false)?;
+    }
+    if !new_account {
+        return Ok(None);
+    }
+    Ok(crate::acme::check_eab(server, &meta, eab)?)
 }
 
 fn print_json(bundles: &Bundles, lineage: &Lineage, status: &str) -> anyhow::Result<()> {

@@ -12,10 +12,14 @@ use crate::store::Store;
 use crate::types::Server;
 
 /// What to do when a CA has no stored account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MissingAccount {
-    /// `request`: the terms are agreed to (--agree-tos) or asked on the terminal.
-    AgreeOrAsk { agree_tos: bool },
+    /// `request`: the terms are agreed to (--agree-tos) or asked on the terminal; a new
+    /// account is bound to `eab` when given (checked against the directory by the caller).
+    AgreeOrAsk {
+        agree_tos: bool,
+        eab: Option<acme::Eab>,
+    },
     /// `renew`: the terms were agreed to when the certificate was requested.
     Create,
 }
@@ -27,9 +31,9 @@ pub(super) async fn for_run(
     settings: &CertSettings,
 ) -> anyhow::Result<instant_acme::Account> {
     let http = AcmeHttp::new(settings.host.ca_bundle.as_deref(), run.http_timeout)?;
-    let agree_tos = match run.missing_account {
-        MissingAccount::AgreeOrAsk { agree_tos } => agree_tos,
-        MissingAccount::Create => true,
+    let (agree_tos, eab) = match &run.missing_account {
+        MissingAccount::AgreeOrAsk { agree_tos, eab } => (*agree_tos, eab.as_ref()),
+        MissingAccount::Create => (true, None),
     };
     let save = !run.dry_run;
     open_account(
@@ -39,6 +43,7 @@ pub(super) async fn for_run(
         settings.cert.email.as_deref(),
         agree_tos,
         save,
+        eab,
     )
     .await
 }
@@ -52,7 +57,7 @@ pub(super) async fn replace_gone(
 ) -> anyhow::Result<instant_acme::Account> {
     let http = AcmeHttp::new(settings.host.ca_bundle.as_deref(), run.http_timeout)?;
     let (account, credentials) =
-        acme::create_account(&http, server, settings.cert.email.as_deref()).await?;
+        acme::create_account(&http, server, settings.cert.email.as_deref(), None).await?;
     if !run.dry_run {
         run.store.save_account(server, credentials)?;
     }
@@ -71,6 +76,7 @@ pub async fn open_account(
     email: Option<&str>,
     agree_tos: bool,
     save: bool,
+    eab: Option<&acme::Eab>,
 ) -> anyhow::Result<instant_acme::Account> {
     if let Some(credentials) = store.account(server)? {
         crate::log::verbose(format_args!("using the stored account for {server}"));
@@ -79,7 +85,7 @@ pub async fn open_account(
     if !agree_tos {
         ask_terms(http, server).await?;
     }
-    let (account, credentials) = acme::create_account(http, server, email).await?;
+    let (account, credentials) = acme::create_account(http, server, email, eab).await?;
     if save {
         store.save_account(server, credentials)?;
         crate::log::info(format_args!("created an ACME account at {server}"));

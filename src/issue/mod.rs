@@ -414,6 +414,20 @@ impl Run<'_> {
             if let Err(e) = self.store.record_attempt(&outcome.name, now, error) {
                 crate::log::verbose(format_args!("{}: {e:#}", outcome.name));
             }
+            // a CA's "not before then": on these names, or on every order to it
+            if let OutcomeKind::NotIssued(e) = &outcome.kind {
+                if let Some(limit) = acme::rate_limited(e) {
+                    let until = acme::retry_at(&limit.wait, now);
+                    let server = &outcome.settings.cert.server;
+                    let saved = match limit.per_name {
+                        true => self.store.save_retry_after(&outcome.name, until),
+                        false => self.store.save_rate_limit(server, until),
+                    };
+                    if let Err(e) = saved {
+                        crate::log::warn(format_args!("{}: {e:#}", outcome.name));
+                    }
+                }
+            }
         }
     }
 

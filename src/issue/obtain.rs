@@ -37,6 +37,10 @@ pub async fn order(
         &csr,
         solvers,
         replaces,
+        &acme::Choices {
+            profile: wanted.cert.profile.as_deref(),
+            preferred_chain: wanted.cert.preferred_chain.as_deref(),
+        },
     )
     .await?;
     let key_pem = key.serialize_pem();

@@ -3,6 +3,9 @@
 //! No I/O and no clock here: callers pass `now` in.
 
 mod check;
+mod crl;
+
+pub use crl::crl_distribution_points;
 
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
@@ -172,6 +175,11 @@ pub struct AriState {
     pub next_check: i64,
 }
 
+/// The longest certctl waits before asking the CA's window again, whatever its Retry-After:
+/// under a twice-daily timer every run asks, so a 6-day certificate whose window moves (a
+/// revocation, a CA incident) is renewed within hours.
+pub const ARI_LONGEST_WAIT: i64 = 8 * 3600;
+
 impl AriState {
     /// `fraction` in [0, 1) picks the point of the window, so that many clients spread out.
     pub fn new(
@@ -184,7 +192,7 @@ impl AriState {
         let span = window_end.saturating_sub(window_start).max(0) as f64;
         let retry = i64::try_from(retry_after_secs)
             .unwrap_or(i64::MAX)
-            .clamp(60, 7 * 86_400);
+            .clamp(60, ARI_LONGEST_WAIT);
         Self {
             window_start,
             window_end,

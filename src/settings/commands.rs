@@ -46,6 +46,7 @@ impl RequestSettings {
         };
         let (challenge, challenges) = challenges(args, config, &domains, local)?;
         let email = email(args.email.as_deref(), config)?;
+        let (profile, preferred_chain) = super::ca_choices(&args.ca, local)?;
         let wanted = CertSettings {
             cert: CertConfig {
                 domains: domains.clone(),
@@ -56,6 +57,8 @@ impl RequestSettings {
                 days: args.days,
                 client_auth: args.client_auth,
                 challenges,
+                profile,
+                preferred_chain,
             },
             host: HostConfig {
                 ca_bundle: global.ca_bundle.clone(),

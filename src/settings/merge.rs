@@ -51,6 +51,12 @@ pub fn keep_stored(
             cert.days = stored.cert.days;
         }
         cert.client_auth |= stored.cert.client_auth;
+        if args.ca.profile.is_none() {
+            cert.profile = stored.cert.profile.clone();
+        }
+        if args.ca.preferred_chain.is_none() {
+            cert.preferred_chain = stored.cert.preferred_chain.clone();
+        }
         if !global.given.ca_bundle {
             host.ca_bundle = stored.host.ca_bundle.clone();
         }
@@ -166,6 +172,12 @@ pub fn changes(old: &CertSettings, new: &CertSettings) -> Vec<Change> {
         challenge(&new.cert.challenge),
     );
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+    push("profile", opt(&old.cert.profile), opt(&new.cert.profile));
+    push(
+        "preferred chain",
+        opt(&old.cert.preferred_chain),
+        opt(&new.cert.preferred_chain),
+    );
     push(
         "pre-hook",
         opt(&old.host.hooks.pre),

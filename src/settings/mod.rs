@@ -3,6 +3,7 @@
 //! Precedence: flags > environment (clap reads both) > config file > built-in defaults.
 //! Nothing here touches the network or writes to disk.
 
+mod choices;
 mod commands;
 mod config;
 mod dns;
@@ -19,6 +20,7 @@ use crate::error::BadInput;
 pub use crate::log::Verbosity;
 use crate::types::Server;
 
+pub use choices::ca_choices;
 pub use commands::{RenewSettings, RequestSettings, email};
 pub use config::ConfigFile;
 pub use dns::{DEFAULT_DNS_TIMEOUT, Dns01, DnsAddr, DnsFlags, DnsProvider, Secret, Tsig};

@@ -45,6 +45,12 @@ pub struct CertConfig {
     /// Names answered another way than `challenge` (`--challenge NAME=HOW`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub challenges: BTreeMap<DomainName, Challenge>,
+    /// The CA's profile (`--profile`), sent with every order, renewals included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The chain whose top names this CA (`--preferred-chain`), when the CA offers several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_chain: Option<String>,
 }
 
 impl CertConfig {

@@ -42,6 +42,8 @@ pub enum Key {
     Pushed(CertName),
     /// A CA that mishandled `replaces` (RFC 9773): orders to it go without.
     NoReplaces(Server),
+    /// Until when a CA asked (429/503 with Retry-After) not to be contacted.
+    RateLimit(Server),
     /// Why the certificate must be issued again at the next renew (its key type or CA was
     /// reconfigured); removed when a new generation is saved.
     Reissue(CertName),

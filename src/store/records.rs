@@ -24,7 +24,14 @@ pub struct RenewalStatus {
     /// Why the last attempt failed (no key material: the error's text as shown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The CA asked not to order these names again before then (a rate limit on them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<i64>,
 }
+
+/// The first wait after a failed renewal; it doubles with each failure, up to a day.
+const FIRST_BACKOFF: i64 = 3600;
+const LONGEST_BACKOFF: i64 = 86_400;
 
 impl RenewalStatus {
     /// The status after an attempt at `now` that succeeded or failed with `error`.
@@ -34,6 +41,7 @@ impl RenewalStatus {
                 self.last_success = Some(now);
                 self.consecutive_failures = 0;
                 self.last_error = None;
+                self.retry_after = None;
             }
             Some(e) => {
                 self.last_failure = Some(now);
@@ -48,6 +56,15 @@ impl RenewalStatus {
     /// Whether the last attempt failed.
     pub fn failing(&self) -> bool {
         self.consecutive_failures > 0
+    }
+
+    /// When `renew` tries again after failures (1 h after the first, doubling, at most a
+    /// day); None when the last attempt succeeded.
+    pub fn backoff_until(&self) -> Option<i64> {
+        let failed_at = self.last_failure.filter(|_| self.failing())?;
+        let doublings = self.consecutive_failures.saturating_sub(1).min(16);
+        let wait = (FIRST_BACKOFF << doublings).min(LONGEST_BACKOFF);
+        Some(failed_at.saturating_add(wait))
     }
 }
 
@@ -72,6 +89,46 @@ impl Store {
             &Key::Status(name.clone()),
             &serde_json::to_vec_pretty(&status)?,
         )
+    }
+
+    /// Remembers that the CA asked not to order `name`'s names before `until`.
+    pub fn save_retry_after(&self, name: &CertName, until: i64) -> anyhow::Result<()> {
+        let status = RenewalStatus {
+            retry_after: Some(until),
+            ..self.status(name)
+        };
+        self.backend.write(
+            &Key::Status(name.clone()),
+            &serde_json::to_vec_pretty(&status)?,
+        )
+    }
+
+    /// Until when the CA at `server` asked not to be contacted (None: no such request, or
+    /// it is unreadable).
+    pub fn rate_limit(&self, server: &Server) -> Option<i64> {
+        let bytes = self.backend.read(&Key::RateLimit(server.clone())).ok()??;
+        String::from_utf8_lossy(&bytes).trim().parse().ok()
+    }
+
+    /// Remembers that the CA at `server` asked not to be contacted before `until`.
+    pub fn save_rate_limit(&self, server: &Server, until: i64) -> anyhow::Result<()> {
+        self.backend
+            .write(
+                &Key::RateLimit(server.clone()),
+                format!("{until}\n").as_bytes(),
+            )
+            .with_context(|| format!("remembering {server}'s rate limit"))
+    }
+
+    /// When `renew` may next contact the CA for `name` (None: now): the CA's limit on it or
+    /// on every order, and, unless `force`, the back-off after failed attempts.
+    pub fn next_attempt(&self, name: &CertName, server: &Server, force: bool) -> Option<i64> {
+        let status = self.status(name);
+        let backoff = status.backoff_until().filter(|_| !force);
+        [backoff, status.retry_after, self.rate_limit(server)]
+            .into_iter()
+            .flatten()
+            .max()
     }
 
     /// The serial each HAProxy socket was last given for `name` (empty when none or unreadable).
@@ -136,5 +193,30 @@ impl Store {
 
     pub fn save_deployed(&self, name: &CertName, record: &[u8]) -> anyhow::Result<()> {
         self.backend.write(&Key::Deployed(name.clone()), record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_an_hour_to_a_day_and_ends_with_a_success() {
+        let t = 1_790_000_000;
+        let mut status = RenewalStatus::default();
+        assert_eq!(status.backoff_until(), None);
+        let mut waits = Vec::new();
+        for _ in 0..7 {
+            status = status.after(t, Some("refused".into()));
+            waits.push(status.backoff_until().unwrap() - t);
+        }
+        assert_eq!(waits, [3600, 7200, 14_400, 28_800, 57_600, 86_400, 86_400]);
+        status.retry_after = Some(t + 10);
+        let status = status.after(t + 1, None);
+        assert_eq!(status.backoff_until(), None);
+        assert_eq!(
+            status.retry_after, None,
+            "a success ends the CA's limit on the names"
+        );
     }
 }

@@ -60,6 +60,8 @@ fn settings(domain: &str) -> CertSettings {
             days: None,
             client_auth: false,
             challenges: Default::default(),
+            profile: None,
+            preferred_chain: None,
         },
         host: HostConfig::default(),
         unknown: Default::default(),

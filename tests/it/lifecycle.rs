@@ -619,6 +619,10 @@ fn list_shows_every_certificate_as_a_table_and_as_json() {
         "bundle",
         "bundle_exists",
         "pending_deploys",
+        "profile",
+        "preferred_chain",
+        "next_attempt",
+        "crl_distribution_points",
     ];
     expected.sort();
     let mut fields_sorted = fields.clone();

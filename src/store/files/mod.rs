@@ -89,6 +89,7 @@ impl Files {
         match key {
             Key::Account(server) => self.account_path(server),
             Key::NoReplaces(server) => self.account_path(server).with_extension("no-replaces"),
+            Key::RateLimit(server) => self.account_path(server).with_extension("rate-limit"),
             Key::Settings(name) => self.cert_dir(name).join("settings.json"),
             Key::Ari(name) => self.cert_dir(name).join("ari.json"),
             Key::Deployed(name) => self.cert_dir(name).join("deployed.json"),

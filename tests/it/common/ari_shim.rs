@@ -1,7 +1,9 @@
 //! `AriShim`: a test-only stand-in for a CA with ACME Renewal Information (RFC 9773), which
 //! Debian's Pebble 2.4.0 lacks. An HTTPS reverse proxy in front of the lab's real Pebble
 //! adding only `renewalInfo` in the directory, that endpoint (the window a test sets), the
-//! echo of `replaces` on new orders, and two switches (ARI off, `alreadyReplaced`). Every
+//! echo of `replaces` on new orders, and two switches (ARI off, `alreadyReplaced`); also the
+//! profiles extension (profiles in the directory's meta, the `profile` of each new order
+//! recorded), which Pebble 2.4.0 lacks too. Every
 //! other request reaches Pebble unchanged; the shim never signs, validates or issues.
 
 use std::io::{ErrorKind, Read, Write};
@@ -54,6 +56,10 @@ struct Shared {
     renewal_info_ids: Mutex<Vec<String>>,
     /// The `replaces` of every new order that carried one and was taken (see `replaces_seen`).
     replaces: Mutex<Vec<String>>,
+    /// The profiles the directory announces (name, description); none at start.
+    profiles: Mutex<Vec<(String, String)>>,
+    /// The `profile` of every new order Pebble took (None: the order named none).
+    profiles_seen: Mutex<Vec<Option<String>>>,
 }
 
 /// A running shim; dropping it stops accepting connections.
@@ -84,6 +90,8 @@ impl AriShim {
             echoes_replaces: AtomicBool::new(true),
             renewal_info_ids: Mutex::new(Vec::new()),
             replaces: Mutex::new(Vec::new()),
+            profiles: Mutex::new(Vec::new()),
+            profiles_seen: Mutex::new(Vec::new()),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let acceptor = {
@@ -152,6 +160,20 @@ impl AriShim {
     /// The certificate id of each renewalInfo request, in order.
     pub fn renewal_info_ids(&self) -> Vec<String> {
         lock(&self.shared.renewal_info_ids).clone()
+    }
+
+    /// From now on, the directory's meta announces these profiles (name, description);
+    /// none leaves `profiles` out, as a CA without the extension does.
+    pub fn set_profiles(&self, profiles: &[(&str, &str)]) {
+        *lock(&self.shared.profiles) = profiles
+            .iter()
+            .map(|(n, d)| ((*n).to_owned(), (*d).to_owned()))
+            .collect();
+    }
+
+    /// The `profile` field of each new order Pebble took, in order (None: no profile).
+    pub fn profiles_seen(&self) -> Vec<Option<String>> {
+        lock(&self.shared.profiles_seen).clone()
     }
 
     /// The `replaces` of each new order that had one, in order: orders Pebble accepted, and
@@ -309,6 +331,12 @@ fn directory(shared: &Shared, request: &Request) -> Result<Reply, String> {
     if shared.offers_ari.load(Ordering::SeqCst) {
         dir["renewalInfo"] = json!(format!("{}{RENEWAL_INFO}", shared.origin));
     }
+    let profiles = lock(&shared.profiles).clone();
+    if !profiles.is_empty() {
+        let map: serde_json::Map<String, Value> =
+            profiles.into_iter().map(|(n, d)| (n, json!(d))).collect();
+        dir["meta"]["profiles"] = Value::Object(map);
+    }
     reply.body = serde_json::to_vec(&dir).expect("json");
     Ok(reply)
 }
@@ -316,8 +344,13 @@ fn directory(shared: &Shared, request: &Request) -> Result<Reply, String> {
 /// The new order goes to Pebble unchanged; a `replaces` in its payload is recorded and
 /// echoed in Pebble's answer, as RFC 9773 asks of the CA (instant-acme checks the echo).
 fn forward_new_order(shared: &Shared, request: &Request) -> Result<Reply, String> {
-    let replaces = jws_payload(&request.body)?
+    let payload = jws_payload(&request.body)?;
+    let replaces = payload
         .get("replaces")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let profile = payload
+        .get("profile")
         .and_then(Value::as_str)
         .map(str::to_owned);
     if let (Some(id), true) = (&replaces, shared.refuses_replaces.load(Ordering::SeqCst)) {
@@ -336,6 +369,9 @@ fn forward_new_order(shared: &Shared, request: &Request) -> Result<Reply, String
     let mut reply = forward(shared, request)?;
     // only orders Pebble took count: it refuses some nonces on purpose, and the client
     // then sends the same order again
+    if (200..300).contains(&reply.status) {
+        lock(&shared.profiles_seen).push(profile);
+    }
     if let (Some(id), true) = (replaces, (200..300).contains(&reply.status)) {
         lock(&shared.replaces).push(id.clone());
         let mut order: Value =
@@ -513,6 +549,7 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         404 => "Not Found",
         409 => "Conflict",
+        429 => "Too Many Requests",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
         503 => "Service Unavailable",

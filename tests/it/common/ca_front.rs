@@ -49,6 +49,10 @@ pub enum Fault {
     HugeRetryAfter,
     /// A 503 problem document with `Retry-After: 18446744073709551615`, never Pebble's.
     Overloaded,
+    /// A 429 rateLimited problem document with `Retry-After: <secs>`, never Pebble's.
+    RateLimited(u64),
+    /// The same about the order's names ("this exact set of identifiers").
+    NamesRateLimited(u64),
     /// Pebble's certificate swapped for one that is not the one asked for.
     Cert(WrongCert),
     /// Pebble's answer, held until `release`: a moment in the middle of an order for the
@@ -260,6 +264,20 @@ fn serve(shared: &Shared, server: Arc<ServerConfig>, tcp: TcpStream) -> Result<(
             reply
                 .headers
                 .push(("Retry-After".into(), HUGE_RETRY_AFTER.into()));
+            send_reply(&mut stream, &reply)
+        }
+        Some(Fault::RateLimited(secs) | Fault::NamesRateLimited(secs)) => {
+            let detail = match fault {
+                Some(Fault::NamesRateLimited(_)) => {
+                    "too many certificates already issued for this exact set of identifiers"
+                }
+                _ => "too many new orders recently",
+            };
+            let body = format!(
+                r#"{{"type":"urn:ietf:params:acme:error:rateLimited","detail":"{detail}","status":429}}"#
+            );
+            let mut reply = text(429, "application/problem+json", &body);
+            reply.headers.push(("Retry-After".into(), secs.to_string()));
             send_reply(&mut stream, &reply)
         }
         Some(Fault::StallBody) => {

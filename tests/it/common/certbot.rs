@@ -121,6 +121,9 @@ fn clone(command: &Command) -> Command {
     copy
 }
 
+/// The CRL distribution point of every `FakeLineage` leaf.
+pub const FAKE_CRL: &str = "http://crl.fake-certbot.test/1.crl";
+
 /// A hand-made lineage: a leaf for `names` signed by a throwaway CA (the chain), its key,
 /// and renewal/NAME.conf with `params` under [renewalparams] (plus `extra` verbatim).
 pub struct FakeLineage<'a> {
@@ -143,10 +146,12 @@ impl FakeLineage<'_> {
         let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
         let names: Vec<String> = self.names.iter().map(|n| n.to_string()).collect();
-        let leaf = rcgen::CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
+        // a CRL distribution point, as every public CA's certificates now carry
+        let mut leaf_params = rcgen::CertificateParams::new(names).unwrap();
+        leaf_params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec![FAKE_CRL.to_owned()],
+        }];
+        let leaf = leaf_params.signed_by(&key, &ca).unwrap();
         let key_pem = if self.wrong_key {
             rcgen::KeyPair::generate().unwrap().serialize_pem()
         } else {

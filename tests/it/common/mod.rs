@@ -66,6 +66,9 @@ pub struct LabOptions {
     /// offering ALPN acme-tls/1 to certctl's tls-alpn-01 listener (`tls_alpn_addr`) and
     /// every other one to its HTTPS frontend, as the README's port-443 setup does.
     pub tls_alpn_front: bool,
+    /// External Account Binding keys (kid, base64url HMAC key): when any, Pebble requires
+    /// EAB for new accounts (`externalAccountBindingRequired`, `externalAccountMACKeys`).
+    pub eab_keys: Vec<(String, String)>,
 }
 
 impl Default for LabOptions {
@@ -78,6 +81,7 @@ impl Default for LabOptions {
             pebble_env: Vec::new(),
             dns_server: None,
             tls_alpn_front: false,
+            eab_keys: Vec::new(),
         }
     }
 }
@@ -592,6 +596,15 @@ fn start_pebble(root: &Path, ports: &Ports, opts: &LabOptions, ca_der: &[u8]) ->
     });
     if let Some(secs) = opts.validity_secs {
         settings["certificateValidityPeriod"] = json!(secs);
+    }
+    if !opts.eab_keys.is_empty() {
+        settings["externalAccountBindingRequired"] = json!(true);
+        let keys: serde_json::Map<String, serde_json::Value> = opts
+            .eab_keys
+            .iter()
+            .map(|(kid, key)| (kid.clone(), json!(key)))
+            .collect();
+        settings["externalAccountMACKeys"] = json!(keys);
     }
     let config_path = root.join("pebble.json");
     let config = serde_json::to_string_pretty(&json!({ "pebble": settings })).expect("json");
