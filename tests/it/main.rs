@@ -7,6 +7,7 @@
 mod common;
 
 mod admin;
+mod admin_session;
 mod ari;
 mod bad_input;
 mod check;
