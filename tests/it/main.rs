@@ -30,5 +30,6 @@ mod local_ca;
 mod progress;
 mod properties;
 mod renew;
+mod renew_index;
 mod request;
 mod secrets;
