@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import resource
 import shutil
 import socket
 import ssl
@@ -16,6 +17,7 @@ LAB = os.environ["LAB"]
 QUICK = "--quick" in sys.argv
 DOMAIN = "scale.test"
 CONFIG = os.path.join(LAB, "empty.toml")
+LAST_CPU = [0.0]  # user + system seconds of the last run (wall time suffers from load)
 
 
 def log(msg):
@@ -25,17 +27,20 @@ def log(msg):
 def certctl(state, ssl_dir, args, check=True, stdout=subprocess.DEVNULL):
     """One run; returns (wall seconds, max RSS KiB, exit code)."""
     rss = os.path.join(LAB, "time.out")
-    cmd = ["/usr/bin/time", "-f", "%M", "-o", rss, CERTCTL, "--config", CONFIG,
+    cmd = ["/usr/bin/time", "-f", "%M %U %S", "-o", rss, CERTCTL, "--config", CONFIG,
            "--state-dir", state, "--ssl-dir", ssl_dir, "--server", "local", *args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CERTCTL")}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE, env=env)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    LAST_CPU[0] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if check and proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)}: exit {proc.returncode}\n{proc.stderr.decode()[-2000:]}")
     with open(rss) as f:
-        kib = int(f.read().strip().splitlines()[-1])
-    return wall, kib, proc.returncode
+        kib = f.read().strip().splitlines()[-1].split()[0]
+    return wall, int(kib), proc.returncode
 
 
 def fmt_t(s):
@@ -72,8 +77,16 @@ def clone(tpl_state, tpl_ssl, names, dest, size):
     for i in range(size):
         t = names[i % len(names)]
         name = f"n{i}.{DOMAIN}"
-        shutil.copytree(os.path.join(tpl_state, "certs", t), os.path.join(state, "certs", name),
-                        symlinks=True, copy_function=os.link)
+        src, dst = os.path.join(tpl_state, "certs", t), os.path.join(state, "certs", name)
+        shutil.copytree(src, dst, symlinks=True, copy_function=os.link,
+                        ignore=shutil.ignore_patterns("settings.json"))
+        # the same certificate under another name; its bundle in this lab's ssl directory
+        with open(os.path.join(src, "settings.json")) as f:
+            settings = json.load(f)
+        settings["ssl_dir"] = ssl_dir
+        with open(os.path.join(dst, "settings.json"), "w") as f:
+            json.dump(settings, f)
+        os.chmod(os.path.join(dst, "settings.json"), 0o600)
         os.link(os.path.join(tpl_ssl, f"{t}.pem"), os.path.join(ssl_dir, f"{name}.pem"))
     return state, ssl_dir
 
@@ -90,6 +103,10 @@ def noop(results):
         time.sleep(0.2)  # the index trusts only versions older than 100 ms (same clock tick)
         cold = certctl(state, ssl_dir, ["renew"])
         warm, warm_rss = median_runs(reps, lambda: certctl(state, ssl_dir, ["renew"]))
+        cpu = []
+        for _ in range(reps):
+            certctl(state, ssl_dir, ["renew"])
+            cpu.append(LAST_CPU[0])
         full, full_rss = median_runs(max(3, reps // 3), lambda: certctl(
             state, ssl_dir, ["renew", "-v"]))
 
@@ -98,6 +115,7 @@ def noop(results):
             return certctl(state, ssl_dir, ["renew"])
         rebuild, _ = median_runs(max(3, reps // 3), no_index)
         row = {"size": size, "cold": cold[0], "warm": warm, "warm_rss": warm_rss,
+               "warm_cpu": statistics.median(cpu),
                "full": full, "full_rss": full_rss, "rebuild": rebuild,
                "index_bytes": os.path.getsize(index)}
         if size == 10000 or (QUICK and size == sizes[-1]):
@@ -239,11 +257,13 @@ def haproxy_scale(results):
 def report(results):
     mib = lambda kib: f"{kib / 1024:.1f} MiB"
     print(f"certctl {CERTCTL}; load average {os.getloadavg()[0]:.2f}\n")
-    print("| certificates | `renew`, nothing due (index current) | first run (index built) "
-          "| index missing (rebuilt) | `renew -v` (reads every certificate) | max RSS | index size |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| certificates | `renew`, nothing due (index current) | its CPU (user + sys) "
+          "| first run (index built) | index missing (rebuilt) "
+          "| `renew -v` (reads every certificate) | max RSS | index size |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in results.get("noop", []):
-        print(f"| {row['size']:,} | {fmt_t(row['warm'])} | {fmt_t(row['cold'])} | "
+        print(f"| {row['size']:,} | {fmt_t(row['warm'])} | {fmt_t(row['warm_cpu'])} | "
+              f"{fmt_t(row['cold'])} | "
               f"{fmt_t(row['rebuild'])} | {fmt_t(row['full'])} | {mib(row['warm_rss'])} | "
               f"{row['index_bytes'] / 1024:.0f} KiB |")
     for row in results.get("noop", []):
