@@ -20,15 +20,20 @@ const HEADER: &str = "certctl renew index 1";
 /// clock tick: it is recorded as unknown, and computed again at the next run.
 const SETTLE_NS: i64 = 100_000_000;
 
-/// When `name` next needs attention from `renew` (unix seconds; `i64::MIN`: now, whatever
-/// the clock). Every reason is one line: a further one (a backoff, a pending deploy) is one
-/// more line here, and the index follows.
+/// `attention` of a certificate that cannot be read (damaged, or a first request stopped
+/// half way): `renew` says which. An index holding one is not written: a run that fails on
+/// it changes nothing in the state.
+const UNREADABLE: i64 = i64::MIN;
+
+/// When `name` next needs attention from `renew` (unix seconds; `i64::MIN + 1`: now,
+/// whatever the clock). Every reason is one line: a further one (a backoff, a pending
+/// deploy) is one more line here, and the index follows.
 pub fn attention(store: &Store, bundles: &Bundles, name: &CertName) -> i64 {
     let Ok(Some(lineage)) = store.lineage(name) else {
-        return i64::MIN; // damaged, or a first request stopped half way: renew says which
+        return UNREADABLE;
     };
     let (info, settings) = (&lineage.info, &lineage.settings);
-    let now = i64::MIN;
+    let now = UNREADABLE + 1;
     [
         // due by lifetime, inside the CA's ARI window, or time to ask the CA again
         Some(pem::decision_changes_at(
@@ -121,7 +126,7 @@ pub fn needing_attention(
             due.push((cert, entry.ssl_dir.clone()));
         }
     }
-    if changed {
+    if changed && !entries.values().any(|e| e.attention == UNREADABLE) {
         // a cache: failing to keep it only costs the next run the full read
         let _ = store.save_index(&render(trusted(names_version, started), &entries));
     }
