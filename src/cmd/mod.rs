@@ -31,8 +31,7 @@ use crate::types::CertName;
 /// one stored with each certificate (where its bundle is written and read). A state that
 /// someone other than root (or the running user) could have written is refused.
 pub fn open(global: &Global) -> anyhow::Result<(Store, Bundles)> {
-    let store = Store::files(&global.state_dir);
-    store.check_trusted().map_err(BadInput::new)?;
+    let store = open_store(global)?;
     let mut bundles = Bundles::new(&global.ssl_dir);
     for name in store.names().unwrap_or_default() {
         if let Ok(Some(settings)) = store.settings(&name) {
@@ -42,6 +41,13 @@ pub fn open(global: &Global) -> anyhow::Result<(Store, Bundles)> {
         }
     }
     Ok((store, bundles))
+}
+
+/// The state alone, checked to be trusted (`open` also reads every stored ssl directory).
+pub fn open_store(global: &Global) -> anyhow::Result<Store> {
+    let store = Store::files(&global.state_dir);
+    store.check_trusted().map_err(BadInput::new)?;
+    Ok(store)
 }
 
 /// Proves both the state and the ssl directory can be written, then takes the lock and

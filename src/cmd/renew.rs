@@ -58,11 +58,17 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyho
 
 async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow::Result<()> {
     // 1. which certificates; every named one must exist
-    let (store, bundles) = super::open(global)?;
-    let names = super::selected_names(global, &store, &args.names)?;
     // hooks and sockets from the command line (or the config file) apply in addition to
     // the stored ones
     let given = RenewSettings::resolve(config, &args)?;
+    let (store, bundles, names) = match attention_only(global, &args, &given)? {
+        Some(opened) => opened,
+        None => {
+            let (store, bundles) = super::open(global)?;
+            let names = super::selected_names(global, &store, &args.names)?;
+            (store, bundles, names)
+        }
+    };
 
     // 2. the local CA's CRL, signed again once half its validity has passed
     let mut failures: Vec<(String, anyhow::Error)> = Vec::new();
@@ -313,6 +319,39 @@ fn pending_pushes(store: &Store, name: &CertName, given: &[Socket]) -> Vec<Socke
 fn listed(sockets: &[Socket]) -> String {
     let list: Vec<String> = sockets.iter().map(ToString::to_string).collect();
     list.join(", ")
+}
+
+/// For a plain `renew` (no names, no force, no sockets on the command line, the CRL not
+/// due): the state, and only the certificates that need attention now, from this host's
+/// index (`issue::needing_attention`, which checks it against the state). None: read all.
+fn attention_only(
+    global: &Global,
+    args: &RenewArgs,
+    given: &RenewSettings,
+) -> anyhow::Result<Option<(Store, Bundles, Vec<CertName>)>> {
+    // `-v` says why each certificate is not due: that needs every one read
+    let verbose = global.verbosity as u8 >= crate::log::Verbosity::Verbose as u8;
+    if !args.names.is_empty() || args.force || !given.sockets.is_empty() || verbose {
+        return Ok(None);
+    }
+    let store = super::open_store(global)?;
+    if issue::crl_is_due(&store, now()) {
+        return Ok(None);
+    }
+    let Some(due) = issue::needing_attention(&store, &global.ssl_dir, now()) else {
+        return Ok(None);
+    };
+    let mut bundles = Bundles::new(&global.ssl_dir);
+    for (name, dir) in &due {
+        if let Some(dir) = dir {
+            bundles.set_dir(name, dir);
+        }
+    }
+    Ok(Some((
+        store,
+        bundles,
+        due.into_iter().map(|(n, _)| n).collect(),
+    )))
 }
 
 /// Whether any of `names` has an HAProxy (stored, or `given` now) that missed its serial.

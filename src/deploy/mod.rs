@@ -77,8 +77,7 @@ fn unload(
     proxy: &haproxy::Haproxy,
     path: &std::path::Path,
 ) -> Result<Option<String>, haproxy::Error> {
-    let listed = haproxy::parse_cert_list(&proxy.command("show ssl cert")?);
-    let Some(name) = haproxy::find_cert(&listed.certificates, path)? else {
+    let Some(name) = proxy.with_cert_list(|l| haproxy::find_cert(&l.certificates, path))?? else {
         return Ok(None);
     };
     if let Ok(list) = proxy.crt_list_for(path) {
@@ -88,6 +87,7 @@ fn unload(
     let command = format!("del ssl cert {name}");
     let reply = proxy.command(&command)?;
     if reply.to_lowercase().contains("deleted") {
+        proxy.listed(|l| l.certificates.retain(|c| *c != name));
         Ok(Some(name))
     } else {
         Err(haproxy::Error::Refused {

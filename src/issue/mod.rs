@@ -7,6 +7,7 @@
 mod account;
 mod crl;
 mod hooks;
+mod index;
 mod install;
 mod obtain;
 mod push;
@@ -33,6 +34,7 @@ pub use crate::types::join;
 pub use account::{MissingAccount, ask_terms, open_account};
 pub use crl::{crl_is_due, refresh_crl};
 pub use hooks::{hook_env, post_hook};
+pub use index::{attention, needing_attention};
 pub use install::{bundle_is_current, install, write_outputs};
 pub use obtain::{issue_local, order, refresh_ari};
 pub use push::{pending, push};

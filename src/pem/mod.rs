@@ -242,11 +242,50 @@ pub fn decide(
     }
 }
 
+/// The first time at which `decide` (without force) stops answering `NotDue`: the renewal
+/// time, or with an ARI window its chosen point, its next check or the last tenth of the
+/// lifetime, whichever comes first.
+pub fn decision_changes_at(not_before: i64, not_after: i64, ari: Option<&AriState>) -> i64 {
+    let Some(ari) = ari else {
+        return renewal_time(not_before, not_after);
+    };
+    let last_tenth = not_after.saturating_sub(not_after.saturating_sub(not_before).max(0) / 10);
+    ari.renew_at.min(last_tenth).min(ari.next_check)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const DAY: i64 = 86_400;
+
+    #[test]
+    fn the_decision_changes_exactly_when_said() {
+        let (nb, na) = (T0, T0 + 90 * DAY);
+        let windows = [
+            None,
+            Some(AriState {
+                window_start: T0 + 50 * DAY,
+                window_end: T0 + 52 * DAY,
+                renew_at: T0 + 51 * DAY,
+                next_check: T0 + 10 * DAY,
+            }),
+            Some(AriState {
+                window_start: T0 + 85 * DAY,
+                window_end: T0 + 89 * DAY,
+                renew_at: T0 + 88 * DAY,
+                next_check: T0 + 87 * DAY,
+            }),
+        ];
+        for ari in &windows {
+            let at = decision_changes_at(nb, na, ari.as_ref());
+            assert_eq!(
+                decide(at - 1, nb, na, ari.as_ref(), false),
+                Decision::NotDue
+            );
+            assert_ne!(decide(at, nb, na, ari.as_ref(), false), Decision::NotDue);
+        }
+    }
     // 2026-01-01T00:00:00Z
     const T0: i64 = 1_767_225_600;
 

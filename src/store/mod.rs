@@ -127,6 +127,36 @@ pub trait Backend: Send + Sync {
     /// Where hooks find the live files on this host's disk (certbot's RENEWED_LINEAGE);
     /// None for a backend that keeps nothing on local disk.
     fn live_paths(&self, name: &CertName) -> Option<LivePaths>;
+
+    /// What `name`'s stored state is now, told cheaply (files: inode, size and times of its
+    /// directory and settings): an equal version means nothing of it was written since.
+    /// None (the default) when the backend cannot tell cheaply: callers read the state.
+    fn version(&self, _name: &CertName) -> Option<Version> {
+        None
+    }
+    /// The same for the set of names.
+    fn names_version(&self) -> Option<Version> {
+        None
+    }
+    /// This host's index of when each certificate next needs attention: a cache that is
+    /// rebuilt whenever it disagrees with the state. None (the default): no index kept.
+    fn index(&self) -> Option<Vec<u8>> {
+        None
+    }
+    /// Replaces the index (atomically; a backend without one ignores it).
+    fn save_index(&self, _bytes: &[u8]) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// A backend's cheap account of a stored value (`Backend::version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    /// Equal values: nothing written in between.
+    pub value: u64,
+    /// When it last changed (ns since the epoch): a version taken in the same clock tick as
+    /// a write may not show that write, so a recent one is not trusted.
+    pub changed_ns: i64,
 }
 
 /// One read of the live generation: each file, or why it could not be read.
@@ -463,6 +493,22 @@ impl Store {
         attachments: &[(String, Vec<u8>)],
     ) -> anyhow::Result<String> {
         self.backend.archive(name, now, attachments)
+    }
+
+    pub fn version(&self, name: &CertName) -> Option<Version> {
+        self.backend.version(name)
+    }
+
+    pub fn names_version(&self) -> Option<Version> {
+        self.backend.names_version()
+    }
+
+    pub fn index(&self) -> Option<Vec<u8>> {
+        self.backend.index()
+    }
+
+    pub fn save_index(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.backend.save_index(bytes)
     }
 
     pub fn live_paths(&self, name: &CertName) -> Option<LivePaths> {

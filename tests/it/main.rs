@@ -7,6 +7,7 @@
 mod common;
 
 mod admin;
+mod admin_session;
 mod ari;
 mod bad_input;
 mod check;
@@ -31,6 +32,7 @@ mod modern_acme;
 mod progress;
 mod properties;
 mod renew;
+mod renew_index;
 mod request;
 mod secrets;
 mod short_lived;

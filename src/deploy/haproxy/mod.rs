@@ -3,12 +3,15 @@
 //! a new one to a `crt <dir>` bind, and checks the serial HAProxy then serves. HAProxy's
 //! replies are plain text; they are parsed (`reply`) into typed errors, and every name sent
 //! is escaped by the CLI's rules. Runtime changes live in HAProxy's memory only: the caller
-//! writes the bundle file first, for the next reload. `socket` bounds each exchange.
+//! writes the bundle file first, for the next reload. `socket` bounds each exchange;
+//! `session` keeps one connection per socket open for the whole run.
 
 mod reply;
+mod session;
 mod socket;
 
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use crate::types::Socket;
@@ -39,6 +42,11 @@ pub enum Error {
          certctl stopped reading", socket::MAX_REPLY >> 20
     )]
     TooLong { socket: String, command: String },
+    #[error(
+        "HAProxy's admin socket {socket} answered {command:?} more than once (a prompt inside \
+         the reply: another program writing to it?); certctl dropped that connection"
+    )]
+    OutOfStep { socket: String, command: String },
     #[error(
         "{socket} does not answer as HAProxy's admin socket (its reply to \"show ssl cert\": \
          {reply:?}); give the `stats socket PATH level admin` of HAProxy's global section"
@@ -78,10 +86,33 @@ pub enum Error {
     },
 }
 
+/// HAProxy's answer while another client commits a certificate: the command did nothing.
+const LOCKED: &str = "Operations on certificates are currently locked";
+
+/// How many times a command refused as locked is sent again, the first after `LOCKED_WAIT`,
+/// each later one after twice the wait before (about 1.3 s in all).
+const LOCKED_TRIES: u32 = 9;
+const LOCKED_WAIT: Duration = Duration::from_millis(5);
+
 /// One HAProxy behind an admin socket (level admin).
 pub struct Haproxy {
     pub socket: Socket,
     timeout: Duration,
+    /// The run's connection to `socket`, taken at the first command, given back on drop.
+    session: Mutex<Option<session::Session>>,
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let session = self
+            .session
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(session) = session {
+            session::give_back(&self.socket, session);
+        }
+    }
 }
 
 /// What a deploy did.
@@ -94,44 +125,94 @@ pub enum Deployed {
 impl Haproxy {
     /// The HAProxy behind `socket`; each command may take `timeout`, connect to last byte.
     pub fn new(socket: Socket, timeout: Duration) -> Self {
-        Self { socket, timeout }
+        Self {
+            socket,
+            timeout,
+            session: Mutex::new(None),
+        }
     }
 
-    /// Sends one command (non-interactive mode: HAProxy answers and closes). The caller
-    /// escapes the names in it (`cli_arg`).
+    fn session(&self) -> MutexGuard<'_, Option<session::Session>> {
+        // a session is plain data: one left by a panic is still usable (or reconnects)
+        let mut guard = self
+            .session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if guard.is_none() {
+            *guard = Some(session::take(&self.socket));
+        }
+        guard
+    }
+
+    /// Sends one command and returns its own reply: over the run's kept-open connection in
+    /// prompt mode, or one connection per command for a socket without it. A command
+    /// refused because certificates are locked (another client committing) is sent again,
+    /// a bounded number of times. The caller escapes the names in it (`cli_arg`).
     pub fn command(&self, command: &str) -> Result<String, Error> {
+        let mut wait = LOCKED_WAIT;
+        for _ in 1..LOCKED_TRIES {
+            let reply = self.command_once(command)?;
+            if !reply.contains(LOCKED) {
+                return Ok(reply);
+            }
+            crate::log::verbose(format_args!(
+                "HAProxy at {}: certificates are locked (another client at work); {:?} again in {} ms",
+                self.socket,
+                first_line(command),
+                wait.as_millis()
+            ));
+            std::thread::sleep(wait);
+            wait *= 2;
+        }
+        self.command_once(command)
+    }
+
+    fn command_once(&self, command: &str) -> Result<String, Error> {
         let socket = self.socket.to_string();
-        let reply =
-            socket::exchange(&self.socket, command, self.timeout).map_err(
-                |failure| match failure {
-                    socket::Failure::Send(source) => Error::Unreachable { socket, source },
-                    socket::Failure::Read(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-                        ) =>
-                    {
-                        Error::Timeout {
-                            socket,
-                            command: first_line(command),
-                        }
+        let mut guard = self.session();
+        let session = guard.get_or_insert_with(Default::default);
+        let reply = session
+            .exchange(&self.socket, command, self.timeout)
+            .map_err(|failure| match failure {
+                socket::Failure::Send(source) => Error::Unreachable { socket, source },
+                socket::Failure::Read(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                    ) =>
+                {
+                    Error::Timeout {
+                        socket,
+                        command: first_line(command),
                     }
-                    socket::Failure::Read(source) => Error::Broken {
-                        socket,
-                        command: first_line(command),
-                        source,
-                    },
-                    socket::Failure::TooLong => Error::TooLong {
-                        socket,
-                        command: first_line(command),
-                    },
+                }
+                socket::Failure::Read(source) => Error::Broken {
+                    socket,
+                    command: first_line(command),
+                    source,
                 },
-            )?;
+                socket::Failure::TooLong => Error::TooLong {
+                    socket,
+                    command: first_line(command),
+                },
+                socket::Failure::OutOfStep => Error::OutOfStep {
+                    socket,
+                    command: first_line(command),
+                },
+                socket::Failure::NoPrompt(reply) => Error::NotHaproxy {
+                    socket,
+                    reply: tidy(&String::from_utf8_lossy(&reply)),
+                },
+            })?;
         Ok(String::from_utf8_lossy(&reply).into_owned())
     }
 
-    /// `show ssl cert`, checked to come from HAProxy.
-    fn cert_list(&self) -> Result<CertList, Error> {
+    /// `f` over `show ssl cert`, checked to come from HAProxy; asked once per kept-open
+    /// connection, then kept current by `listed`.
+    pub fn with_cert_list<T>(&self, f: impl FnOnce(&CertList) -> T) -> Result<T, Error> {
+        if let Some(certs) = self.session().as_ref().and_then(|s| s.certs.as_ref()) {
+            return Ok(f(certs));
+        }
         let reply = self.command("show ssl cert")?;
         if !is_cert_list(&reply) {
             return Err(Error::NotHaproxy {
@@ -139,24 +220,40 @@ impl Haproxy {
                 reply: tidy(&reply),
             });
         }
-        Ok(parse_cert_list(&reply))
+        let certs = parse_cert_list(&reply);
+        let result = f(&certs);
+        if let Some(session) = self.session().as_mut().filter(|s| s.is_kept_open()) {
+            session.certs = Some(certs);
+        }
+        Ok(result)
+    }
+
+    /// Records in the kept list what certctl just changed in HAProxy.
+    pub fn listed(&self, change: impl FnOnce(&mut CertList)) {
+        if let Some(certs) = self.session().as_mut().and_then(|s| s.certs.as_mut()) {
+            change(certs);
+        }
     }
 
     /// Puts `bundle` (leaf, chain, key; no blank line) in place of the certificate HAProxy
     /// loaded from `path`, or adds it to the crt-list of `path`'s directory when HAProxy does
     /// not have it yet; then checks that HAProxy serves `serial` (hex).
     pub fn deploy(&self, path: &Path, bundle: &str, serial: &str) -> Result<Deployed, Error> {
-        let listed = self.cert_list()?;
-        if let Some(other) = listed.transactions.first() {
-            if !is_same_cert(other, path) {
-                return Err(Error::Busy {
-                    other: other.clone(),
-                });
+        let (open, found) = self.with_cert_list(|listed| {
+            (
+                listed.transactions.first().cloned(),
+                find_cert(&listed.certificates, path),
+            )
+        })?;
+        if let Some(other) = open {
+            if !is_same_cert(&other, path) {
+                return Err(Error::Busy { other });
             }
             // a transaction of ours left by a killed run
-            self.command(&format!("abort ssl cert {}", cli_arg(other)?))?;
+            self.command(&format!("abort ssl cert {}", cli_arg(&other)?))?;
+            self.listed(|l| l.transactions.clear());
         }
-        let deployed = match find_cert(&listed.certificates, path)? {
+        let deployed = match found? {
             Some(name) => {
                 self.replace(&name, bundle)?;
                 Deployed::Replaced(name)
@@ -165,6 +262,7 @@ impl Haproxy {
                 let name = path.display().to_string();
                 let dir = self.crt_list_for(path)?;
                 self.add(&name, &dir, bundle)?;
+                self.listed(|l| l.certificates.push(name.clone()));
                 Deployed::Added(name)
             }
         };
@@ -250,15 +348,22 @@ impl Haproxy {
         }
     }
 
-    /// The crt-lists HAProxy loaded (a `crt <dir>` bind shows as its directory), without a
-    /// trailing slash.
+    /// `show ssl crt-list` (a `crt <dir>` bind shows as its directory, without a trailing
+    /// slash), asked once per kept-open connection.
     fn crt_lists(&self) -> Result<Vec<String>, Error> {
-        Ok(self
+        if let Some(lists) = self.session().as_ref().and_then(|s| s.crt_lists.as_ref()) {
+            return Ok(lists.clone());
+        }
+        let lists: Vec<String> = self
             .command("show ssl crt-list")?
             .lines()
             .map(|l| l.trim().trim_end_matches('/').to_owned())
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .collect())
+            .collect();
+        if let Some(session) = self.session().as_mut().filter(|s| s.is_kept_open()) {
+            session.crt_lists = Some(lists.clone());
+        }
+        Ok(lists)
     }
 
     /// The process id HAProxy reports (`show info`), when it is a process of this host:
@@ -282,8 +387,7 @@ impl Haproxy {
     /// then a `crt FILE` of its configuration names the file itself, and HAProxy would not
     /// start again without it. Returns the name HAProxy gives it when so.
     pub fn loaded_outside_lists(&self, path: &Path) -> Result<Option<String>, Error> {
-        let listed = self.cert_list()?;
-        let Some(name) = find_cert(&listed.certificates, path)? else {
+        let Some(name) = self.with_cert_list(|l| find_cert(&l.certificates, path))?? else {
             return Ok(None);
         };
         for list in self.crt_lists()? {

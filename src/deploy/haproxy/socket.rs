@@ -1,10 +1,12 @@
 //! One exchange on a HAProxy admin socket (unix or TCP): send a command, read the whole
 //! reply, bounded in time (the deadline covers connect to last byte, so a proxy that answers
 //! one byte at a time cannot stretch it) and in size (an endless reply is cut and reported).
-//! Knows nothing of what the commands mean.
+//! `Conn` keeps one connection open in HAProxy's interactive `prompt` mode, where each reply
+//! ends with the prompt "\n> ". Knows nothing of what the commands mean.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -23,6 +25,10 @@ pub enum Failure {
     Read(std::io::Error),
     /// The reply went on past `MAX_REPLY` bytes.
     TooLong,
+    /// The socket did not enter prompt mode (its reply to `prompt`, which may be empty).
+    NoPrompt(Vec<u8>),
+    /// In prompt mode, a prompt inside the reply: more than one answer to one command.
+    OutOfStep,
 }
 
 /// Connects to `socket`, sends `command` and a line end, and reads the reply to its end,
@@ -41,8 +47,117 @@ pub fn exchange(socket: &Socket, command: &str, limit: Duration) -> Result<Vec<u
     }
 }
 
+/// What ends each reply in prompt mode.
+const PROMPT: &[u8] = b"\n> ";
+
+/// One admin connection kept open in prompt mode: commands go one at a time, and each reply
+/// is read up to its prompt, so every command gets its own answer.
+pub struct Conn {
+    stream: Box<dyn AdminStream + Send>,
+    limit: Duration,
+}
+
+impl Conn {
+    /// Connects and enters prompt mode; `Failure::NoPrompt` when the socket answers
+    /// `prompt` with anything but a bare prompt (or closes).
+    pub fn open(socket: &Socket, limit: Duration) -> Result<Conn, Failure> {
+        let stream: Box<dyn AdminStream + Send> = match socket {
+            Socket::Unix(path) => Box::new(UnixStream::connect(path).map_err(Failure::Send)?),
+            Socket::Tcp(addr) => {
+                let stream = TcpStream::connect_timeout(addr, limit).map_err(Failure::Send)?;
+                let _ = stream.set_nodelay(true);
+                Box::new(stream)
+            }
+        };
+        stream
+            .set_write_timeout(Some(limit))
+            .map_err(Failure::Send)?;
+        let mut conn = Conn { stream, limit };
+        match conn.send_and_read_prompt("prompt")? {
+            (reply, true) if reply.iter().all(u8::is_ascii_whitespace) => Ok(conn),
+            (reply, _) => Err(Failure::NoPrompt(reply)),
+        }
+    }
+
+    /// Whether the connection can take another command: still open, and nothing unread
+    /// (bytes that came after a prompt belong to no command: the exchange is out of step).
+    pub fn state(&self) -> State {
+        let mut byte = 0u8;
+        // SAFETY: the descriptor is open as long as `self.stream`, and the buffer is one
+        // valid byte; MSG_PEEK | MSG_DONTWAIT neither consumes nor blocks.
+        let n = unsafe {
+            libc::recv(
+                self.stream.as_raw_fd(),
+                (&raw mut byte).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        match n {
+            0 => State::Closed,
+            n if n > 0 => State::Stray,
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock => {
+                State::Clean
+            }
+            _ => State::Closed,
+        }
+    }
+
+    /// Sends `command` and returns its reply, without the prompt that ends it nor the `+ `
+    /// prompts HAProxy echoes for each line of a payload. A connection closed before the
+    /// prompt is a broken reply.
+    pub fn exchange(&mut self, command: &str) -> Result<Vec<u8>, Failure> {
+        let (reply, prompted) = self.send_and_read_prompt(command)?;
+        if !prompted {
+            return Err(Failure::Read(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        let mut start = 0;
+        while reply[start..].starts_with(b"+ ") {
+            start += 2;
+        }
+        let reply = &reply[start..];
+        if reply.windows(PROMPT.len()).any(|w| w == PROMPT) {
+            return Err(Failure::OutOfStep);
+        }
+        Ok(reply.to_vec())
+    }
+
+    /// The reply up to the prompt (true), or up to the end of the connection (false).
+    fn send_and_read_prompt(&mut self, command: &str) -> Result<(Vec<u8>, bool), Failure> {
+        let deadline = Instant::now() + self.limit;
+        let mut line = Vec::with_capacity(command.len() + 1);
+        line.extend_from_slice(command.as_bytes());
+        line.push(b'\n');
+        self.stream.write_all(&line).map_err(Failure::Send)?;
+        read_until(
+            &mut self.stream,
+            deadline,
+            MAX_REPLY,
+            |s, t| s.set_read_timeout(Some(t)),
+            |reply| reply.ends_with(PROMPT) || reply == b"> ",
+        )
+        .map(|(mut reply, prompted)| {
+            if prompted {
+                reply.truncate(reply.len() - 2);
+            }
+            (reply, prompted)
+        })
+    }
+}
+
+/// What a kept-open connection holds before the next command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum State {
+    /// Open, nothing unread.
+    Clean,
+    /// Closed by the other end (HAProxy's `stats timeout` on an idle connection).
+    Closed,
+    /// Bytes that answer no command: the exchange is out of step.
+    Stray,
+}
+
 /// A connected admin socket: unix or TCP, the same exchange over either.
-trait AdminStream: Read + Write {
+trait AdminStream: Read + Write + AsRawFd {
     fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
     fn set_write_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
 }
@@ -81,20 +196,27 @@ fn send_and_read<S: AdminStream>(
         .write_all(command.as_bytes())
         .and_then(|()| stream.write_all(b"\n"))
         .map_err(Failure::Send)?;
-    read_until(&mut stream, deadline, MAX_REPLY, |s, t| {
-        s.set_read_timeout(Some(t))
-    })
+    read_until(
+        &mut stream,
+        deadline,
+        MAX_REPLY,
+        |s, t| s.set_read_timeout(Some(t)),
+        |_| false,
+    )
+    .map(|(reply, _)| reply)
 }
 
-/// Reads to the end of the reply, but never past `deadline` nor past `max` bytes.
+/// Reads to the end of the reply (`done` says it is complete: true; or the connection
+/// ends: false), but never past `deadline` nor past `max` bytes.
 fn read_until<S: Read>(
     stream: &mut S,
     deadline: Instant,
     max: usize,
     set_timeout: impl Fn(&S, Duration) -> std::io::Result<()>,
-) -> Result<Vec<u8>, Failure> {
+    done: impl Fn(&[u8]) -> bool,
+) -> Result<(Vec<u8>, bool), Failure> {
     let mut reply = Vec::new();
-    let mut buf = [0u8; 4096];
+    let mut buf = [0u8; 16384];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -102,11 +224,14 @@ fn read_until<S: Read>(
         }
         set_timeout(stream, left).map_err(Failure::Read)?;
         match stream.read(&mut buf) {
-            Ok(0) => return Ok(reply),
+            Ok(0) => return Ok((reply, false)),
             Ok(n) if reply.len() + n > max => return Err(Failure::TooLong),
             Ok(n) => reply.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(Failure::Read(e)),
+        }
+        if done(&reply) {
+            return Ok((reply, true));
         }
     }
 }
@@ -141,6 +266,7 @@ mod tests {
             started + Duration::from_millis(700),
             MAX_REPLY,
             |s, t| s.set_read_timeout(Some(t)),
+            |_| false,
         )
         .unwrap_err();
         match err {
@@ -164,9 +290,13 @@ mod tests {
     fn an_endless_reply_is_cut_at_the_bound() {
         let (_dir, mut stream) = endless(&[b'x'; 4096], Duration::ZERO);
         let far = Instant::now() + Duration::from_secs(60);
-        let err = read_until(&mut stream, far, 64 * 1024, |s, t| {
-            s.set_read_timeout(Some(t))
-        })
+        let err = read_until(
+            &mut stream,
+            far,
+            64 * 1024,
+            |s, t| s.set_read_timeout(Some(t)),
+            |_| false,
+        )
         .unwrap_err();
         assert!(matches!(err, Failure::TooLong), "{err:?}");
     }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 
 mod lock;
+mod version;
 
 use super::{Backend, Generation, Key, LivePaths, LiveRead, Lock};
 use crate::types::{CertName, Server};
@@ -371,6 +372,19 @@ impl Backend for Files {
             fullchain: dir.join("fullchain.pem"),
             dir,
         })
+    }
+
+    fn version(&self, name: &CertName) -> Option<super::Version> {
+        self.cert_version(name)
+    }
+    fn names_version(&self) -> Option<super::Version> {
+        self.certs_version()
+    }
+    fn index(&self) -> Option<Vec<u8>> {
+        self.read_index()
+    }
+    fn save_index(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.write_index(bytes)
     }
 }
 

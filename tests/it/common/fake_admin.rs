@@ -2,12 +2,14 @@
 //! and misbehaves on purpose: it echoes what it is sent (as a confused proxy might, key
 //! included), answers garbage, answers without end, or never answers. `Behaviour::Mimic`
 //! answers just enough like HAProxy for certctl to go on to `set ssl cert`, then echoes.
+//! `Behaviour::Prompt` speaks HAProxy's interactive mode on a kept-open connection (one
+//! command, one answer ending "\n> "), honestly or with a chosen `Lie`.
 //! Every command received is recorded, so a test can see exactly what certctl sent.
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -28,11 +30,26 @@ pub enum Behaviour {
     /// `show ssl cert` lists `path` (so certctl replaces it), `show ssl crt-list` lists its
     /// directory; any other command is echoed back, `set ssl cert` and its payload included.
     Mimic { path: PathBuf },
+    /// HAProxy's prompt mode for a `crt DIR` bind: certificates added, replaced and shown
+    /// (the serial read from the bundle file in `dir`), each answer followed by "\n> ".
+    Prompt { dir: PathBuf, lie: Lie },
+}
+
+/// How a `Behaviour::Prompt` socket departs from HAProxy.
+#[derive(Debug, Clone)]
+pub enum Lie {
+    Honest,
+    /// Answers `set ssl cert` twice in one write: its answer, then a "Success!" for the
+    /// commit that was not sent yet.
+    AnswersAhead,
+    /// Answers this many `commit ssl cert` (in all) with HAProxy's "currently locked".
+    Locked(Arc<AtomicUsize>),
 }
 
 pub struct FakeAdmin {
     path: PathBuf,
     received: Arc<Mutex<Vec<String>>>,
+    connections: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
 }
@@ -44,14 +61,17 @@ impl FakeAdmin {
             UnixListener::bind(path).unwrap_or_else(|e| panic!("binding {}: {e}", path.display()));
         let received = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
         let acceptor = {
-            let (received, stop) = (received.clone(), stop.clone());
+            let (received, stop, connections) =
+                (received.clone(), stop.clone(), connections.clone());
             thread::spawn(move || {
                 for conn in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
                     let Ok(stream) = conn else { continue };
+                    connections.fetch_add(1, Ordering::SeqCst);
                     let (received, stop, behaviour) =
                         (received.clone(), stop.clone(), behaviour.clone());
                     thread::spawn(move || answer(stream, &behaviour, &received, &stop));
@@ -61,6 +81,7 @@ impl FakeAdmin {
         FakeAdmin {
             path: path.to_path_buf(),
             received,
+            connections,
             stop,
             acceptor: Some(acceptor),
         }
@@ -68,6 +89,11 @@ impl FakeAdmin {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many connections were made to it.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Every command received, in order, as sent (payloads included).
@@ -116,6 +142,9 @@ fn answer(
     received: &Mutex<Vec<String>>,
     stop: &AtomicBool,
 ) {
+    if let Behaviour::Prompt { dir, lie } = behaviour {
+        return converse(stream, dir, lie, received, stop);
+    }
     let command = read_command(&mut stream);
     if command.is_empty() {
         return;
@@ -139,6 +168,7 @@ fn answer(
                 thread::sleep(Duration::from_millis(100));
             }
         }
+        Behaviour::Prompt { .. } => {}
         Behaviour::Mimic { path } => {
             let first = command.lines().next().unwrap_or("").trim();
             let reply = if first == "show ssl cert" {
@@ -154,6 +184,89 @@ fn answer(
                 command.clone()
             };
             let _ = stream.write_all(reply.as_bytes());
+        }
+    }
+}
+
+/// Prompt mode: commands one after another on one connection, each answer ending "\n> ".
+fn converse(
+    mut stream: UnixStream,
+    dir: &Path,
+    lie: &Lie,
+    received: &Mutex<Vec<String>>,
+    stop: &AtomicBool,
+) {
+    let mut prompted = false;
+    while !stop.load(Ordering::SeqCst) {
+        let command = read_command(&mut stream);
+        if command.is_empty() {
+            return;
+        }
+        lock(received).push(command.clone());
+        let first = command.lines().next().unwrap_or("").trim().to_owned();
+        let name = |verb: &str| first.strip_prefix(verb).unwrap_or("").trim().to_owned();
+        let mut reply = if first == "prompt" {
+            prompted = true;
+            String::new()
+        } else if first == "show ssl cert" {
+            let mut list = "# filename\n".to_owned();
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                list += &format!("{}\n", entry.path().display());
+            }
+            list
+        } else if first == "show ssl crt-list" {
+            format!("{}\n", dir.display())
+        } else if first.starts_with("set ssl cert ") {
+            let name = name("set ssl cert")
+                .trim_end_matches("<<")
+                .trim()
+                .to_owned();
+            let pluses = "+ ".repeat(command.lines().count().saturating_sub(1));
+            let mut answer = format!("{pluses}Transaction created for certificate {name}!\n");
+            if matches!(lie, Lie::AnswersAhead) {
+                answer += &format!("\n> Committing {name}\nSuccess!\n");
+            }
+            answer
+        } else if first.starts_with("commit ssl cert ") {
+            let name = name("commit ssl cert");
+            match lie {
+                Lie::Locked(left)
+                    if left
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok() =>
+                {
+                    "Can't commit the certificate!\nOperations on certificates are currently locked!\n".to_owned()
+                }
+                _ => format!("Committing {name}\nSuccess!\n"),
+            }
+        } else if first.starts_with("new ssl cert ") {
+            format!("New empty certificate store '{}'!\n", name("new ssl cert"))
+        } else if first.starts_with("add ssl crt-list ") {
+            "Inserting certificate.\nSuccess!\n".to_owned()
+        } else if first.starts_with("abort ssl cert ") {
+            format!(
+                "Transaction aborted for certificate '{}'!\n",
+                name("abort ssl cert")
+            )
+        } else if first.starts_with("show ssl cert ") {
+            let name = name("show ssl cert");
+            let serial = std::fs::read(&name)
+                .ok()
+                .and_then(|b| pem::parse(b).ok())
+                .map(|block| super::fixtures::serial_hex(block.contents()))
+                .unwrap_or_default();
+            format!("Filename: {name}\nSerial: {}\n", serial.to_uppercase())
+        } else {
+            "Unknown command.\n".to_owned()
+        };
+        if !prompted {
+            // not in prompt mode: one answer, then the connection closes, as HAProxy does
+            let _ = stream.write_all(reply.as_bytes());
+            return;
+        }
+        reply += "\n> ";
+        if stream.write_all(reply.as_bytes()).is_err() {
+            return;
         }
     }
 }

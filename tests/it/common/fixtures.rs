@@ -49,7 +49,8 @@ pub fn certctl_with(lab: &Lab, overrides: &[(&str, &OsStr)]) -> Command {
 pub type Snapshot = BTreeMap<PathBuf, (Vec<u8>, u32)>;
 
 /// Every file under a directory, except each certificate's `status.json`: the record of
-/// renewal attempts, which a failed attempt is meant to write (for `check` and metrics).
+/// renewal attempts, which a failed attempt is meant to write (for `check` and metrics);
+/// and `renew-index`, the cache of next-attention times any `renew` may bring up to date.
 pub fn snapshot(dir: &Path) -> Snapshot {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -59,7 +60,10 @@ pub fn snapshot(dir: &Path) -> Snapshot {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.file_name().is_some_and(|n| n == "status.json") {
+            if path
+                .file_name()
+                .is_some_and(|n| n == "status.json" || n == "renew-index")
+            {
                 continue;
             }
             let meta = fs::symlink_metadata(&path).unwrap();

@@ -1,0 +1,110 @@
+//! The admin connections of a run: one per socket, opened at its first command, kept open in
+//! HAProxy's `prompt` mode and reused by every later command of the process (a `Haproxy`
+//! takes it and gives it back when dropped), with what HAProxy listed on it (certificates,
+//! crt-lists) so that a thousand pushes ask once. A socket that does not enter prompt mode
+//! is asked one command per connection, as before. Sends nothing of its own but `prompt`.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::reply::CertList;
+use super::socket::{self, Conn, Failure, State};
+use crate::types::Socket;
+
+/// How a socket is spoken to.
+#[derive(Default)]
+pub(super) enum Link {
+    /// Not connected yet (or the last connection was dropped): the next command connects.
+    #[default]
+    Idle,
+    /// One connection in prompt mode.
+    Prompt(Conn),
+    /// The socket answered `prompt` with something else: one connection per command.
+    OneShot,
+}
+
+/// One socket's connection and what it listed, valid while the connection lasts.
+#[derive(Default)]
+pub(super) struct Session {
+    link: Link,
+    /// `show ssl cert` as first read on this connection, kept current by certctl's changes.
+    pub certs: Option<CertList>,
+    /// `show ssl crt-list`, as first read on this connection.
+    pub crt_lists: Option<Vec<String>>,
+}
+
+/// The sessions not in use, by socket.
+static IDLE: Mutex<Vec<(Socket, Session)>> = Mutex::new(Vec::new());
+
+fn idle() -> std::sync::MutexGuard<'static, Vec<(Socket, Session)>> {
+    // a panic elsewhere while holding the list leaves it usable: sessions are plain data
+    IDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The session of `socket` left by an earlier command, or a new one.
+pub(super) fn take(socket: &Socket) -> Session {
+    let mut sessions = idle();
+    match sessions.iter().position(|(s, _)| s == socket) {
+        Some(i) => sessions.swap_remove(i).1,
+        None => Session::default(),
+    }
+}
+
+/// Keeps `session` for the next command to `socket`.
+pub(super) fn give_back(socket: &Socket, session: Session) {
+    idle().push((socket.clone(), session));
+}
+
+impl Session {
+    /// Whether commands share one connection (and the lists may be kept).
+    pub fn is_kept_open(&self) -> bool {
+        matches!(self.link, Link::Prompt(_))
+    }
+
+    /// One command and its own reply: over the kept-open connection when it is clean, else
+    /// over a new one (HAProxy closed an idle connection, or sent bytes that answer nothing:
+    /// they are dropped with the connection, never taken for the next reply).
+    pub fn exchange(
+        &mut self,
+        socket: &Socket,
+        command: &str,
+        limit: Duration,
+    ) -> Result<Vec<u8>, Failure> {
+        if let Link::Prompt(conn) = &self.link {
+            match conn.state() {
+                State::Clean => {}
+                State::Closed => self.reset(),
+                State::Stray => {
+                    crate::log::warn(format_args!(
+                        "HAProxy's admin socket {socket} sent an answer no command asked for; \
+                         certctl drops that connection and opens another"
+                    ));
+                    self.reset();
+                }
+            }
+        }
+        if matches!(self.link, Link::Idle) {
+            match Conn::open(socket, limit) {
+                Ok(conn) => self.link = Link::Prompt(conn),
+                Err(Failure::NoPrompt(_)) => self.link = Link::OneShot,
+                Err(e) => return Err(e),
+            }
+        }
+        match &mut self.link {
+            Link::Prompt(conn) => {
+                let reply = conn.exchange(command);
+                if reply.is_err() {
+                    // the reply's end is unknown: the connection is out of step
+                    self.reset();
+                }
+                reply
+            }
+            _ => socket::exchange(socket, command, limit),
+        }
+    }
+
+    /// Drops the connection and what was listed on it.
+    fn reset(&mut self) {
+        *self = Session::default();
+    }
+}
