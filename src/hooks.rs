@@ -83,6 +83,8 @@ impl Hook<'_> {
     /// `run`, with the hook's output going to `log`.
     async fn run_logging(&self, timeout: Duration, log: &CappedLog) -> anyhow::Result<()> {
         tracing_line(self.kind, self.command);
+        // a hook may reload HAProxy: no admin connection of this run may keep its old worker
+        crate::deploy::haproxy::close_idle_connections();
         crate::trust::check_hook(self.kind, self.command).map_err(|e| anyhow!("{e}"))?;
         let mut child = tokio::process::Command::new("/bin/sh")
             .arg("-c")

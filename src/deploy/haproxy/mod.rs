@@ -16,6 +16,7 @@ use std::time::Duration;
 
 pub use crate::types::Socket;
 pub use reply::{CertList, cli_arg, find_cert, is_cert_list, parse_cert_list, parse_serial};
+pub use session::close_idle as close_idle_connections;
 use reply::{SetReply, expect, first_line, is_same_cert, same_serial, tidy};
 
 /// HAProxy's default `tune.bufsize`: a command with its payload must fit in it.

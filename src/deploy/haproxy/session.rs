@@ -41,6 +41,13 @@ fn idle() -> std::sync::MutexGuard<'static, Vec<(Socket, Session)>> {
     IDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Closes every kept-open connection not in use (the next command opens another). Before a
+/// hook runs: a hook that reloads HAProxy would otherwise leave its old worker running, as
+/// HAProxy keeps a worker alive while a CLI connection to it is open.
+pub fn close_idle() {
+    idle().clear();
+}
+
 /// The session of `socket` left by an earlier command, or a new one.
 pub(super) fn take(socket: &Socket) -> Session {
     let mut sessions = idle();
