@@ -530,8 +530,9 @@ def sum_counts(counts):
 
 
 def clone_state(source, dest, templates, size):
-    """`size` stored certificates under new names, each a hard-linked copy of one of the
-    real `templates` (valid for years, so not due), with its settings.json rewritten."""
+    """`size` stored certificates under new names (the names of their directories and
+    bundles), each a hard-linked copy of one of the real `templates` (valid for years, so not
+    due), with its settings.json naming this state's ssl dir."""
     src_certs = os.path.join(source, "state", "certs")
     dst_state = os.path.join(dest, "state")
     dst_certs = os.path.join(dst_state, "certs")
@@ -551,7 +552,10 @@ def clone_state(source, dest, templates, size):
                         ignore=shutil.ignore_patterns("settings.json"))
         with open(os.path.join(src, "settings.json")) as f:
             settings = json.load(f)
-        settings["domains"] = [name]
+        # the template's names stay (renew reorders a certificate that does not name what
+        # its settings ask for); the bundle goes to this state's own ssl dir
+        if "ssl_dir" in settings:
+            settings["ssl_dir"] = ssl
         with open(os.path.join(dst, "settings.json"), "w") as f:
             json.dump(settings, f)
         os.link(os.path.join(source, "ssl", f"{template}.pem"), os.path.join(ssl, f"{name}.pem"))
@@ -859,9 +863,11 @@ def dns_report(r, s, w):
         len(single["certctl"]) // 2]
     pick_cb = sorted(single["certbot"], key=lambda x: x["dns_updates"]["messages"])[
         len(single["certbot"]) // 2]
-    w(f"| DNS UPDATE messages (records), one issuance | {updates(pick_cc['dns_updates'])} | "
+    w(f"| DNS UPDATE messages (records added, removed), one issuance | "
+      f"{updates(pick_cc['dns_updates'])} | "
       f"{updates(pick_cb['dns_updates'])} | | |")
-    w(f"| DNS UPDATE messages (records), {n} renewed in one run | "
+    w(f"| DNS UPDATE messages (records added, removed), {n} renewed in one run (messages "
+      f"counted from BIND's log by client and millisecond: at most) | "
       f"{updates(renew['certctl']['dns_updates'])} | {updates(renew['certbot']['dns_updates'])} "
       f"| | |")
     left = r.get("dns_leftover_txt")
