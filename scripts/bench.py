@@ -642,7 +642,8 @@ def report(lab):
     out = []
     w = out.append
     w(f"Machine: {s['machine']}. {s['certctl_version']}, {s['certbot_version']}, "
-      f"{s['pebble']}, {s['haproxy_version']}.")
+      f"{s.get('lego_version', 'lego ?')}, {s['pebble']}, {s['haproxy_version']}, "
+      f"{s.get('bind_version', 'BIND ?')}.")
     w(f"Lab: Pebble with PEBBLE_VA_NOSLEEP=1, PEBBLE_AUTHZREUSE=0, PEBBLE_WFE_NONCEREJECT=5 "
       f"(Pebble's default), HTTP-01 through HAProxy; both tools answer on the same responder "
       f"port; runs alternate between the tools. Load average (1 min) before and after: "
