@@ -201,7 +201,8 @@ lab_start_challtestsrv() {
 }
 
 # lab_start_pebble [VAR=VALUE...]: Pebble on LAB_ACME (ACME) and LAB_MGMT (management),
-# validating HTTP-01 on LAB_HTTP (HAProxy), with the given environment (PEBBLE_VA_NOSLEEP,
+# validating HTTP-01 on LAB_HTTP (HAProxy), resolving names at LAB_PEBBLE_DNS (HOST:PORT;
+# challtestsrv's 127.0.0.1:LAB_DNS by default), with the given environment (PEBBLE_VA_NOSLEEP,
 # PEBBLE_AUTHZREUSE, PEBBLE_WFE_NONCEREJECT...). Log: $LAB_DIR/pebble.log (one line per request).
 lab_start_pebble() {
     cat >"$LAB_DIR/pebble.json" <<EOF
@@ -218,12 +219,73 @@ lab_start_pebble() {
   }
 }
 EOF
-    env "$@" pebble -config "$LAB_DIR/pebble.json" -dnsserver "127.0.0.1:$LAB_DNS" \
+    env "$@" pebble -config "$LAB_DIR/pebble.json" -dnsserver "${LAB_PEBBLE_DNS:-127.0.0.1:$LAB_DNS}" \
         >"$LAB_DIR/pebble.log" 2>&1 </dev/null &
     LAB_PEBBLE_PID=$!
     LAB_PIDS+=("$LAB_PEBBLE_PID")
     lab_wait_for pebble "$LAB_PEBBLE_PID" "$LAB_DIR/pebble.log" \
         curl -sf --cacert "$LAB_CA" "$LAB_ACME_URL"
+}
+
+# lab_start_bind ZONE: BIND 9 (`named -g`) on LAB_BIND (127.0.0.1, UDP and TCP), primary for
+# ZONE (SOA, NS ns1, every name -> 127.0.0.1 as A, so HTTP-01 names resolve too) and, with
+# recursion for loopback clients, for a local root zone, so a lookup never leaves this
+# machine. TXT updates below ZONE are allowed for the key LAB_TSIG_NAME, made by tsig-keygen
+# (hmac-sha256) in LAB_TSIG_KEY (BIND's format); LAB_TSIG_SECRET is its secret. No rndc port.
+# Log: $LAB_DIR/named.log. Point Pebble at it: LAB_PEBBLE_DNS=127.0.0.1:$LAB_BIND.
+# shellcheck disable=SC2034 # the LAB_* values are for the scripts that source this file
+lab_start_bind() {
+    local zone=$1 dir=$LAB_DIR/bind
+    [[ -n ${LAB_BIND:-} ]] || read -r LAB_BIND <<<"$(lab_free_ports 1)"
+    mkdir -p "$dir"
+    LAB_TSIG_NAME=certctl-lab-key
+    LAB_TSIG_KEY=$dir/key.conf
+    tsig-keygen -a hmac-sha256 "$LAB_TSIG_NAME" >"$LAB_TSIG_KEY"
+    chmod 600 "$LAB_TSIG_KEY"
+    LAB_TSIG_SECRET=$(sed -n 's/.*secret "\([^"]*\)".*/\1/p' "$LAB_TSIG_KEY")
+    [[ -n $LAB_TSIG_SECRET ]] || die "tsig-keygen wrote no secret to $LAB_TSIG_KEY"
+    cat >"$dir/root.zone" <<EOF
+\$TTL 60
+@ IN SOA ns1.root. hostmaster.root. 1 60 60 600 60
+@ IN NS ns1.root.
+ns1.root. IN A 127.0.0.1
+EOF
+    cat >"$dir/$zone.zone" <<EOF
+\$TTL 60
+@ IN SOA ns1.$zone. hostmaster.$zone. 1 60 60 600 60
+@ IN NS ns1.$zone.
+ns1 IN A 127.0.0.1
+@ IN A 127.0.0.1
+* IN A 127.0.0.1
+EOF
+    cat >"$dir/named.conf" <<EOF
+include "$LAB_TSIG_KEY";
+options {
+    directory "$dir";
+    listen-on port $LAB_BIND { 127.0.0.1; };
+    listen-on-v6 { none; };
+    recursion yes;
+    allow-recursion { 127.0.0.1; };
+    pid-file none;
+    dnssec-validation no;
+    notify no;
+    session-keyfile "$dir/session.key";
+    managed-keys-directory "$dir";
+};
+controls { };
+zone "." { type primary; file "$dir/root.zone"; };
+zone "$zone" {
+    type primary;
+    file "$dir/$zone.zone";
+    update-policy { grant $LAB_TSIG_NAME subdomain $zone. TXT; };
+};
+EOF
+    named -g -u root -c "$dir/named.conf" >"$LAB_DIR/named.log" 2>&1 </dev/null &
+    LAB_BIND_PID=$!
+    LAB_PIDS+=("$LAB_BIND_PID")
+    lab_wait_for named "$LAB_BIND_PID" "$LAB_DIR/named.log" grep -q running "$LAB_DIR/named.log"
+    lab_wait_for named "$LAB_BIND_PID" "$LAB_DIR/named.log" \
+        dig +short +time=1 +tries=1 -p "$LAB_BIND" @127.0.0.1 "ns1.$zone" A
 }
 
 # lab_stop_pebble: stop Pebble and wait until its ACME port refuses connections.
