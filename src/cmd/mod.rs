@@ -31,7 +31,7 @@ use crate::types::CertName;
 /// one stored with each certificate (where its bundle is written and read). A state that
 /// someone other than root (or the running user) could have written is refused.
 pub fn open(global: &Global) -> anyhow::Result<(Store, Bundles)> {
-    let store = Store::files(&global.state_dir);
+    let store = crate::store::open(&global.store, &global.state_dir)?;
     store.check_trusted().map_err(BadInput::new)?;
     let mut bundles = Bundles::new(&global.ssl_dir);
     for name in store.names().unwrap_or_default() {

@@ -4,7 +4,10 @@
 //! typed face every other room uses. Bundles for the proxy are not state: see `deploy`.
 //! Only the backends touch storage; nothing above them builds a path into the state.
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod files;
+mod open;
 mod records;
 #[cfg(test)]
 mod suite;
@@ -19,6 +22,7 @@ use crate::settings::CertSettings;
 use crate::types::{CertName, Server};
 
 pub use files::Files;
+pub use open::{ClusterView, open};
 pub use records::RenewalStatus;
 
 /// A value in the state, by what it is. Which keys are secret (0600, and encrypted by a
@@ -125,6 +129,10 @@ pub trait Backend: Send + Sync {
     /// Where hooks find the live files on this host's disk (certbot's RENEWED_LINEAGE);
     /// None for a backend that keeps nothing on local disk.
     fn live_paths(&self, name: &CertName) -> Option<LivePaths>;
+    /// A shared store's view of `name` across nodes (None: a store of this host alone).
+    fn cluster_view(&self, _name: &CertName) -> Option<anyhow::Result<ClusterView>> {
+        None
+    }
 }
 
 /// One read of the live generation: each file, or why it could not be read.
@@ -465,6 +473,11 @@ impl Store {
 
     pub fn live_paths(&self, name: &CertName) -> Option<LivePaths> {
         self.backend.live_paths(name)
+    }
+
+    /// Which node renewed `name` last and what each node installed (shared stores only).
+    pub fn cluster_view(&self, name: &CertName) -> Option<anyhow::Result<ClusterView>> {
+        self.backend.cluster_view(name)
     }
 
     /// Names a value in messages.
