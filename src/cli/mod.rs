@@ -10,6 +10,7 @@ use crate::types::{KeyType, RevocationReason};
 
 mod dns;
 mod origins;
+pub mod store;
 
 use dns::ChallengeChoiceParser;
 pub use dns::{ChallengeChoice, DnsArgs};
@@ -216,6 +217,17 @@ pub enum Command {
     ///
     /// Example: certctl check --probe 127.0.0.1:443 --metrics-file /var/lib/prometheus/node-exporter/certctl.prom
     Check(CheckArgs),
+
+    /// A store shared by several nodes: make its key, copy state into it or out of it.
+    ///
+    /// Example: certctl store copy --from /var/lib/certctl --to etcd://10.0.0.1:2379/certctl
+    #[command(subcommand)]
+    Store(store::StoreCommand),
+
+    /// Install on this node what the shared store holds, newer than its bundles.
+    ///
+    /// Example (a service): certctl sync --watch
+    Sync(store::SyncArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,6 +14,8 @@ pub mod reconfigure;
 pub mod renew;
 pub mod request;
 pub mod revoke;
+pub mod store;
+pub mod sync;
 
 use std::io::IsTerminal;
 

@@ -149,6 +149,28 @@ impl StoreSpec {
     }
 }
 
+/// A shared store serves several nodes behind one name: the CA may reach any of them, so a
+/// responder on the node that orders does not answer it. Bad input, saying what to use.
+pub fn refuse_standalone_in_cluster(
+    store: &StoreSpec,
+    cert: &super::CertConfig,
+) -> anyhow::Result<()> {
+    let Some(etcd) = store.etcd() else {
+        return Ok(());
+    };
+    let standalone = std::iter::once(&cert.challenge)
+        .chain(cert.challenges.values())
+        .any(|c| matches!(c, super::Challenge::Standalone { .. }));
+    if standalone && !cert.server.is_local() {
+        return Err(BadInput::new(format!(
+            "the standalone HTTP-01 responder answers only on the node that orders, but with              the shared {} the CA may reach any node; use --challenge stateless (every              HAProxy answers from the account thumbprint: `certctl account thumbprint`) or              --challenge dns-01",
+            etcd.describe()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// This host's name (the kernel's), or "node" when it cannot be read.
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

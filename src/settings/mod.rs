@@ -20,7 +20,7 @@ use crate::error::BadInput;
 pub use crate::log::Verbosity;
 use crate::types::Server;
 
-pub use cluster::{DEFAULT_LEASE_TTL, EtcdSpec, StoreSpec};
+pub use cluster::{DEFAULT_LEASE_TTL, EtcdSpec, StoreSpec, refuse_standalone_in_cluster};
 pub use commands::{RenewSettings, RequestSettings, email};
 pub use config::ConfigFile;
 pub use dns::{DEFAULT_DNS_TIMEOUT, Dns01, DnsAddr, DnsFlags, DnsProvider, Secret, Tsig};

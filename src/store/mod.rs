@@ -4,6 +4,7 @@
 //! typed face every other room uses. Bundles for the proxy are not state: see `deploy`.
 //! Only the backends touch storage; nothing above them builds a path into the state.
 
+mod copy;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod files;
@@ -21,8 +22,9 @@ use crate::pem::{AriState, CertInfo, Chain};
 use crate::settings::CertSettings;
 use crate::types::{CertName, Server};
 
+pub use copy::{Copied, copy};
 pub use files::Files;
-pub use open::{ClusterView, open};
+pub use open::{ClusterView, Watch, open};
 pub use records::RenewalStatus;
 
 /// A value in the state, by what it is. Which keys are secret (0600, and encrypted by a
@@ -131,6 +133,10 @@ pub trait Backend: Send + Sync {
     fn live_paths(&self, name: &CertName) -> Option<LivePaths>;
     /// A shared store's view of `name` across nodes (None: a store of this host alone).
     fn cluster_view(&self, _name: &CertName) -> Option<anyhow::Result<ClusterView>> {
+        None
+    }
+    /// Changes of the certificates as they happen (a shared store; None otherwise).
+    fn watch(&self) -> Option<anyhow::Result<Box<dyn Watch>>> {
         None
     }
 }
@@ -473,6 +479,11 @@ impl Store {
 
     pub fn live_paths(&self, name: &CertName) -> Option<LivePaths> {
         self.backend.live_paths(name)
+    }
+
+    /// Changes of the certificates as they happen (shared stores only).
+    pub fn watch(&self) -> Option<anyhow::Result<Box<dyn Watch>>> {
+        self.backend.watch()
     }
 
     /// Which node renewed `name` last and what each node installed (shared stores only).

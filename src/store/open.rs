@@ -8,12 +8,12 @@ use crate::settings::StoreSpec;
 
 /// Which generation of a certificate is live in a shared store, which node stored it, and
 /// the serial each node installed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ClusterView {
     pub generation: u64,
     pub renewed_by: String,
-    /// (node, serial of the bundle it installed)
-    pub installed: Vec<(String, String)>,
+    /// Node name -> serial of the bundle it installed (lowercase hex).
+    pub installed: std::collections::BTreeMap<String, String>,
 }
 
 /// The store `spec` names; `state_dir` for the file backend.
@@ -30,4 +30,11 @@ pub fn open(spec: &StoreSpec, state_dir: &Path) -> anyhow::Result<Store> {
         ))
         .into()),
     }
+}
+
+/// Changes of a shared store's certificates, as they happen (`certctl sync --watch`).
+pub trait Watch: Send {
+    /// Waits at most `limit` for a certificate to change: true when one did (every change
+    /// pending is taken at once), false when the time ran out.
+    fn next(&mut self, limit: std::time::Duration) -> anyhow::Result<bool>;
 }

@@ -10,6 +10,7 @@ mod admin;
 mod ari;
 mod bad_input;
 mod check;
+mod cluster;
 mod config;
 mod dns01;
 mod dns01_hooks;

@@ -14,6 +14,20 @@ use crate::settings::EtcdSpec;
 /// How long one request to etcd may take (a cluster without quorum never answers).
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// One exchange with etcd, ready to run.
+pub type Exchange<T> =
+    std::pin::Pin<Box<dyn Future<Output = Result<T, etcd_client::Error>> + Send>>;
+
+/// Whether an error says a member could not be reached (not what the cluster answered).
+pub(super) fn unreachable(e: &etcd_client::Error) -> bool {
+    match e {
+        // gRPC's UNAVAILABLE (14): no connection to that member
+        etcd_client::Error::GRpcStatus(status) => status.code() as i32 == 14,
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        _ => false,
+    }
+}
+
 pub struct Conn {
     runtime: Option<tokio::runtime::Runtime>,
     pub client: Client,
@@ -73,18 +87,29 @@ impl Conn {
         })
     }
 
-    /// Runs one exchange with etcd to its end, or fails after the timeout.
+    /// Runs one exchange with etcd to its end, or fails after the timeout. A member that
+    /// cannot be reached is not the cluster: the exchange is tried again (on another member,
+    /// by the channel's balancing) until the timeout; every exchange here may be repeated.
     pub fn call<T: Send + 'static>(
         &self,
         what: &str,
-        f: impl FnOnce(
-            Client,
-        )
-            -> std::pin::Pin<Box<dyn Future<Output = Result<T, etcd_client::Error>> + Send>>,
+        f: impl Fn(Client) -> Exchange<T> + Send + 'static,
     ) -> anyhow::Result<T> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let runtime = self.runtime.as_ref().context("the etcd client is closed")?;
-        wait(runtime, &self.describe, what, f(self.client.clone()))
+        let client = self.client.clone();
+        wait(runtime, &self.describe, what, async move {
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match f(client.clone()).await {
+                    Err(e) if tries < 50 && unreachable(&e) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
+                    other => return other,
+                }
+            }
+        })
     }
 
     /// Spawns `fut` on the client's runtime (the lock's keep-alive).
@@ -115,7 +140,8 @@ impl Conn {
 
     pub fn get(&self, key: &str) -> anyhow::Result<Option<KeyValue>> {
         let k = key.to_owned();
-        let mut kvs = self.call(&format!("reading {key}"), |mut c| {
+        let mut kvs = self.call(&format!("reading {key}"), move |mut c| {
+            let k = k.clone();
             Box::pin(async move { c.get(k, None).await.map(|mut r| r.take_kvs()) })
         })?;
         Ok((!kvs.is_empty()).then(|| kvs.remove(0)))
@@ -123,7 +149,8 @@ impl Conn {
 
     pub fn prefix(&self, prefix: &str, keys_only: bool) -> anyhow::Result<Vec<KeyValue>> {
         let k = prefix.to_owned();
-        self.call(&format!("listing {prefix}"), |mut c| {
+        self.call(&format!("listing {prefix}"), move |mut c| {
+            let k = k.clone();
             Box::pin(async move {
                 let mut options = GetOptions::new().with_prefix();
                 if keys_only {
@@ -135,12 +162,16 @@ impl Conn {
     }
 
     pub fn txn(&self, what: &str, txn: Txn) -> anyhow::Result<TxnResponse> {
-        self.call(what, |mut c| Box::pin(async move { c.txn(txn).await }))
+        self.call(what, move |mut c| {
+            let txn = txn.clone();
+            Box::pin(async move { c.txn(txn).await })
+        })
     }
 
     pub fn put(&self, key: &str, value: Vec<u8>) -> anyhow::Result<()> {
         let k = key.to_owned();
-        self.call(&format!("writing {key}"), |mut c| {
+        self.call(&format!("writing {key}"), move |mut c| {
+            let (k, value) = (k.clone(), value.clone());
             Box::pin(async move { c.put(k, value, None).await.map(|_| ()) })
         })
     }

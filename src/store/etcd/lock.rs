@@ -11,8 +11,12 @@ use etcd_client::{LockOptions, PutOptions};
 use super::client::Conn;
 use crate::store::Lock;
 
+/// The key of the lock this process holds, if any: commits are fenced on it.
+pub(super) type Held = Arc<std::sync::Mutex<Option<Vec<u8>>>>;
+
 pub(super) struct LeaseLock {
     conn: Arc<Conn>,
+    held: Held,
     lease: i64,
     key: Vec<u8>,
     lost: Arc<AtomicBool>,
@@ -24,6 +28,7 @@ impl LeaseLock {
     /// Takes the lock `name` (a full etcd key) for `node`, waiting at most `wait`.
     pub(super) fn acquire(
         conn: Arc<Conn>,
+        held: Held,
         name: String,
         holders: String,
         node: &str,
@@ -38,6 +43,7 @@ impl LeaseLock {
         let keeper = conn.spawn(keep_alive(conn.client.clone(), lease, ttl, lost.clone()));
         let mut lock = Self {
             conn: conn.clone(),
+            held: held.clone(),
             lease,
             key: Vec::new(),
             lost,
@@ -48,6 +54,7 @@ impl LeaseLock {
         let holder_key = format!("{holders}/{lease:x}");
         let value = node.to_owned();
         conn.call("recording the lock's holder", move |mut c| {
+            let (holder_key, value) = (holder_key.clone(), value.clone());
             Box::pin(async move {
                 c.put(holder_key, value, Some(PutOptions::new().with_lease(lease)))
                     .await
@@ -56,13 +63,23 @@ impl LeaseLock {
         })?;
         let mut client = conn.client.clone();
         let got = conn.block(wait, async move {
-            client
-                .lock(name, Some(LockOptions::new().with_lease(lease)))
-                .await
+            loop {
+                let options = Some(LockOptions::new().with_lease(lease));
+                match client.lock(name.clone(), options).await {
+                    // a member out of reach: another one, until the wait is over
+                    Err(e) if super::client::unreachable(&e) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
+                    other => return other,
+                }
+            }
         });
         match got {
             Some(Ok(response)) => {
                 lock.key = response.key().to_vec();
+                if let Ok(mut h) = held.lock() {
+                    *h = Some(lock.key.clone());
+                }
                 Ok(lock)
             }
             Some(Err(e)) => Err(anyhow::anyhow!(
@@ -110,6 +127,9 @@ impl Lock for LeaseLock {
 
 impl Drop for LeaseLock {
     fn drop(&mut self) {
+        if let Ok(mut h) = self.held.lock() {
+            *h = None;
+        }
         if let Some(keeper) = self.keeper.take() {
             keeper.abort();
         }

@@ -8,6 +8,7 @@
 mod client;
 mod lock;
 pub mod seal;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use anyhow::{Context, bail};
 use etcd_client::{Compare, CompareOp, DeleteOptions, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
 
-use super::{Backend, ClusterView, Generation, Key, LivePaths, LiveRead, Lock};
+use super::{Backend, ClusterView, Generation, Key, LivePaths, LiveRead, Lock, Watch};
 use crate::settings::{CertSettings, EtcdSpec, HostConfig};
 use crate::types::CertName;
 use seal::Sealer;
@@ -38,6 +39,8 @@ struct StoredGeneration {
 
 pub struct Etcd {
     conn: Arc<Conn>,
+    /// The lock this process holds: a new generation is stored only while it exists.
+    held: lock::Held,
     spec: EtcdSpec,
     sealer: Sealer,
 }
@@ -71,6 +74,7 @@ impl Etcd {
         let conn = Arc::new(Conn::connect(spec)?);
         let etcd = Self {
             conn,
+            held: Default::default(),
             spec: spec.clone(),
             sealer,
         };
@@ -182,7 +186,7 @@ impl Etcd {
                 .ok()
                 .and_then(|v| v["serial"].as_str().map(str::to_owned))
                 .unwrap_or_default();
-            view.installed.push((node.to_owned(), serial));
+            view.installed.insert(node.to_owned(), serial);
         }
         Ok(view)
     }
@@ -196,13 +200,18 @@ impl Etcd {
     }
 
     fn write_settings(&self, name: &CertName, value: &[u8]) -> anyhow::Result<()> {
-        // the certificate's part is shared; the host's part (ssl dir, sockets, hooks) is this
-        // node's own
+        // the certificate's part is shared; the host's part (ssl dir, sockets, hooks,
+        // outputs) is this node's own. The CA's trust bundle goes with the shared part too:
+        // any node may have to reach the CA, and a node that never wrote its own part
+        // deploys with its own flags and config file
         let settings: CertSettings = serde_json::from_slice(value)
             .context("the settings to store are not certctl's settings")?;
         let host = serde_json::to_vec(&settings.host)?;
         let shared = serde_json::to_vec(&CertSettings {
-            host: HostConfig::default(),
+            host: HostConfig {
+                ca_bundle: settings.host.ca_bundle.clone(),
+                ..HostConfig::default()
+            },
             ..settings
         })?;
         let txn = Txn::new().and_then([
@@ -262,6 +271,7 @@ impl Backend for Etcd {
     fn lock(&self, wait: Duration) -> anyhow::Result<Box<dyn Lock>> {
         Ok(Box::new(lock::LeaseLock::acquire(
             self.conn.clone(),
+            self.held.clone(),
             self.full("lock"),
             self.full("lock-holders"),
             &self.spec.node,
@@ -423,13 +433,31 @@ impl Backend for Etcd {
                 }
                 None => Compare::create_revision(live.clone(), CompareOp::Equal, 0),
             };
-            let txn = Txn::new().when([compare]).and_then(ops);
+            // fenced on the lock: a holder whose lease expired (another node may be at work)
+            // stores nothing
+            let held = self.held.lock().ok().and_then(|h| h.clone());
+            let mut compares = vec![compare];
+            if let Some(key) = &held {
+                compares.push(Compare::create_revision(key.clone(), CompareOp::Greater, 0));
+            }
+            let txn = Txn::new().when(compares).and_then(ops);
             if self
                 .conn
                 .txn(&format!("storing the new certificate of {name}"), txn)?
                 .succeeded()
             {
                 return Ok(());
+            }
+            if let Some(key) = held {
+                let key = String::from_utf8_lossy(&key).into_owned();
+                if self.conn.get(&key)?.is_none() {
+                    bail!(
+                        "{name}: this node's lock expired before the new certificate was stored \
+                         (etcd out of reach for longer than {}s); not stored, the next run \
+                         renews it",
+                        self.spec.lease_ttl.as_secs()
+                    );
+                }
             }
         }
         bail!("{name}: the live generation kept changing under this node; run again")
@@ -479,6 +507,13 @@ impl Backend for Etcd {
 
     fn cluster_view(&self, name: &CertName) -> Option<anyhow::Result<ClusterView>> {
         Some(self.view(name))
+    }
+
+    fn watch(&self) -> Option<anyhow::Result<Box<dyn Watch>>> {
+        Some(
+            watch::CertWatch::start(self.conn.clone(), self.full("certs/"))
+                .map(|w| Box::new(w) as Box<dyn Watch>),
+        )
     }
 }
 
