@@ -54,9 +54,9 @@ impl Conn {
             .build()
             .context("starting the etcd client's runtime")?;
         let describe = spec.describe();
-        let mut options = ConnectOptions::new()
-            .with_connect_timeout(CALL_TIMEOUT)
-            .with_timeout(CALL_TIMEOUT);
+        // no per-request timeout in the client: every call is bounded here, and waiting for
+        // the lock is bounded by the lock wait, which may be longer
+        let mut options = ConnectOptions::new().with_connect_timeout(CALL_TIMEOUT);
         if let Some(user) = &spec.user {
             let password = match &spec.password_file {
                 Some(path) => {
