@@ -418,3 +418,174 @@ fn a_state_directory_moves_to_etcd_and_back_without_a_new_order() {
     assert_eq!(new_orders_since(&lab, offset), 0, "a copy orders nothing");
     drop((node, etcd, lab));
 }
+
+/// A CA, a server leaf for 127.0.0.1 and a client leaf, PEM (cert, key) each.
+fn etcd_pki() -> (String, (String, String), (String, String)) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose, SanType,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "etcd test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf = |cn: &str, usage: ExtendedKeyUsagePurpose| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.subject_alt_names = vec![SanType::IpAddress(std::net::IpAddr::V4(
+            std::net::Ipv4Addr::LOCALHOST,
+        ))];
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &ca).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    (
+        ca.pem(),
+        leaf("127.0.0.1", ExtendedKeyUsagePurpose::ServerAuth),
+        leaf("certctl", ExtendedKeyUsagePurpose::ClientAuth),
+    )
+}
+
+#[test]
+fn the_store_is_reached_over_tls_with_a_client_certificate_and_an_etcd_user() {
+    let lab = Lab::start_with(LabOptions {
+        haproxy: false,
+        ..Default::default()
+    });
+    let dir = lab.root().join("etcd-tls");
+    fs::create_dir_all(&dir).unwrap();
+    let (ca, server, client) = etcd_pki();
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        fs::write(&path, text).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    };
+    let (ca_file, server_cert, server_key) = (
+        file("ca.pem", &ca),
+        file("server.pem", &server.0),
+        file("server.key", &server.1),
+    );
+    let (client_cert, client_key) = (file("client.pem", &client.0), file("client.key", &client.1));
+    let password = file("password", "s3cret\n");
+    let (port, peer) = (common::process::free_port(), common::process::free_port());
+    let url = format!("https://127.0.0.1:{port}");
+    let mut etcd = std::process::Command::new("etcd");
+    etcd.arg("--data-dir")
+        .arg(dir.join("data"))
+        .args([
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+        ])
+        .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+        .args([
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
+        .args([
+            "--initial-cluster",
+            &format!("default=http://127.0.0.1:{peer}"),
+        ])
+        .arg("--cert-file")
+        .arg(&server_cert)
+        .arg("--key-file")
+        .arg(&server_key)
+        .arg("--trusted-ca-file")
+        .arg(&ca_file)
+        .arg("--client-cert-auth");
+    let mut member = ProcessGuard::spawn("etcd-tls", etcd, dir.join("etcd.log"));
+    let etcdctl = |args: &[&str]| {
+        std::process::Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &url, "--command-timeout=3s"])
+            .arg("--cacert")
+            .arg(&ca_file)
+            .arg("--cert")
+            .arg(&client_cert)
+            .arg("--key")
+            .arg(&client_key)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    member.wait_until("etcd over TLS answers", STARTUP_TIMEOUT, || {
+        etcdctl(&["endpoint", "health"]).status.success()
+    });
+    // a user with a role on its prefix alone; then authentication on
+    for args in [
+        &["user", "add", "root:rootpw"][..],
+        &["role", "add", "certctl"],
+        &[
+            "role",
+            "grant-permission",
+            "certctl",
+            "--prefix=true",
+            "readwrite",
+            "tls/",
+        ],
+        &["user", "add", "certctl:s3cret"],
+        &["user", "grant-role", "certctl", "certctl"],
+        &["auth", "enable"],
+    ] {
+        let out = etcdctl(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let key = lab.root().join("store.key");
+    store_key(&key, 5);
+    let tls = format!(
+        "etcd_ca_file = \"{}\"\netcd_cert_file = \"{}\"\netcd_key_file = \"{}\"\n\
+         etcd_user = \"certctl\"\netcd_password_file = \"{}\"\n",
+        ca_file.display(),
+        client_cert.display(),
+        client_key.display(),
+        password.display()
+    );
+    let store = format!("etcd://127.0.0.1:{port}/tls");
+    let node = Node::start(&lab, "t", &store, &key, "none", None, &tls);
+    let local = |args: &[&str]| {
+        let mut cmd = common::hermetic::certctl_in(&node.dir);
+        cmd.arg("--config")
+            .arg(&node.config)
+            .arg("--state-dir")
+            .arg(node.state_dir())
+            .arg("--ssl-dir")
+            .arg(node.ssl_dir())
+            .args(["--server", "local"])
+            .args(args);
+        common::run_command(cmd)
+    };
+    local(&["request", "t.mon-app.test"]).assert_success();
+    let out = local(&["list", "--json"]);
+    out.assert_success();
+    assert!(
+        out.stdout.contains("\"renewed_by\": \"t\""),
+        "{}",
+        out.stdout
+    );
+    // the keys are under the user's prefix, sealed
+    let dump = etcdctl(&["--user", "root:rootpw", "get", "--prefix", "tls/"]);
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(dump.contains("tls/certs/t.mon-app.test/live"), "{dump}");
+    assert!(!dump.contains("PRIVATE KEY"), "{dump}");
+    // a wrong password is a clean failure
+    fs::write(&password, "wrong\n").unwrap();
+    let out = local(&["list"]);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("etcd store"), "{}", out.stderr);
+    drop((node, member, lab));
+}

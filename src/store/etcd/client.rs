@@ -54,6 +54,28 @@ impl Conn {
             .build()
             .context("starting the etcd client's runtime")?;
         let describe = spec.describe();
+        // a runtime dropped from inside the command's runtime would panic: on any error it
+        // is shut down without waiting
+        let client = match Self::client(&runtime, spec, &describe) {
+            Ok(client) => client,
+            Err(e) => {
+                runtime.shutdown_background();
+                return Err(e);
+            }
+        };
+        Ok(Self {
+            runtime: Some(runtime),
+            client,
+            describe,
+            round_trips: AtomicU64::new(0),
+        })
+    }
+
+    fn client(
+        runtime: &tokio::runtime::Runtime,
+        spec: &EtcdSpec,
+        describe: &str,
+    ) -> anyhow::Result<Client> {
         // no per-request timeout in the client: every call is bounded here, and waiting for
         // the lock is bounded by the lock wait, which may be longer
         let mut options = ConnectOptions::new().with_connect_timeout(CALL_TIMEOUT);
@@ -76,14 +98,8 @@ impl Conn {
             options = options.with_tls(tls(spec)?);
         }
         let urls = spec.urls();
-        let client = wait(&runtime, &describe, "connecting", async move {
+        wait(runtime, describe, "connecting", async move {
             Client::connect(urls, Some(options)).await
-        })?;
-        Ok(Self {
-            runtime: Some(runtime),
-            client,
-            describe,
-            round_trips: AtomicU64::new(0),
         })
     }
 
