@@ -55,6 +55,12 @@ _certctl() {
             certctl,revoke)
                 cmd="certctl__subcmd__revoke"
                 ;;
+            certctl,store)
+                cmd="certctl__subcmd__store"
+                ;;
+            certctl,sync)
+                cmd="certctl__subcmd__sync"
+                ;;
             certctl__subcmd__account,help)
                 cmd="certctl__subcmd__account__subcmd__help"
                 ;;
@@ -130,6 +136,12 @@ _certctl() {
             certctl__subcmd__help,revoke)
                 cmd="certctl__subcmd__help__subcmd__revoke"
                 ;;
+            certctl__subcmd__help,store)
+                cmd="certctl__subcmd__help__subcmd__store"
+                ;;
+            certctl__subcmd__help,sync)
+                cmd="certctl__subcmd__help__subcmd__sync"
+                ;;
             certctl__subcmd__help__subcmd__account,thumbprint)
                 cmd="certctl__subcmd__help__subcmd__account__subcmd__thumbprint"
                 ;;
@@ -145,6 +157,12 @@ _certctl() {
             certctl__subcmd__help__subcmd__import,certbot)
                 cmd="certctl__subcmd__help__subcmd__import__subcmd__certbot"
                 ;;
+            certctl__subcmd__help__subcmd__store,copy)
+                cmd="certctl__subcmd__help__subcmd__store__subcmd__copy"
+                ;;
+            certctl__subcmd__help__subcmd__store,init-key)
+                cmd="certctl__subcmd__help__subcmd__store__subcmd__init__subcmd__key"
+                ;;
             certctl__subcmd__import,certbot)
                 cmd="certctl__subcmd__import__subcmd__certbot"
                 ;;
@@ -157,6 +175,24 @@ _certctl() {
             certctl__subcmd__import__subcmd__help,help)
                 cmd="certctl__subcmd__import__subcmd__help__subcmd__help"
                 ;;
+            certctl__subcmd__store,copy)
+                cmd="certctl__subcmd__store__subcmd__copy"
+                ;;
+            certctl__subcmd__store,help)
+                cmd="certctl__subcmd__store__subcmd__help"
+                ;;
+            certctl__subcmd__store,init-key)
+                cmd="certctl__subcmd__store__subcmd__init__subcmd__key"
+                ;;
+            certctl__subcmd__store__subcmd__help,copy)
+                cmd="certctl__subcmd__store__subcmd__help__subcmd__copy"
+                ;;
+            certctl__subcmd__store__subcmd__help,help)
+                cmd="certctl__subcmd__store__subcmd__help__subcmd__help"
+                ;;
+            certctl__subcmd__store__subcmd__help,init-key)
+                cmd="certctl__subcmd__store__subcmd__help__subcmd__init__subcmd__key"
+                ;;
             *)
                 ;;
         esac
@@ -164,7 +200,7 @@ _certctl() {
 
     case "${cmd}" in
         certctl)
-            opts="-v -q -h -V --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version request reconfigure deploy renew revoke delete concat account import ca list check help"
+            opts="-v -q -h -V --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version request reconfigure deploy renew revoke delete concat account import ca list check store sync help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -690,7 +726,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__help)
-            opts="request reconfigure deploy renew revoke delete concat account import ca list check help"
+            opts="request reconfigure deploy renew revoke delete concat account import ca list check store sync help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -942,6 +978,62 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__help__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certctl__subcmd__help__subcmd__store)
+            opts="init-key copy"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certctl__subcmd__help__subcmd__store__subcmd__copy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certctl__subcmd__help__subcmd__store__subcmd__init__subcmd__key)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certctl__subcmd__help__subcmd__sync)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1568,6 +1660,210 @@ _certctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssl-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-bundle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certctl__subcmd__store)
+            opts="-v -q -h -V --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version init-key copy help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssl-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-bundle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certctl__subcmd__store__subcmd__copy)
+            opts="-v -q -h -V --from --to --dry-run --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssl-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-bundle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certctl__subcmd__store__subcmd__help)
+            opts="init-key copy help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certctl__subcmd__store__subcmd__help__subcmd__copy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certctl__subcmd__store__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certctl__subcmd__store__subcmd__help__subcmd__init__subcmd__key)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certctl__subcmd__store__subcmd__init__subcmd__key)
+            opts="-v -q -h -V --out --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssl-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-bundle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certctl__subcmd__sync)
+            opts="-v -q -h -V --watch --state-dir --ssl-dir --server --ca-bundle --config --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --state-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

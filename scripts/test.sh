@@ -3,8 +3,9 @@
 # Debian package (scripts/test-package: it installs, removes and purges it on this machine).
 # The integration tests drive real Pebble, HAProxy, certbot and BIND on loopback, so those
 # are installed first (Debian/Ubuntu: apt-get install pebble haproxy openssl certbot bind9
-# bind9-utils bind9-dnsutils python3-certbot-dns-rfc2136 faketime prometheus; faketime
-# moves the clock for `check`, prometheus brings promtool).
+# bind9-utils bind9-dnsutils python3-certbot-dns-rfc2136 faketime prometheus etcd-server
+# etcd-client protobuf-compiler; faketime moves the clock for `check`, prometheus brings
+# promtool, etcd the cluster tests, protoc builds the etcd client).
 # Works from any directory and with no stdin (CI runs `bash .ci/run < /dev/null`).
 set -euo pipefail
 
@@ -21,7 +22,7 @@ command -v cargo >/dev/null 2>&1 ||
 cargo fmt --version >/dev/null 2>&1 || die "rustfmt not found; run: rustup component add rustfmt"
 cargo clippy --version >/dev/null 2>&1 || die "clippy not found; run: rustup component add clippy"
 lab_ensure_tools pebble haproxy openssl certbot bind9 bind9-utils bind9-dnsutils \
-    python3-certbot-dns-rfc2136 faketime prometheus
+    python3-certbot-dns-rfc2136 faketime prometheus etcd-server etcd-client protobuf-compiler
 printf '%s\n' "$(cargo --version)" "$(haproxy -v | head -n 1)" "pebble: $(command -v pebble)" \
     "$(openssl version)" "$(certbot --version 2>&1)" "$(named -v)"
 

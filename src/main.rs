@@ -95,6 +95,8 @@ fn run(cli: Cli) -> anyhow::Result<Option<(&'static str, i32, usize)>> {
                 Command::Concat(args) => cmd::concat::run(&global, args),
                 Command::List(args) => cmd::list::run(&global, args),
                 Command::Check(args) => cmd::check::run(&global, args).await,
+                Command::Store(command) => cmd::store::run(&global, &config, command),
+                Command::Sync(args) => cmd::sync::run(&global, &config, args).await,
             }
         });
         let mut ended = tokio::select! {

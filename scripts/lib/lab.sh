@@ -41,6 +41,9 @@ lab_ensure_tools() {
         systemd) cmds=(systemd-analyze) ;;
         man-db) cmds=(man) ;;
         bind9) cmds=(named tsig-keygen) ;;
+        etcd-server) cmds=(etcd) ;;
+        etcd-client) cmds=(etcdctl) ;;
+        protobuf-compiler) cmds=(protoc) ;;
         bind9-utils) cmds=(nsupdate) ;;
         bind9-dnsutils) cmds=(dig) ;;
         python3-certbot-dns-rfc2136) cmds=(/usr/lib/python3/dist-packages/certbot_dns_rfc2136) ;;

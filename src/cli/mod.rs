@@ -11,6 +11,7 @@ use crate::types::{KeyType, RevocationReason};
 mod ca_choices;
 mod dns;
 mod origins;
+pub mod store;
 mod tls_alpn;
 
 pub use ca_choices::{CaChoiceArgs, EabArgs};
@@ -220,6 +221,17 @@ pub enum Command {
     ///
     /// Example: certctl check --probe 127.0.0.1:443 --metrics-file /var/lib/prometheus/node-exporter/certctl.prom
     Check(CheckArgs),
+
+    /// A store shared by several nodes: make its key, copy state into it or out of it.
+    ///
+    /// Example: certctl store copy --from /var/lib/certctl --to etcd://10.0.0.1:2379/certctl
+    #[command(subcommand)]
+    Store(store::StoreCommand),
+
+    /// Install on this node what the shared store holds, newer than its bundles.
+    ///
+    /// Example (a service): certctl sync --watch
+    Sync(store::SyncArgs),
 }
 
 #[derive(Debug, Subcommand)]

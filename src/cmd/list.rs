@@ -41,6 +41,8 @@ struct Entry {
     bundle_exists: bool,
     /// HAProxy sockets that have not been given the live certificate (a failed push).
     pending: Vec<String>,
+    /// A shared store's view: who renewed it, what each node installed.
+    cluster: Option<crate::store::ClusterView>,
 }
 
 /// One element of `certctl list --json`. The field names are documented in the README and
@@ -81,6 +83,10 @@ pub struct Row {
     /// Where the CA publishes its revocation (the live certificate's CRL distribution
     /// points; empty when it names none). Nothing in certctl uses OCSP.
     pub crl_distribution_points: Vec<String>,
+    /// A shared store only: the live generation, the node that stored it, and the serial
+    /// each node installed (absent with a state directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::store::ClusterView>,
 }
 
 pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
@@ -116,6 +122,7 @@ pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
                 bundle: bundles.path(name),
                 bundle_exists: bundles.exists(name),
                 pending,
+                cluster: store.cluster_view(name).and_then(Result::ok),
             }
         })
         .collect();
@@ -127,7 +134,7 @@ pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
         serde_json::to_string_pretty(&rows)? + "\n"
     } else {
         let cells: Vec<[String; 9]> = inspections.iter().map(|i| cells(i, now)).collect();
-        table(&cells)
+        table(&cells) + &cluster_lines(&inspections)
     };
     super::print_stdout(&text)?;
 
@@ -160,6 +167,41 @@ fn days_left(now: i64, not_after: i64) -> i64 {
 }
 
 /// The JSON row for one entry at `now`.
+/// Under the table, for a shared store: per certificate, its live generation, the node that
+/// renewed it and what each node installed ("=" when it is the live serial).
+fn cluster_lines(entries: &[Entry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let (Some(c), Some(info)) = (&e.cluster, &e.i.info) else {
+            continue;
+        };
+        let nodes: Vec<String> = c
+            .installed
+            .iter()
+            .map(|(node, serial)| {
+                let state = if *serial == info.serial {
+                    "live"
+                } else {
+                    "older"
+                };
+                format!("{node}={serial} ({state})")
+            })
+            .collect();
+        out.push_str(&format!(
+            "{}: generation {}, renewed by {}; installed: {}\n",
+            e.i.name,
+            c.generation,
+            c.renewed_by,
+            if nodes.is_empty() {
+                "none".to_owned()
+            } else {
+                nodes.join(", ")
+            }
+        ));
+    }
+    out
+}
+
 fn row(e: &Entry, now: i64) -> Row {
     let i = &e.i;
     let info = i.info.as_ref();
@@ -191,6 +233,7 @@ fn row(e: &Entry, now: i64) -> Row {
         pending_deploys: e.pending.clone(),
         next_attempt: e.next_attempt.map(rfc3339),
         crl_distribution_points: e.crl.clone(),
+        cluster: e.cluster.clone(),
     }
 }
 
@@ -367,6 +410,7 @@ mod tests {
             bundle: PathBuf::from("/etc/haproxy/ssl/mon-app.fr.pem"),
             bundle_exists: true,
             pending: Vec::new(),
+            cluster: None,
         }
     }
 

@@ -14,6 +14,8 @@ pub mod reconfigure;
 pub mod renew;
 pub mod request;
 pub mod revoke;
+pub mod store;
+pub mod sync;
 
 use std::io::IsTerminal;
 
@@ -45,7 +47,7 @@ pub fn open(global: &Global) -> anyhow::Result<(Store, Bundles)> {
 
 /// The state alone, checked to be trusted (`open` also reads every stored ssl directory).
 pub fn open_store(global: &Global) -> anyhow::Result<Store> {
-    let store = Store::files(&global.state_dir);
+    let store = crate::store::open(&global.store, &global.state_dir)?;
     store.check_trusted().map_err(BadInput::new)?;
     Ok(store)
 }

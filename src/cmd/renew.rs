@@ -233,7 +233,14 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
                 reinstalled,
                 after,
             } => {
-                if reinstalled {
+                if reinstalled && global.store.etcd().is_some() {
+                    crate::log::info(format_args!(
+                        "{name}: installed the shared store's newer certificate, valid until \
+                         {}; bundle {}",
+                        date(info.not_after),
+                        bundles.path(&outcome.name).display()
+                    ));
+                } else if reinstalled {
                     crate::log::info(format_args!(
                         "{name}: reinstalled from the stored files (its bundle was not the \
                          stored certificate's: an earlier run was interrupted), valid until {}; \

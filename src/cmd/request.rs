@@ -36,6 +36,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         run_hooks,
         hook_timeout,
     } = RequestSettings::resolve(global, config, &args)?;
+    crate::settings::refuse_standalone_in_cluster(&global.store, &wanted.cert)?;
     let (store, mut bundles) = super::open(global)?;
 
     // 2. requesting again keeps every stored setting the command line does not give; names

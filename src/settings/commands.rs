@@ -308,7 +308,10 @@ mod tests {
         );
         // an HTTP-01 certificate is not refused for it
         let s = resolve_with(&["certctl", "request", "a.fr"], config()).unwrap();
-        assert!(!matches!(s.wanted.cert.challenge, Challenge::TlsAlpn01 { .. }));
+        assert!(!matches!(
+            s.wanted.cert.challenge,
+            Challenge::TlsAlpn01 { .. }
+        ));
     }
 
     #[test]

@@ -39,6 +39,17 @@ pub struct ConfigFile {
     pub hook_timeout: Option<u64>,
     #[serde(default)]
     pub haproxy_sockets: Vec<String>,
+    /// A shared store (settings/cluster.rs): `etcd://h1:2379,h2:2379/prefix`, TLS, user,
+    /// store key, this node's name, the lock lease's lifetime in seconds.
+    pub store: Option<String>,
+    pub store_key_file: Option<PathBuf>,
+    pub etcd_ca_file: Option<PathBuf>,
+    pub etcd_cert_file: Option<PathBuf>,
+    pub etcd_key_file: Option<PathBuf>,
+    pub etcd_user: Option<String>,
+    pub etcd_password_file: Option<PathBuf>,
+    pub node_name: Option<String>,
+    pub etcd_lease_ttl: Option<u64>,
     /// The file read, and its text (to name the line of a value); None when none was read.
     #[serde(skip)]
     path: Option<PathBuf>,
@@ -186,6 +197,9 @@ impl ConfigFile {
             }
         }
         parse_sockets(&self.haproxy_sockets).map_err(|e| ("haproxy_sockets", e))?;
+        if let Some(raw) = &self.store {
+            super::StoreSpec::parse(raw, self).map_err(|e| ("store", e))?;
+        }
         Ok(())
     }
 }

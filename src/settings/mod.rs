@@ -4,6 +4,7 @@
 //! Nothing here touches the network or writes to disk.
 
 mod choices;
+mod cluster;
 mod commands;
 mod config;
 mod dns;
@@ -21,6 +22,7 @@ pub use crate::log::Verbosity;
 use crate::types::Server;
 
 pub use choices::ca_choices;
+pub use cluster::{DEFAULT_LEASE_TTL, EtcdSpec, StoreSpec, refuse_standalone_in_cluster};
 pub use commands::{RenewSettings, RequestSettings, email};
 pub use config::ConfigFile;
 pub use dns::{DEFAULT_DNS_TIMEOUT, Dns01, DnsAddr, DnsFlags, DnsProvider, Secret, Tsig};
@@ -73,6 +75,8 @@ impl std::fmt::Display for Source {
 #[derive(Debug, Clone)]
 pub struct Global {
     pub state_dir: PathBuf,
+    /// Where the state is kept: the state directory, or a shared etcd store.
+    pub store: StoreSpec,
     pub ssl_dir: PathBuf,
     pub server: Server,
     pub ca_bundle: Option<PathBuf>,
@@ -164,6 +168,7 @@ impl Global {
                 "--state-dir",
             )?
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            store: StoreSpec::resolve(config)?,
             ssl_dir,
             server,
             ca_bundle: ca_bundle.map(|p| std::path::absolute(&p).unwrap_or(p)),

@@ -4,7 +4,11 @@
 //! typed face every other room uses. Bundles for the proxy are not state: see `deploy`.
 //! Only the backends touch storage; nothing above them builds a path into the state.
 
+mod copy;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod files;
+mod open;
 mod records;
 #[cfg(test)]
 mod suite;
@@ -18,7 +22,9 @@ use crate::pem::{AriState, CertInfo, Chain};
 use crate::settings::CertSettings;
 use crate::types::{CertName, Server};
 
+pub use copy::{Copied, copy};
 pub use files::Files;
+pub use open::{ClusterView, Watch, open};
 pub use records::RenewalStatus;
 
 /// A value in the state, by what it is. Which keys are secret (0600, and encrypted by a
@@ -127,6 +133,14 @@ pub trait Backend: Send + Sync {
     /// Where hooks find the live files on this host's disk (certbot's RENEWED_LINEAGE);
     /// None for a backend that keeps nothing on local disk.
     fn live_paths(&self, name: &CertName) -> Option<LivePaths>;
+    /// A shared store's view of `name` across nodes (None: a store of this host alone).
+    fn cluster_view(&self, _name: &CertName) -> Option<anyhow::Result<ClusterView>> {
+        None
+    }
+    /// Changes of the certificates as they happen (a shared store; None otherwise).
+    fn watch(&self) -> Option<anyhow::Result<Box<dyn Watch>>> {
+        None
+    }
 
     /// What `name`'s stored state is now, told cheaply (files: inode, size and times of its
     /// directory and settings): an equal version means nothing of it was written since.
@@ -513,6 +527,16 @@ impl Store {
 
     pub fn live_paths(&self, name: &CertName) -> Option<LivePaths> {
         self.backend.live_paths(name)
+    }
+
+    /// Changes of the certificates as they happen (shared stores only).
+    pub fn watch(&self) -> Option<anyhow::Result<Box<dyn Watch>>> {
+        self.backend.watch()
+    }
+
+    /// Which node renewed `name` last and what each node installed (shared stores only).
+    pub fn cluster_view(&self, name: &CertName) -> Option<anyhow::Result<ClusterView>> {
+        self.backend.cluster_view(name)
     }
 
     /// Names a value in messages.

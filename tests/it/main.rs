@@ -11,6 +11,7 @@ mod admin_session;
 mod ari;
 mod bad_input;
 mod check;
+mod cluster;
 mod config;
 mod dns01;
 mod dns01_hooks;

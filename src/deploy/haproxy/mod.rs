@@ -16,8 +16,8 @@ use std::time::Duration;
 
 pub use crate::types::Socket;
 pub use reply::{CertList, cli_arg, find_cert, is_cert_list, parse_cert_list, parse_serial};
-pub use session::close_idle as close_idle_connections;
 use reply::{SetReply, expect, first_line, is_same_cert, same_serial, tidy};
+pub use session::close_idle as close_idle_connections;
 
 /// HAProxy's default `tune.bufsize`: a command with its payload must fit in it.
 pub const DEFAULT_BUFSIZE: usize = 16_384;

@@ -20,6 +20,17 @@ impl Proxy {
     /// Starts HAProxy `name` in the lab's directory with the HTTPS frontend, `global_extra`
     /// lines in `global` and `body` (more frontends/backends) appended.
     pub fn start(lab: &Lab, name: &str, global_extra: &str, body: &str) -> Proxy {
+        Proxy::start_serving(lab, name, &lab.ssl_dir(), global_extra, body)
+    }
+
+    /// As `start`, loading the bundles of `ssl_dir` (a cluster node's own).
+    pub fn start_serving(
+        lab: &Lab,
+        name: &str,
+        ssl_dir: &Path,
+        global_extra: &str,
+        body: &str,
+    ) -> Proxy {
         let dir = lab.root().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let placeholder = dir.join("placeholder.pem");
@@ -37,7 +48,7 @@ impl Proxy {
              http-request return status 200 content-type text/plain string \"{name}\\n\"\n\n{body}\n",
             sock = admin_socket.display(),
             ph = placeholder.display(),
-            ssl = lab.ssl_dir().display(),
+            ssl = ssl_dir.display(),
         );
         let config_path = dir.join("haproxy.cfg");
         std::fs::write(&config_path, config).unwrap();

@@ -1,0 +1,616 @@
+//! The etcd backend of the state, shared by every node of a cluster. Layout under
+//! `<prefix>/`: accounts/<url hash>, certs/<name>/{managed, settings, live, previous, ari,
+//! status, reissue}, certs/<name>/nodes/<node>/{host, deployed, pushed} (what belongs to one
+//! node), dns-pending/<name>, ca/*, keycheck, lock. Secrets (`Key::is_secret`, every
+//! private key) are sealed with the store key before they are sent; nothing here writes to
+//! local disk.
+
+mod client;
+mod lock;
+pub mod seal;
+mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use etcd_client::{Compare, CompareOp, DeleteOptions, Txn, TxnOp};
+use serde::{Deserialize, Serialize};
+
+use super::{Backend, ClusterView, Generation, Key, LivePaths, LiveRead, Lock, Watch};
+use crate::settings::{CertSettings, EtcdSpec, HostConfig};
+use crate::types::CertName;
+use seal::Sealer;
+
+/// A generation as stored: one value, so that a reader sees one generation whole.
+#[derive(Serialize, Deserialize)]
+struct StoredGeneration {
+    generation: u64,
+    /// The node that stored it, and when (unix seconds).
+    node: String,
+    time: i64,
+    /// The private key, sealed.
+    key: String,
+    cert: String,
+    chain: String,
+    fullchain: String,
+    meta: String,
+}
+
+pub struct Etcd {
+    conn: Arc<Conn>,
+    /// The lock this process holds: a new generation is stored only while it exists.
+    held: lock::Held,
+    spec: EtcdSpec,
+    sealer: Sealer,
+}
+
+use client::Conn;
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        crate::log::verbose(format_args!(
+            "{}: {} round trips",
+            self.spec.describe(),
+            self.conn.round_trips()
+        ));
+    }
+}
+
+impl Etcd {
+    /// Connects, and proves the store key is the one the store was sealed with (the first
+    /// node to connect records a check value): a node with another key changes nothing.
+    pub fn open(spec: &EtcdSpec) -> anyhow::Result<Self> {
+        let key_file = spec.store_key_file.as_ref().ok_or_else(|| {
+            crate::error::BadInput::new(format!(
+                "{} needs store_key_file in the config file: private keys are sealed with it \
+                 before they leave this node; `certctl store init-key --out FILE` makes one, the \
+                 same file goes to every node",
+                spec.describe()
+            ))
+        })?;
+        let sealer =
+            Sealer::load(key_file).map_err(|e| crate::error::BadInput::new(format!("{e:#}")))?;
+        let conn = Arc::new(Conn::connect(spec)?);
+        let etcd = Self {
+            conn,
+            held: Default::default(),
+            spec: spec.clone(),
+            sealer,
+        };
+        etcd.check_key()?;
+        Ok(etcd)
+    }
+
+    fn check_key(&self) -> anyhow::Result<()> {
+        const CHECK: &[u8] = b"certctl store key check";
+        let key = self.full("keycheck");
+        match self.conn.get(&key)? {
+            Some(kv) => {
+                let plain = self
+                    .sealer
+                    .open(kv.value(), &format!("etcd key {key}"))
+                    .map_err(|e| crate::error::BadInput::new(format!("{e:#}")))?;
+                if plain != CHECK {
+                    bail!("etcd key {key} is damaged");
+                }
+                Ok(())
+            }
+            None => {
+                let sealed = self.sealer.seal(CHECK)?;
+                let txn = Txn::new()
+                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(key.clone(), sealed, None)]);
+                self.conn.txn("recording the store key check", txn)?;
+                Ok(())
+            }
+        }
+    }
+
+    fn full(&self, rest: &str) -> String {
+        format!("{}/{rest}", self.spec.prefix)
+    }
+
+    fn cert(&self, name: &CertName, rest: &str) -> String {
+        self.full(&format!("certs/{name}/{rest}"))
+    }
+
+    fn node_key(&self, name: &CertName, rest: &str) -> String {
+        self.cert(name, &format!("nodes/{}/{rest}", self.spec.node))
+    }
+
+    fn key(&self, key: &Key) -> String {
+        let hash = |server: &crate::types::Server| {
+            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, server.url().as_bytes());
+            d.as_ref()[..12]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        match key {
+            Key::Account(s) => self.full(&format!("accounts/{}", hash(s))),
+            Key::NoReplaces(s) => self.full(&format!("no-replaces/{}", hash(s))),
+            Key::RateLimit(s) => self.full(&format!("rate-limit/{}", hash(s))),
+            Key::Settings(n) => self.cert(n, "settings"),
+            Key::Ari(n) => self.cert(n, "ari"),
+            Key::Status(n) => self.cert(n, "status"),
+            Key::Reissue(n) => self.cert(n, "reissue"),
+            Key::Deployed(n) => self.node_key(n, "deployed"),
+            Key::Pushed(n) => self.node_key(n, "pushed"),
+            Key::DnsPending(n) => self.full(&format!("dns-pending/{n}")),
+            Key::CaCert => self.full("ca/cert"),
+            Key::CaKey => self.full("ca/key"),
+            Key::CaRevoked => self.full("ca/revoked"),
+            Key::Crl => self.full("ca/crl"),
+        }
+    }
+
+    /// Values that exist only while their certificate is managed.
+    fn per_cert(key: &Key) -> Option<&CertName> {
+        match key {
+            Key::Ari(n) | Key::Status(n) | Key::Reissue(n) | Key::Deployed(n) | Key::Pushed(n) => {
+                Some(n)
+            }
+            _ => None,
+        }
+    }
+
+    fn stored_generation(
+        &self,
+        name: &CertName,
+    ) -> anyhow::Result<Option<(StoredGeneration, i64)>> {
+        let key = self.cert(name, "live");
+        let Some(kv) = self.conn.get(&key)? else {
+            return Ok(None);
+        };
+        let generation = serde_json::from_slice(kv.value())
+            .with_context(|| format!("etcd key {key} is damaged"))?;
+        Ok(Some((generation, kv.mod_revision())))
+    }
+
+    fn view(&self, name: &CertName) -> anyhow::Result<ClusterView> {
+        let mut view = ClusterView::default();
+        if let Some((g, _)) = self.stored_generation(name)? {
+            view.generation = g.generation;
+            view.renewed_by = g.node;
+        }
+        let nodes = self.cert(name, "nodes/");
+        for kv in self.conn.prefix(&nodes, false)? {
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            let Some((node, "deployed")) = key
+                .strip_prefix(&nodes)
+                .and_then(|rest| rest.split_once('/'))
+            else {
+                continue;
+            };
+            let serial = serde_json::from_slice::<serde_json::Value>(kv.value())
+                .ok()
+                .and_then(|v| v["serial"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            view.installed.insert(node.to_owned(), serial);
+        }
+        Ok(view)
+    }
+
+    fn seal_if_secret(&self, key: &Key, value: &[u8]) -> anyhow::Result<Vec<u8>> {
+        if key.is_secret() {
+            self.sealer.seal(value)
+        } else {
+            Ok(value.to_vec())
+        }
+    }
+
+    fn write_settings(&self, name: &CertName, value: &[u8]) -> anyhow::Result<()> {
+        // the certificate's part is shared; the host's part (ssl dir, sockets, hooks,
+        // outputs) is this node's own. The CA's trust bundle goes with the shared part too:
+        // any node may have to reach the CA, and a node that never wrote its own part
+        // deploys with its own flags and config file
+        let settings: CertSettings = serde_json::from_slice(value)
+            .context("the settings to store are not certctl's settings")?;
+        let host = serde_json::to_vec(&settings.host)?;
+        let shared = serde_json::to_vec(&CertSettings {
+            host: HostConfig {
+                ca_bundle: settings.host.ca_bundle.clone(),
+                ..HostConfig::default()
+            },
+            ..settings
+        })?;
+        let txn = Txn::new().and_then([
+            TxnOp::put(
+                self.cert(name, "settings"),
+                self.sealer.seal(&shared)?,
+                None,
+            ),
+            TxnOp::put(self.node_key(name, "host"), self.sealer.seal(&host)?, None),
+            TxnOp::put(self.cert(name, "managed"), "1", None),
+        ]);
+        self.conn
+            .txn(&format!("storing the settings of {name}"), txn)?;
+        Ok(())
+    }
+
+    fn read_settings(&self, name: &CertName) -> anyhow::Result<Option<Vec<u8>>> {
+        let key = self.cert(name, "settings");
+        let Some(kv) = self.conn.get(&key)? else {
+            return Ok(None);
+        };
+        let shared = self.sealer.open(kv.value(), &format!("etcd key {key}"))?;
+        let mut value: serde_json::Value = serde_json::from_slice(&shared)
+            .with_context(|| format!("etcd key {key} is damaged"))?;
+        let host_key = self.node_key(name, "host");
+        let host = match self.conn.get(&host_key)? {
+            Some(kv) => serde_json::from_slice::<serde_json::Value>(
+                &self
+                    .sealer
+                    .open(kv.value(), &format!("etcd key {host_key}"))?,
+            )
+            .with_context(|| format!("etcd key {host_key} is damaged"))?,
+            None => serde_json::to_value(HostConfig::default())?,
+        };
+        if let (Some(all), Some(own)) = (value.as_object_mut(), host.as_object()) {
+            for (k, v) in own {
+                all.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(Some(serde_json::to_vec_pretty(&value)?))
+    }
+}
+
+impl Backend for Etcd {
+    fn describe(&self) -> String {
+        self.spec.describe()
+    }
+
+    fn check_writable(&self) -> anyhow::Result<()> {
+        // a write needs a quorum: prove there is one before any order is placed
+        self.conn.put(
+            &self.full(&format!("nodes/{}", self.spec.node)),
+            b"up".to_vec(),
+        )
+    }
+
+    fn lock(&self, wait: Duration) -> anyhow::Result<Box<dyn Lock>> {
+        Ok(Box::new(lock::LeaseLock::acquire(
+            self.conn.clone(),
+            self.held.clone(),
+            self.full("lock"),
+            self.full("lock-holders"),
+            &self.spec.node,
+            self.spec.lease_ttl,
+            wait,
+        )?))
+    }
+
+    fn label(&self, key: &Key) -> String {
+        format!("etcd key {}", self.key(key))
+    }
+
+    fn read(&self, key: &Key) -> anyhow::Result<Option<Vec<u8>>> {
+        if let Key::Settings(name) = key {
+            return self.read_settings(name);
+        }
+        let full = self.key(key);
+        match self.conn.get(&full)? {
+            None => Ok(None),
+            Some(kv) if key.is_secret() => self
+                .sealer
+                .open(kv.value(), &format!("etcd key {full}"))
+                .map(Some),
+            Some(kv) => Ok(Some(kv.value().to_vec())),
+        }
+    }
+
+    fn write(&self, key: &Key, value: &[u8]) -> anyhow::Result<()> {
+        if let Key::Settings(name) = key {
+            return self.write_settings(name, value);
+        }
+        let full = self.key(key);
+        let value = self.seal_if_secret(key, value)?;
+        match Self::per_cert(key) {
+            Some(name) => {
+                let txn = Txn::new()
+                    .when([Compare::create_revision(
+                        self.cert(name, "managed"),
+                        CompareOp::Greater,
+                        0,
+                    )])
+                    .and_then([TxnOp::put(full.clone(), value, None)]);
+                if !self.conn.txn(&format!("writing {full}"), txn)?.succeeded() {
+                    bail!("{name} is not managed any more ({})", self.describe());
+                }
+                Ok(())
+            }
+            None => self.conn.put(&full, value),
+        }
+    }
+
+    fn remove(&self, key: &Key) -> anyhow::Result<()> {
+        let full = self.key(key);
+        let txn = Txn::new().and_then([TxnOp::delete(full.clone(), None)]);
+        self.conn.txn(&format!("removing {full}"), txn).map(|_| ())
+    }
+
+    fn names(&self) -> anyhow::Result<Vec<CertName>> {
+        let base = self.full("certs/");
+        let mut names: Vec<CertName> = self
+            .conn
+            .prefix(&base, true)?
+            .iter()
+            .filter_map(|kv| {
+                let key = String::from_utf8_lossy(kv.key()).into_owned();
+                let name = key
+                    .strip_prefix(&base)?
+                    .strip_suffix("/managed")?
+                    .to_owned();
+                CertName::parse(&name).ok()
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn manages(&self, name: &CertName) -> anyhow::Result<bool> {
+        Ok(self.conn.get(&self.cert(name, "managed"))?.is_some())
+    }
+
+    fn live_meta(&self, name: &CertName) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self
+            .stored_generation(name)?
+            .map(|(g, _)| g.meta.into_bytes()))
+    }
+
+    fn live(&self, name: &CertName) -> LiveRead {
+        let key = self.cert(name, "live");
+        let label = |part: &str| format!("etcd key {key} ({part})");
+        let (cert_label, chain_label, meta_label, key_label) =
+            (label("cert"), label("chain"), label("meta"), label("key"));
+        let read = self.stored_generation(name).and_then(|g| {
+            g.map(|(g, _)| g)
+                .ok_or_else(|| anyhow::anyhow!("etcd key {key} is missing"))
+        });
+        match read {
+            Ok(g) => LiveRead {
+                key_pem: self
+                    .sealer
+                    .open(g.key.as_bytes(), &key_label)
+                    .map(|k| String::from_utf8_lossy(&k).into_owned()),
+                cert_pem: Ok(g.cert.into_bytes()),
+                chain_pem: Ok(g.chain.into_bytes()),
+                meta: Ok(g.meta.into_bytes()),
+                cert_label,
+                chain_label,
+                meta_label,
+                key_label,
+            },
+            Err(e) => {
+                let text = format!("{e:#}");
+                LiveRead {
+                    key_pem: Err(anyhow::anyhow!("{text}")),
+                    cert_pem: Err(anyhow::anyhow!("{text}")),
+                    chain_pem: Err(anyhow::anyhow!("{text}")),
+                    meta: Err(anyhow::anyhow!("{text}")),
+                    cert_label,
+                    chain_label,
+                    meta_label,
+                    key_label,
+                }
+            }
+        }
+    }
+
+    fn save_generation(&self, name: &CertName, generation: &Generation) -> anyhow::Result<()> {
+        let live = self.cert(name, "live");
+        let previous = self.cert(name, "previous");
+        let key = String::from_utf8(self.sealer.seal(generation.key_pem.as_bytes())?)?;
+        // compare-and-swap on the live value: a generation stored by another node meanwhile
+        // is kept as the previous one, never lost
+        for _ in 0..5 {
+            let current = self.conn.get(&live)?;
+            let number = current
+                .as_ref()
+                .and_then(|kv| serde_json::from_slice::<StoredGeneration>(kv.value()).ok())
+                .map_or(1, |g| g.generation + 1);
+            let stored = StoredGeneration {
+                generation: number,
+                node: self.spec.node.clone(),
+                time: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64),
+                key: key.clone(),
+                cert: generation.cert_pem.clone(),
+                chain: generation.chain_pem.clone(),
+                fullchain: generation.fullchain_pem.clone(),
+                meta: String::from_utf8_lossy(&generation.meta).into_owned(),
+            };
+            let mut ops = vec![
+                TxnOp::put(live.clone(), serde_json::to_vec(&stored)?, None),
+                TxnOp::put(self.cert(name, "managed"), "1", None),
+            ];
+            let compare = match &current {
+                Some(kv) => {
+                    ops.push(TxnOp::put(previous.clone(), kv.value().to_vec(), None));
+                    Compare::mod_revision(live.clone(), CompareOp::Equal, kv.mod_revision())
+                }
+                None => Compare::create_revision(live.clone(), CompareOp::Equal, 0),
+            };
+            // fenced on the lock: a holder whose lease expired (another node may be at work)
+            // stores nothing
+            let held = self.held.lock().ok().and_then(|h| h.clone());
+            let mut compares = vec![compare];
+            if let Some(key) = &held {
+                compares.push(Compare::create_revision(key.clone(), CompareOp::Greater, 0));
+            }
+            let txn = Txn::new().when(compares).and_then(ops);
+            if self
+                .conn
+                .txn(&format!("storing the new certificate of {name}"), txn)?
+                .succeeded()
+            {
+                return Ok(());
+            }
+            if let Some(key) = held {
+                let key = String::from_utf8_lossy(&key).into_owned();
+                if self.conn.get(&key)?.is_none() {
+                    bail!(
+                        "{name}: this node's lock expired before the new certificate was stored \
+                         (etcd out of reach for longer than {}s); not stored, the next run \
+                         renews it",
+                        self.spec.lease_ttl.as_secs()
+                    );
+                }
+            }
+        }
+        bail!("{name}: the live generation kept changing under this node; run again")
+    }
+
+    fn archive(
+        &self,
+        name: &CertName,
+        now: i64,
+        attachments: &[(String, Vec<u8>)],
+    ) -> anyhow::Result<String> {
+        let from = self.cert(name, "");
+        let values = self.conn.prefix(&from, false)?;
+        let base = self.full(&format!("archive/{name}-{now}"));
+        let mut folder = base.clone();
+        let mut n = 1;
+        while !self.conn.prefix(&format!("{folder}/"), true)?.is_empty() {
+            n += 1;
+            folder = format!("{base}-{n}");
+        }
+        let mut ops: Vec<TxnOp> = values
+            .iter()
+            .map(|kv| {
+                let rest = String::from_utf8_lossy(&kv.key()[from.len()..]).into_owned();
+                TxnOp::put(format!("{folder}/{rest}"), kv.value().to_vec(), None)
+            })
+            .collect();
+        for (file, data) in attachments {
+            ops.push(TxnOp::put(
+                format!("{folder}/attachments/{file}"),
+                self.sealer.seal(data)?,
+                None,
+            ));
+        }
+        ops.push(TxnOp::delete(
+            from.clone(),
+            Some(DeleteOptions::new().with_prefix()),
+        ));
+        self.conn
+            .txn(&format!("archiving {name}"), Txn::new().and_then(ops))?;
+        Ok(format!("etcd keys {folder}/"))
+    }
+
+    fn live_paths(&self, _name: &CertName) -> Option<LivePaths> {
+        None
+    }
+
+    fn cluster_view(&self, name: &CertName) -> Option<anyhow::Result<ClusterView>> {
+        Some(self.view(name))
+    }
+
+    fn watch(&self) -> Option<anyhow::Result<Box<dyn Watch>>> {
+        Some(
+            watch::CertWatch::start(self.conn.clone(), self.full("certs/"))
+                .map(|w| Box::new(w) as Box<dyn Watch>),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    /// One etcd member on free loopback ports, killed on drop.
+    struct Member {
+        child: std::process::Child,
+        _dir: tempfile::TempDir,
+        client: String,
+    }
+
+    impl Drop for Member {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn member() -> Member {
+        let dir = tempfile::tempdir().unwrap();
+        let (client, peer) = (free_port(), free_port());
+        let child = std::process::Command::new("etcd")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &format!("http://127.0.0.1:{client}"),
+            ])
+            .args([
+                "--advertise-client-urls",
+                &format!("http://127.0.0.1:{client}"),
+            ])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+            ])
+            .args([
+                "--initial-cluster",
+                &format!("default=http://127.0.0.1:{peer}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("etcd (apt-get install etcd-server)");
+        Member {
+            child,
+            _dir: dir,
+            client: format!("127.0.0.1:{client}"),
+        }
+    }
+
+    #[test]
+    fn the_etcd_backend_passes_the_storage_suite() {
+        let member = member();
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("store.key");
+        std::fs::write(&key, super::seal::new_key().unwrap()).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let endpoint = member.client.clone();
+        let open = move |prefix: &str| {
+            let config = crate::settings::ConfigFile::default();
+            let spec =
+                crate::settings::StoreSpec::parse(&format!("etcd://{endpoint}/{prefix}"), &config)
+                    .unwrap();
+            let mut spec = spec.etcd().unwrap().clone();
+            spec.store_key_file = Some(key.clone());
+            super::Etcd::open(&spec)
+        };
+        // etcd takes a moment to elect itself: poll, bounded
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while let Err(e) = open("ready") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "etcd never answered: {e:#}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let counter = std::sync::atomic::AtomicU32::new(0);
+        crate::store::suite::run_all(Box::new(move || {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let store = crate::store::Store::new(Box::new(open(&format!("suite{n}")).unwrap()));
+            (store, Box::new(()))
+        }));
+        drop(member);
+        drop(dir);
+    }
+}
