@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::types::{KeyType, RevocationReason};
+use crate::types::KeyType;
 
 mod ca_choices;
 mod dns;
 mod origins;
+mod removal;
 pub mod store;
 mod tls_alpn;
 
@@ -18,6 +19,7 @@ pub use ca_choices::{CaChoiceArgs, EabArgs};
 use dns::ChallengeChoiceParser;
 pub use dns::{ChallengeChoice, DnsArgs};
 pub use origins::Origins;
+pub use removal::{DeleteArgs, RevokeArgs};
 pub use tls_alpn::TlsAlpnArgs;
 
 /// Gets, renews, revokes and installs TLS certificates for HAProxy and other proxies.
@@ -360,44 +362,6 @@ pub struct RenewArgs {
     /// end of the run, for Prometheus.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct RevokeArgs {
-    /// The certificate to revoke (as `certctl list` names it)
-    #[arg(value_name = "NAME")]
-    pub name: String,
-    /// Reason given to the CA
-    #[arg(long, value_enum, default_value = "unspecified")]
-    pub reason: RevocationReason,
-    /// Do not ask for confirmation
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Leave the bundle in the ssl directory (for a proxy that cannot start without it)
-    #[arg(long)]
-    pub keep_bundle: bool,
-    /// Command run after the certificate was revoked, e.g. "systemctl reload haproxy"
-    #[arg(long, value_name = "CMD")]
-    pub post_hook: Option<String>,
-    /// HAProxy's configuration, to keep a bundle it names [default: /etc/haproxy/haproxy.cfg]
-    #[arg(long, value_name = "FILE")]
-    pub haproxy_config: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct DeleteArgs {
-    /// The certificate to stop managing
-    #[arg(value_name = "NAME")]
-    pub name: String,
-    /// Do not ask for confirmation
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Command run after the certificate was archived, e.g. "systemctl reload haproxy"
-    #[arg(long, value_name = "CMD")]
-    pub post_hook: Option<String>,
-    /// As for revoke [default: /etc/haproxy/haproxy.cfg when it exists]
-    #[arg(long, value_name = "FILE")]
-    pub haproxy_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
