@@ -28,17 +28,24 @@ fn bundle_serial(node: &Node, name: &str) -> Option<String> {
     blocks.first().map(|b| serial_hex(b.contents()))
 }
 
-/// Newly placed orders in Pebble's log after byte `offset`.
-fn new_orders_since(lab: &Lab, offset: usize) -> usize {
+/// Newly placed orders in Pebble's log since `mark` (from `log_len`), less those the lab's
+/// `FreshAuthz` front refused because Pebble reused an authorization (the client sent each
+/// again).
+fn new_orders_since(lab: &Lab, (offset, rejected): (usize, usize)) -> usize {
     let log = fs::read(lab.pebble_log()).unwrap();
-    String::from_utf8_lossy(&log[offset.min(log.len())..])
+    let posted = String::from_utf8_lossy(&log[offset.min(log.len())..])
         .lines()
         .filter(|l| l.contains("POST /order-plz"))
-        .count()
+        .count();
+    posted - (lab.fresh_authz_rejections() - rejected)
 }
 
-fn log_len(lab: &Lab) -> usize {
-    fs::metadata(lab.pebble_log()).unwrap().len() as usize
+/// A mark for `new_orders_since`: the length of Pebble's log and the front's refusals.
+fn log_len(lab: &Lab) -> (usize, usize) {
+    (
+        fs::metadata(lab.pebble_log()).unwrap().len() as usize,
+        lab.fresh_authz_rejections(),
+    )
 }
 
 /// Polls until every node's HAProxy serves `serial` for NAME (bounded); returns the time.

@@ -352,3 +352,32 @@ fn startup_failure_shows_log_tail() {
     assert!(message.contains("exited early"), "{message}");
     assert!(message.contains("listen failed: boom"), "{message}");
 }
+
+/// Pebble 2.4 reuses an account's valid authorization once in a hundred identifiers even
+/// at PEBBLE_AUTHZREUSE=0; the lab's `FreshAuthz` front refuses such an order with badNonce.
+/// With reuse at 100 % every order after the first reuses: through the front none gets
+/// through (certctl gives up after its badNonce retries); without it the order is valid at
+/// once, with no challenge answered.
+#[test]
+fn the_fresh_authz_front_refuses_orders_that_reuse_an_authorization() {
+    for fresh_validation in [true, false] {
+        let lab = Lab::start_with(LabOptions {
+            authz_reuse_percent: Some(100),
+            nonce_reject_percent: Some(0),
+            fresh_validation,
+            haproxy: false,
+            ..LabOptions::default()
+        });
+        common::fixtures::request(&lab, &["reuse.test"]).assert_success();
+        assert_eq!(lab.fresh_authz_rejections(), 0, "the first order is new");
+        let again = common::fixtures::request(&lab, &["--force", "reuse.test"]);
+        if fresh_validation {
+            assert_eq!(again.code(), Some(1), "{}", again.stderr);
+            assert!(again.stderr.contains("badNonce"), "{}", again.stderr);
+            assert!(lab.fresh_authz_rejections() > 1, "each try was refused");
+        } else {
+            again.assert_success();
+            assert_eq!(lab.fresh_authz_rejections(), 0);
+        }
+    }
+}

@@ -188,13 +188,18 @@ impl AriShim {
 /// trusts a front as it trusts Pebble.
 pub(super) fn listener_server_config(lab: &Lab) -> Arc<ServerConfig> {
     let (cert_pem, key_pem) = lab.listener_identity();
+    server_config_from_pem(&cert_pem, &key_pem)
+}
+
+/// A TLS server configuration with this certificate and PKCS#8 key (PEM).
+pub(super) fn server_config_from_pem(cert_pem: &str, key_pem: &str) -> Arc<ServerConfig> {
     let cert = CertificateDer::from(
-        pem::parse(&cert_pem)
+        pem::parse(cert_pem)
             .expect("listener certificate PEM")
             .into_contents(),
     );
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        pem::parse(&key_pem)
+        pem::parse(key_pem)
             .expect("listener key PEM")
             .into_contents(),
     ));

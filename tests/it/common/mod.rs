@@ -13,6 +13,7 @@ pub mod certbot;
 pub mod etcd;
 pub mod fake_admin;
 pub mod fixtures;
+pub mod fresh_authz;
 pub mod haproxy;
 pub mod hermetic;
 pub mod host;
@@ -27,12 +28,15 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tempfile::TempDir;
+
+use fresh_authz::FreshAuthz;
 
 #[allow(unused_imports)]
 pub use process::process_alive;
@@ -53,8 +57,12 @@ pub struct LabOptions {
     pub validity_secs: Option<u64>,
     /// PEBBLE_WFE_NONCEREJECT; None leaves Pebble's default (5 %).
     pub nonce_reject_percent: Option<u32>,
-    /// PEBBLE_AUTHZREUSE; None sets 0 so every order needs fresh validation.
+    /// PEBBLE_AUTHZREUSE; None sets 0. Pebble 2.4 still reuses 1 % of authorizations at 0:
+    /// `fresh_validation` is what makes every order validated again.
     pub authz_reuse_percent: Option<u32>,
+    /// Put the `FreshAuthz` front on the ACME port (default true): a new order that reuses
+    /// an authorization is answered with badNonce, so the client sends it again.
+    pub fresh_validation: bool,
     /// Start HAProxy in front of certctl's responder (default true). Without it Pebble
     /// validates HTTP-01 directly against `http_addr`.
     pub haproxy: bool,
@@ -78,6 +86,7 @@ impl Default for LabOptions {
             validity_secs: None,
             nonce_reject_percent: None,
             authz_reuse_percent: None,
+            fresh_validation: true,
             haproxy: true,
             pebble_env: Vec::new(),
             dns_server: None,
@@ -123,7 +132,11 @@ impl Output {
 struct Ports {
     dns: u16,
     challtestsrv_management: u16,
+    /// The ACME directory's port: the `FreshAuthz` front, or Pebble itself when the lab
+    /// lets Pebble reuse authorizations.
     acme: u16,
+    /// Pebble's own ACME listener.
+    pebble: u16,
     management: u16,
     /// Pebble's tlsPort for TLS-ALPN-01: HAProxy's TCP frontend with `tls_alpn_front`,
     /// certctl's listener without HAProxy, else nothing.
@@ -142,6 +155,10 @@ struct Ports {
 pub struct Lab {
     haproxy: Mutex<Option<ProcessGuard>>,
     pebble: Mutex<Option<ProcessGuard>>,
+    /// The front that keeps Pebble from reusing authorizations (None when the lab sets
+    /// `authz_reuse_percent`, or once Pebble is stopped).
+    fresh_authz: Mutex<Option<FreshAuthz>>,
+    fresh_authz_rejections: Arc<AtomicUsize>,
     challtestsrv: Mutex<Option<ProcessGuard>>,
     ports: Ports,
     ca_der: Vec<u8>,
@@ -208,10 +225,16 @@ impl Lab {
 
         let responder = free_port();
         let alpn_responder = free_port();
+        let acme = free_port();
         let ports = Ports {
             dns: opts.dns_server.map_or_else(free_port, |addr| addr.port()),
             challtestsrv_management: free_port(),
-            acme: free_port(),
+            acme,
+            pebble: if opts.fresh_validation {
+                free_port()
+            } else {
+                acme
+            },
             management: free_port(),
             tls_alpn: if opts.haproxy {
                 free_port()
@@ -234,6 +257,8 @@ impl Lab {
             None => Some(start_challtestsrv(&root, &ports)),
         };
         let pebble = start_pebble(&root, &ports, &opts, &pki.ca_der);
+        let fresh_authz_rejections = Arc::new(AtomicUsize::new(0));
+        let fresh_authz = start_fresh_authz(&root, &ports, &pki.ca_der, &fresh_authz_rejections);
         let haproxy = opts
             .haproxy
             .then(|| start_haproxy(&root, &ports, opts.tls_alpn_front));
@@ -241,6 +266,8 @@ impl Lab {
         Lab {
             haproxy: Mutex::new(haproxy),
             pebble: Mutex::new(Some(pebble)),
+            fresh_authz: Mutex::new(fresh_authz),
+            fresh_authz_rejections,
             challtestsrv: Mutex::new(challtestsrv),
             ports,
             ca_der: pki.ca_der,
@@ -278,9 +305,15 @@ impl Lab {
         &self.ca_der
     }
 
-    /// Pebble's ACME listener.
+    /// The lab's ACME listener (Pebble, through the `FreshAuthz` front by default).
     pub fn acme_addr(&self) -> SocketAddr {
         loopback(self.ports.acme)
+    }
+
+    /// How many new orders the `FreshAuthz` front answered with badNonce because Pebble
+    /// reused an authorization: each is one more `POST /order-plz` in Pebble's log.
+    pub fn fresh_authz_rejections(&self) -> usize {
+        self.fresh_authz_rejections.load(Ordering::SeqCst)
     }
 
     /// Certificate and key PEM of Pebble's HTTPS listener (for `localhost` and 127.0.0.1,
@@ -504,11 +537,13 @@ impl Lab {
 
     /// Stops Pebble for good (to prove a command needs no CA).
     pub fn stop_pebble(&self) {
+        drop(lock(&self.fresh_authz).take());
         drop(lock(&self.pebble).take());
     }
 
     /// Kills Pebble with SIGKILL, as a crash would: no shutdown, connections cut.
     pub fn kill_pebble(&self) {
+        drop(lock(&self.fresh_authz).take());
         if let Some(guard) = lock(&self.pebble).take() {
             // SAFETY: kill(2) has no memory-safety preconditions; the guard reaps the pid.
             unsafe { libc::kill(guard.pid() as libc::pid_t, libc::SIGKILL) };
@@ -519,6 +554,8 @@ impl Lab {
     /// Starts Pebble again on the same ports and listener certificate. Pebble keeps its
     /// state in memory: the new one knows no account, order or certificate of the old one.
     pub fn restart_pebble(&self) {
+        let mut front = lock(&self.fresh_authz);
+        drop(front.take());
         let mut slot = lock(&self.pebble);
         drop(slot.take());
         *slot = Some(start_pebble(
@@ -527,6 +564,12 @@ impl Lab {
             &self.options,
             &self.ca_der,
         ));
+        *front = start_fresh_authz(
+            &self.root,
+            &self.ports,
+            &self.ca_der,
+            &self.fresh_authz_rejections,
+        );
     }
 
     /// Pids of every lab process still running: Pebble, challtestsrv, HAProxy's master and
@@ -546,6 +589,7 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         drop(lock(&self.haproxy).take());
+        drop(lock(&self.fresh_authz).take());
         drop(lock(&self.pebble).take());
         drop(lock(&self.challtestsrv).take());
         let keep = thread::panicking() || std::env::var_os("CERTCTL_LAB_KEEP").is_some();
@@ -586,7 +630,7 @@ fn start_challtestsrv(root: &Path, ports: &Ports) -> ProcessGuard {
 
 fn start_pebble(root: &Path, ports: &Ports, opts: &LabOptions, ca_der: &[u8]) -> ProcessGuard {
     let mut settings = json!({
-        "listenAddress": format!("127.0.0.1:{}", ports.acme),
+        "listenAddress": format!("127.0.0.1:{}", ports.pebble),
         "managementListenAddress": format!("127.0.0.1:{}", ports.management),
         "certificate": root.join("pebble-listener.pem"),
         "privateKey": root.join("pebble-listener.key"),
@@ -637,7 +681,7 @@ fn start_pebble(root: &Path, ports: &Ports, opts: &LabOptions, ca_der: &[u8]) ->
     }
 
     let mut guard = ProcessGuard::spawn("pebble", command, root.join("pebble.log"));
-    let acme = loopback(ports.acme);
+    let acme = loopback(ports.pebble);
     let management = loopback(ports.management);
     let trust = tls::config_trusting(&[ca_der.to_vec()]);
     guard.wait_until(
@@ -651,6 +695,33 @@ fn start_pebble(root: &Path, ports: &Ports, opts: &LabOptions, ca_der: &[u8]) ->
         },
     );
     guard
+}
+
+/// The `FreshAuthz` front on the lab's ACME port, unless Pebble listens there itself.
+fn start_fresh_authz(
+    root: &Path,
+    ports: &Ports,
+    ca_der: &[u8],
+    rejections: &Arc<AtomicUsize>,
+) -> Option<FreshAuthz> {
+    if ports.pebble == ports.acme {
+        return None;
+    }
+    let read = |file: &str| {
+        let path = root.join(file);
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    };
+    let server = ari_shim::server_config_from_pem(
+        &read("pebble-listener.pem"),
+        &read("pebble-listener.key"),
+    );
+    Some(FreshAuthz::start(
+        loopback(ports.acme),
+        loopback(ports.pebble),
+        server,
+        tls::config_trusting(&[ca_der.to_vec()]),
+        rejections.clone(),
+    ))
 }
 
 fn start_haproxy(root: &Path, ports: &Ports, tls_alpn_front: bool) -> ProcessGuard {
