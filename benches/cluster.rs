@@ -9,31 +9,16 @@
 #[allow(unused_imports)]
 mod common;
 
-use std::fs;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::cluster_lab::{self, new_orders_since, served_serial};
 use common::etcd::{EtcdCluster, Node, store_key};
-use common::fixtures::serial_hex;
 use common::process::ProcessGuard;
-use common::{Lab, LabOptions, tls};
-
-fn served(node: &Node, sni: &str) -> Option<String> {
-    let stream = tls::handshake(node.proxy.https, sni, tls::config_accepting_anything()).ok()?;
-    tls::peer_chain(&stream).first().map(|d| serial_hex(d))
-}
+use common::{Lab, LabOptions};
 
 fn bundle_serial(node: &Node, name: &str) -> String {
-    let bytes = fs::read(node.ssl_dir().join(format!("{name}.pem"))).unwrap();
-    serial_hex(pem::parse_many(bytes).unwrap()[0].contents())
-}
-
-fn orders_since(lab: &Lab, offset: usize) -> usize {
-    let log = fs::read(lab.pebble_log()).unwrap();
-    String::from_utf8_lossy(&log[offset..])
-        .lines()
-        .filter(|l| l.contains("POST /order-plz"))
-        .count()
+    cluster_lab::bundle_serial(node, name).expect("a bundle")
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -74,17 +59,7 @@ fn main() {
             ProcessGuard::spawn("sync", cmd, n.dir.join("sync.log"))
         })
         .collect();
-    let request = |name: &str| {
-        let args = [
-            "request",
-            name,
-            "--challenge",
-            "stateless",
-            "--http-addr",
-            &http,
-        ];
-        nodes[0].run(&lab, &args).assert_success();
-    };
+    let request = |name: &str| cluster_lab::request_stateless(&lab, &nodes[0], name);
 
     // 1. request on a -> the new serial served by a, b and c
     let mut spread = Vec::new();
@@ -95,7 +70,7 @@ fn main() {
         let serial = bundle_serial(&nodes[0], &name);
         while !nodes
             .iter()
-            .all(|n| served(n, &name).as_deref() == Some(&serial))
+            .all(|n| served_serial(n, &name).as_deref() == Some(&serial))
         {
             assert!(
                 started.elapsed() < Duration::from_secs(120),
@@ -117,7 +92,7 @@ fn main() {
             .run(&lab, &["reconfigure", name, "--key-type", "ec384"])
             .assert_success();
     }
-    let offset = fs::metadata(lab.pebble_log()).unwrap().len() as usize;
+    let offset = cluster_lab::log_len(&lab);
     let started = Instant::now();
     let children: Vec<_> = nodes
         .iter()
@@ -141,7 +116,7 @@ fn main() {
             .sum::<u64>();
     }
     let race = started.elapsed();
-    let orders = orders_since(&lab, offset);
+    let orders = new_orders_since(&lab, offset);
     for name in &names {
         let serial = bundle_serial(&nodes[0], name);
         assert!(nodes.iter().all(|n| bundle_serial(n, name) == serial));

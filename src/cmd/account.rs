@@ -42,15 +42,25 @@ pub async fn thumbprint(
                 crate::issue::ask_terms(&http, server).await?;
             }
             store.check_writable()?;
-            let _lock = store.lock(global.lock_wait)?;
-            let email = crate::settings::email(args.email.as_deref(), config)?;
-            let (_, credentials) =
-                acme::create_account(&http, server, email.as_deref(), eab.as_ref()).await?;
-            store.save_account(server, credentials)?;
-            crate::log::info(format_args!("created an ACME account at {server}"));
-            store
-                .account(server)?
-                .context("reading the account just created")?
+            // a shared store's lock for this CA's account, else the store's lock; then
+            // read again: another node or run may have made it meanwhile
+            let _lock = match store.lock_account(server, global.lock_wait)? {
+                Some(lock) => lock,
+                None => store.lock(global.lock_wait)?,
+            };
+            match store.account(server)? {
+                Some(credentials) => credentials,
+                None => {
+                    let email = crate::settings::email(args.email.as_deref(), config)?;
+                    let (_, credentials) =
+                        acme::create_account(&http, server, email.as_deref(), eab.as_ref()).await?;
+                    store.save_account(server, credentials)?;
+                    crate::log::info(format_args!("created an ACME account at {server}"));
+                    store
+                        .account(server)?
+                        .context("reading the account just created")?
+                }
+            }
         }
     };
     let thumbprint = thumbprint_of(&credentials)?;

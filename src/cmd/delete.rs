@@ -46,6 +46,7 @@ pub async fn run(global: &Global, args: DeleteArgs) -> anyhow::Result<()> {
 
     // 3. under the lock, archive it
     let _lock = store.lock(global.lock_wait)?;
+    let _cert_lock = super::lock_cert(global, &store, &name)?;
     if !store.manages(&name) {
         bail!("{name} was removed by another certctl while this one waited; nothing done");
     }

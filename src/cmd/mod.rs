@@ -66,6 +66,37 @@ pub fn lock_for_writing(
     Ok(lock)
 }
 
+/// As `lock_for_writing`, for a run whose certificates are then locked one by one
+/// (`renew`): with a shared store the lock is this host's alone (its state directory's), so
+/// that nodes work side by side while two runs on one host do not.
+pub fn lock_this_host(
+    global: &Global,
+    store: &Store,
+    bundles: &Bundles,
+) -> anyhow::Result<Box<dyn crate::store::Lock>> {
+    if global.store.etcd().is_none() {
+        return lock_for_writing(global, store, bundles);
+    }
+    store.check_writable()?;
+    bundles.check_writable()?;
+    let lock = Store::files(&global.state_dir).lock(global.lock_wait)?;
+    bundles.remove_stale_temp_files();
+    Ok(lock)
+}
+
+/// The lock of `name` across the nodes of a shared store, waited for (nothing to take with
+/// a store of one host, whose lock covers it).
+pub fn lock_cert(
+    global: &Global,
+    store: &Store,
+    name: &CertName,
+) -> anyhow::Result<Box<dyn crate::store::Lock>> {
+    match store.lock_cert(name, Some(global.lock_wait))? {
+        crate::store::Taken::Held(lock) => Ok(lock),
+        crate::store::Taken::Busy(node) => Err(anyhow!("{name}: node {node} holds its lock")),
+    }
+}
+
 /// The error for a name certctl does not manage (bad input: exit 2).
 /// Stops managing `name`: its state, and its bundle when `include_bundle`, move into one new
 /// archive folder; returns where. The bundle leaves the ssl directory first, so an

@@ -104,6 +104,7 @@ pub async fn run(
         bundles.set_dir(&name, dir);
     }
     let _lock = super::lock_for_writing(global, &store, &bundles)?;
+    let _cert_lock = super::lock_cert(global, &store, &name)?;
     store.save_settings(&name, &wanted)?;
     if stored.host.ssl_dir != wanted.host.ssl_dir {
         let files = store.live_files(&name)?;

@@ -97,6 +97,7 @@ pub async fn run(global: &Global, config: &ConfigFile, args: RequestArgs) -> any
         .into());
     }
     let _lock = super::lock_for_writing(global, &store, &bundles)?;
+    let _cert_lock = super::lock_cert(global, &store, &name)?;
 
     // 4. a valid certificate for the same names is left alone unless --force (its new
     //    settings, if any, are saved); one that a stopped request left half made is done again

@@ -71,6 +71,7 @@ pub async fn run(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
 
     // 3. under the lock, and still the same certificate (not renewed or deleted meanwhile)
     let _lock = store.lock(global.lock_wait)?;
+    let _cert_lock = super::lock_cert(global, &store, &name)?;
     match store.live_leaf(&name) {
         Ok(current) if current == leaf => {}
         _ => bail!(

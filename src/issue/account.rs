@@ -85,6 +85,17 @@ pub async fn open_account(
     if !agree_tos {
         ask_terms(http, server).await?;
     }
+    // a shared store: one node creates it, the others wait for it and use it
+    let account_lock = match save {
+        true => store.lock_account(server, crate::settings::DEFAULT_LOCK_WAIT)?,
+        false => None,
+    };
+    if let Some(credentials) = store.account(server)?.filter(|_| account_lock.is_some()) {
+        crate::log::verbose(format_args!(
+            "using the account another node created for {server}"
+        ));
+        return acme::restore_account(http, server, credentials).await;
+    }
     let (account, credentials) = acme::create_account(http, server, email, eab).await?;
     if save {
         store.save_account(server, credentials)?;

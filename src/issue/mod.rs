@@ -130,6 +130,13 @@ impl Run<'_> {
     /// Runs every job: accounts, pre-hooks, orders `jobs` at a time, then each result stored,
     /// installed and deployed with its hooks, then the post-hooks once.
     pub async fn run(&self, jobs: Vec<Job>) -> anyhow::Result<Report> {
+        let outcomes = self.run_jobs(jobs).await?;
+        Ok(self.conclude(outcomes).await)
+    }
+
+    /// `run` without its end: the outcomes of `jobs`, recorded, for `conclude` (after other
+    /// batches of the same run, if any).
+    pub async fn run_jobs(&self, jobs: Vec<Job>) -> anyhow::Result<Vec<Outcome>> {
         // 1. the renewal windows of ARI certificates whose Retry-After has passed (their
         //    CA's account first: one per CA and trust bundle, shared by the whole run)
         let mut accounts = Accounts::default();
@@ -156,10 +163,7 @@ impl Run<'_> {
             }
         }
         if orders.is_empty() && reinstalls.is_empty() {
-            return Ok(Report {
-                outcomes,
-                post_failures: Vec::new(),
-            });
+            return Ok(outcomes);
         }
 
         // 2. pre-hooks: each distinct command once, before the first order (one may free
@@ -374,13 +378,25 @@ impl Run<'_> {
             });
         }
 
-        // 8. post-hooks once, when anything was installed
+        if !self.dry_run {
+            self.record(&outcomes);
+        }
+        Ok(outcomes)
+    }
+
+    /// 8. post-hooks once, when anything was installed; the report.
+    pub async fn conclude(&self, mut outcomes: Vec<Outcome>) -> Report {
+        outcomes.sort_by(|a, b| a.name.cmp(&b.name));
+        let installed: Vec<&Outcome> = outcomes
+            .iter()
+            .filter(|o| matches!(o.kind, OutcomeKind::Installed { .. }))
+            .collect();
         let mut post_failures = Vec::new();
         if !installed.is_empty() {
-            let names: Vec<CertName> = installed.iter().map(|(c, _, _)| c.name.clone()).collect();
+            let names: Vec<CertName> = installed.iter().map(|o| o.name.clone()).collect();
             let stored = installed
                 .iter()
-                .map(|(c, _, _)| c.settings.host.hooks.post.as_deref());
+                .map(|o| o.settings.host.hooks.post.as_deref());
             for cmd in dedup(stored.chain([self.hooks.post.as_deref()])) {
                 if let Err(e) = post_hook(self.bundles, &names, cmd)
                     .run(self.hook_timeout)
@@ -390,14 +406,10 @@ impl Run<'_> {
                 }
             }
         }
-        outcomes.sort_by(|a, b| a.name.cmp(&b.name));
-        if !self.dry_run {
-            self.record(&outcomes);
-        }
-        Ok(Report {
+        Report {
             outcomes,
             post_failures,
-        })
+        }
     }
 
     /// Records each attempt's result with its certificate (for `check`, metrics, back-off);

@@ -8,6 +8,7 @@ mod copy;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod files;
+mod inspect;
 mod open;
 mod records;
 #[cfg(test)]
@@ -24,6 +25,7 @@ use crate::types::{CertName, Server};
 
 pub use copy::{Copied, copy};
 pub use files::Files;
+pub use inspect::Inspection;
 pub use open::{ClusterView, Watch, open};
 pub use records::RenewalStatus;
 
@@ -88,6 +90,19 @@ pub trait Lock: Send + Sync {
     }
 }
 
+/// A lock with nothing to hold: what a store of one host gives for a certificate's lock
+/// (its own `lock` covers every certificate).
+pub struct Unlocked;
+
+impl Lock for Unlocked {}
+
+/// What taking a certificate's lock gave.
+pub enum Taken {
+    Held(Box<dyn Lock>),
+    /// Another node holds it (its name), and the caller did not want to wait.
+    Busy(String),
+}
+
 /// A storage engine for the state. Every method is bounded in time; errors name what failed.
 pub trait Backend: Send + Sync {
     /// Where the state is, for messages ("state directory /var/lib/certctl").
@@ -101,6 +116,21 @@ pub trait Backend: Send + Sync {
     }
     /// The lock around everything that writes, waiting at most `wait`.
     fn lock(&self, wait: Duration) -> anyhow::Result<Box<dyn Lock>>;
+    /// The lock of one certificate across the nodes of a shared store, so that one node
+    /// orders it: `Busy` at once when another node holds it and `wait` is None, else waiting
+    /// at most `wait`. A store of one host: nothing to take (`lock` covers it).
+    fn lock_cert(&self, _name: &CertName, _wait: Option<Duration>) -> anyhow::Result<Taken> {
+        Ok(Taken::Held(Box::new(Unlocked)))
+    }
+    /// The lock around creating the account at `server` in a shared store, where runs that
+    /// renew different certificates meet. None: the store's `lock`, held, covers it.
+    fn lock_account(
+        &self,
+        _server: &Server,
+        _wait: Duration,
+    ) -> anyhow::Result<Option<Box<dyn Lock>>> {
+        Ok(None)
+    }
 
     /// Names a value in messages (a file backend: its path).
     fn label(&self, key: &Key) -> String;
@@ -204,18 +234,6 @@ pub struct Lineage {
     pub info: CertInfo,
 }
 
-/// What `list` and the confirmation prompts know of one stored certificate: whatever could
-/// be read, and every problem found on the way (a damaged entry is reported, never fatal).
-#[derive(Debug, Clone)]
-pub struct Inspection {
-    pub name: CertName,
-    pub settings: Option<CertSettings>,
-    /// The facts of the live leaf (meta, checked against the certificate).
-    pub info: Option<CertInfo>,
-    /// Why the entry is damaged; empty when it is whole.
-    pub problems: Vec<String>,
-}
-
 /// Key and chain of a certificate's live generation, all from one generation.
 pub struct LiveFiles {
     pub key_pem: String,
@@ -263,6 +281,18 @@ impl Store {
 
     pub fn lock(&self, wait: Duration) -> anyhow::Result<Box<dyn Lock>> {
         self.backend.lock(wait)
+    }
+
+    pub fn lock_cert(&self, name: &CertName, wait: Option<Duration>) -> anyhow::Result<Taken> {
+        self.backend.lock_cert(name, wait)
+    }
+
+    pub fn lock_account(
+        &self,
+        server: &Server,
+        wait: Duration,
+    ) -> anyhow::Result<Option<Box<dyn Lock>>> {
+        self.backend.lock_account(server, wait)
     }
 
     pub fn account(
@@ -413,90 +443,6 @@ impl Store {
             key_label: live.key_label,
             cert_label: live.cert_label,
         })
-    }
-
-    /// Reads what `list` shows of `name` and notes every missing or unreadable part, and a
-    /// meta that does not describe the certificate.
-    pub fn inspect(&self, name: &CertName) -> Inspection {
-        let mut problems = Vec::new();
-        let settings = match self.settings(name) {
-            Ok(Some(s)) => Some(s),
-            Ok(None) => {
-                let label = self.backend.label(&Key::Settings(name.clone()));
-                problems.push(format!("{label} is missing"));
-                None
-            }
-            Err(e) => {
-                problems.push(format!("{e:#}"));
-                None
-            }
-        };
-        let live = self.backend.live(name);
-        let info = live
-            .meta
-            .and_then(|m| {
-                serde_json::from_slice::<CertInfo>(&m)
-                    .with_context(|| format!("{} is damaged", live.meta_label))
-            })
-            .map_err(|e| problems.push(format!("{e:#}")))
-            .ok();
-        match live
-            .cert_pem
-            .and_then(|pem| leaf_of(&pem, &live.cert_label))
-            .and_then(|leaf| crate::pem::cert_info(&leaf))
-        {
-            Ok(actual) => {
-                if let Some(meta) = info.as_ref().filter(|m| m.serial != actual.serial) {
-                    problems.push(format!(
-                        "{} names serial {} but {} holds serial {}",
-                        live.meta_label, meta.serial, live.cert_label, actual.serial
-                    ));
-                }
-            }
-            Err(e) => problems.push(format!("{e:#}")),
-        }
-        match (&live.key_pem, self.live_files(name)) {
-            (Err(_), _) => problems.push(format!("{} is missing", live.key_label)),
-            (Ok(_), Ok(files)) => {
-                // what would be installed: the key fits, the chain links up, and the leaf
-                // names what the settings ask for
-                let expected = crate::pem::Expected {
-                    issuer_in_chain: settings.as_ref().is_some_and(|s| !s.cert.server.is_local()),
-                    ..Default::default()
-                };
-                if let Err(e) = crate::pem::check_chain(&files.chain, &files.key_pem, expected) {
-                    problems.push(format!(
-                        "{} with {}: {e:#}",
-                        files.cert_label, files.key_label
-                    ));
-                }
-                if let (Some(s), Ok(actual)) = (&settings, crate::pem::cert_info(&files.chain.leaf))
-                {
-                    if !same_names(&s.cert.domains, &actual.names) {
-                        problems.push(format!(
-                            "{} names {} but the settings ask for {} (an interrupted request; \
-                             `certctl renew {name}` completes it)",
-                            files.cert_label,
-                            actual.names.join(" "),
-                            crate::types::join(&s.cert.domains)
-                        ));
-                    }
-                }
-            }
-            (Ok(_), Err(e)) => {
-                // cert.pem was reported above; chain.pem not yet
-                let text = format!("{e:#}");
-                if !problems.contains(&text) {
-                    problems.push(text);
-                }
-            }
-        }
-        Inspection {
-            name: name.clone(),
-            settings,
-            info,
-            problems,
-        }
     }
 
     /// Stops managing `name`; `attachments` (the bundle) go into the archive with its state.

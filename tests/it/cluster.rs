@@ -10,126 +10,32 @@ use std::fs;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::ca_front::Fault;
+use common::cluster_lab::{self, Cluster, cluster, log_len, new_orders_since};
 use common::etcd::{EtcdCluster, Node, store_key};
-use common::fixtures::{serial_hex, snapshot};
+use common::fixtures::snapshot;
 use common::process::ProcessGuard;
-use common::{Lab, LabOptions, STARTUP_TIMEOUT, tls};
+use common::{Lab, LabOptions, STARTUP_TIMEOUT};
 
 const NAME: &str = "c.mon-app.test";
 
-fn served_serial(node: &Node, sni: &str) -> Option<String> {
-    let stream = tls::handshake(node.proxy.https, sni, tls::config_accepting_anything()).ok()?;
-    tls::peer_chain(&stream).first().map(|der| serial_hex(der))
-}
-
 fn bundle_serial(node: &Node, name: &str) -> Option<String> {
-    let bytes = fs::read(node.ssl_dir().join(format!("{name}.pem"))).ok()?;
-    let blocks = pem::parse_many(bytes).ok()?;
-    blocks.first().map(|b| serial_hex(b.contents()))
+    cluster_lab::bundle_serial(node, name)
 }
 
-/// Newly placed orders in Pebble's log since `mark` (from `log_len`), less those the lab's
-/// `FreshAuthz` front refused because Pebble reused an authorization (the client sent each
-/// again).
-fn new_orders_since(lab: &Lab, (offset, rejected): (usize, usize)) -> usize {
-    let log = fs::read(lab.pebble_log()).unwrap();
-    let posted = String::from_utf8_lossy(&log[offset.min(log.len())..])
-        .lines()
-        .filter(|l| l.contains("POST /order-plz"))
-        .count();
-    posted - (lab.fresh_authz_rejections() - rejected)
-}
-
-/// A mark for `new_orders_since`: the length of Pebble's log and the front's refusals.
-fn log_len(lab: &Lab) -> (usize, usize) {
-    (
-        fs::metadata(lab.pebble_log()).unwrap().len() as usize,
-        lab.fresh_authz_rejections(),
-    )
-}
-
-/// Polls until every node's HAProxy serves `serial` for NAME (bounded); returns the time.
 fn wait_served(nodes: &[&Node], serial: &str) -> Duration {
-    let started = Instant::now();
-    loop {
-        if nodes
-            .iter()
-            .all(|n| served_serial(n, NAME).as_deref() == Some(serial))
-        {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < STARTUP_TIMEOUT,
-            "not every proxy serves {serial}: {:?}",
-            nodes
-                .iter()
-                .map(|n| served_serial(n, NAME))
-                .collect::<Vec<_>>()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    cluster_lab::wait_served(nodes, NAME, serial)
 }
 
-/// `request NAME --challenge stateless` on `node` (Pebble validates on the lab's HTTP address).
 fn request_stateless(lab: &Lab, node: &Node) {
-    let http = lab.http_addr();
-    let args = [
-        "request",
-        NAME,
-        "--challenge",
-        "stateless",
-        "--http-addr",
-        &http,
-    ];
-    node.run(lab, &args).assert_success();
-}
-
-struct Cluster {
-    lab: Lab,
-    etcd: EtcdCluster,
-    nodes: Vec<Node>,
-}
-
-/// Pebble, etcd, and nodes a, b, c; the account made on a, whose HAProxy is where Pebble
-/// validates HTTP-01.
-fn cluster(extra_a: &str) -> Cluster {
-    // no nonce rejected: a newOrder retried after badNonce would count as two orders
-    let lab = Lab::start_with(LabOptions {
-        haproxy: false,
-        nonce_reject_percent: Some(0),
-        ..Default::default()
-    });
-    let etcd = EtcdCluster::start(lab.root());
-    let store = etcd.store_url("certctl");
-    let key = lab.root().join("store.key");
-    store_key(&key, 7);
-    // the account first (on a bare node without proxy), for the thumbprint the proxies use
-    let bootstrap = Node::start(&lab, "boot", &store, &key, "none", None, "");
-    let out = bootstrap.run(&lab, &["account", "thumbprint", "--agree-tos", "-q"]);
-    out.assert_success();
-    let thumbprint = out.stdout.trim().to_owned();
-    drop(bootstrap);
-    let a = Node::start(
-        &lab,
-        "a",
-        &store,
-        &key,
-        &thumbprint,
-        Some(&lab.http_addr()),
-        extra_a,
-    );
-    let b = Node::start(&lab, "b", &store, &key, &thumbprint, None, "");
-    let c = Node::start(&lab, "c", &store, &key, &thumbprint, None, "");
-    Cluster {
-        lab,
-        etcd,
-        nodes: vec![a, b, c],
-    }
+    cluster_lab::request_stateless(lab, node, NAME)
 }
 
 #[test]
 fn a_request_on_one_node_is_served_by_every_node_and_races_place_one_order() {
-    let Cluster { lab, etcd, nodes } = cluster("");
+    let Cluster {
+        lab, etcd, nodes, ..
+    } = cluster("", false);
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
 
     // the standalone responder is refused with a shared store, saying what to use
@@ -258,48 +164,49 @@ fn a_request_on_one_node_is_served_by_every_node_and_races_place_one_order() {
 }
 
 #[test]
-fn a_killed_node_loses_its_lock_and_quorum_loss_fails_cleanly() {
-    let marker_dir = tempfile::tempdir().unwrap();
-    let marker = marker_dir.path().join("in-pre-hook");
-    let hook = format!(
-        "pre_hook = \"touch {} && exec sleep 600\"\n",
-        marker.display()
-    );
+fn a_node_killed_mid_order_loses_its_lock_and_quorum_loss_fails_cleanly() {
     let Cluster {
-        lab,
-        mut etcd,
         nodes,
-    } = cluster(&hook);
+        front,
+        mut etcd,
+        lab,
+    } = cluster("", true);
+    let front = front.expect("the CA front");
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
-    // requested on b (its config has no pre-hook)
     request_stateless(&lab, b);
     let first = bundle_serial(b, NAME).unwrap();
     b.run(&lab, &["reconfigure", NAME, "--key-type", "ec384"])
         .assert_success();
 
-    // a takes the lock, then is killed in its pre-hook, before its order
+    // a renews it; the CA front holds its finalize: a is mid-order, holding the lock
+    front.set_fault("/finalize-order/", Fault::Hold);
+    let offset = log_len(&lab);
     let mut cmd = a.certctl(&lab);
     cmd.args(["renew"]);
-    let mut killed = ProcessGuard::spawn("renew-a", cmd, a.dir.join("renew.log"));
-    killed.wait_until(
-        "a is in its pre-hook, holding the lock",
-        STARTUP_TIMEOUT,
-        || marker.exists(),
-    );
-    let pid = killed.pid();
-    let hook_pids = common::process::descendants_of(pid);
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    for p in hook_pids {
-        unsafe { libc::kill(p as i32, libc::SIGKILL) };
-    }
+    let since = front.requests().len();
+    let killed = ProcessGuard::spawn("renew-a", cmd, a.dir.join("renew.log"));
+    cluster_lab::wait_finalize_seen(&front, since, "a");
+    unsafe { libc::kill(killed.pid() as i32, libc::SIGKILL) };
     drop(killed);
-    // c waits for the lease to expire, then renews: one order, a new serial
-    let offset = log_len(&lab);
+    // what comes now reaches the CA (a's finalize stays held, and never reaches it)
+    front.clear_faults();
+
+    // c waits for a's lease to expire (etcd_lease_ttl 3 s), then renews it: one more
+    // order, and the only issuance
     let out = c.run(&lab, &["renew"]);
     out.assert_success();
-    assert_eq!(new_orders_since(&lab, offset), 1);
+    assert_eq!(new_orders_since(&lab, offset), 2, "a's order, then c's");
+    assert_eq!(
+        cluster_lab::pebble_requests_since(&lab, offset, "POST /finalize-order/"),
+        1,
+        "one issuance (c's): a's finalize never reached the CA"
+    );
     let second = bundle_serial(c, NAME).unwrap();
     assert_ne!(second, first);
+    // every node serves c's certificate once it has run (a's certctl was killed)
+    a.run(&lab, &["sync"]).assert_success();
+    b.run(&lab, &["sync"]).assert_success();
+    wait_served(&[a, b, c], &second);
 
     // one member stopped: everything still works
     etcd.stop(2);

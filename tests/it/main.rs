@@ -12,6 +12,7 @@ mod ari;
 mod bad_input;
 mod check;
 mod cluster;
+mod cluster_locks;
 mod config;
 mod dns01;
 mod dns01_hooks;

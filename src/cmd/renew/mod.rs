@@ -16,8 +16,11 @@ use crate::settings::{CertSettings, ConfigFile, Global, RenewSettings};
 use crate::store::{Lineage, Store};
 use crate::types::CertName;
 
+mod cluster;
 mod pending;
+mod summary;
 use pending::{has_pending, rehearse_repairs, retry_pushes};
+use summary::summary_line;
 
 #[derive(Serialize)]
 struct Outcome {
@@ -128,18 +131,19 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
         // a push that failed before is tried again, due or not
         let mut after = Vec::new();
         if !args.dry_run && has_pending(&store, &names, &given.sockets) {
-            let _lock = super::lock_for_writing(global, &store, &bundles)?;
+            let _lock = super::lock_this_host(global, &store, &bundles)?;
             after = retry_pushes(global, &store, &bundles, &names, &given.sockets, &[]);
         }
         return summarize(failures, Vec::new(), after, args.json);
     }
 
     // 3. under the lock, read again: a run that held it may have renewed them already; and
-    //    no order is placed for a certificate that could not be saved
+    //    no order is placed for a certificate that could not be saved. A shared store: this
+    //    host's lock, then each certificate's, taken without waiting (cluster.rs)
     let _lock = if args.dry_run {
         None
     } else {
-        Some(super::lock_for_writing(global, &store, &bundles)?)
+        Some(super::lock_this_host(global, &store, &bundles)?)
     };
     let again: Vec<CertName> = first
         .due
@@ -149,56 +153,9 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
         .map(|l| l.name.clone())
         .chain(first.half_made.iter().map(|(name, _)| name.clone()))
         .collect();
-    let Selection {
-        due,
-        ask,
-        repair,
-        half_made,
-    } = select(&store, &bundles, &again, args.force, &mut failures);
-    let work = |lineage: Lineage, work: Work| Job {
-        lineage: JobCert {
-            name: lineage.name,
-            settings: lineage.settings,
-        },
-        work,
-    };
-    let mut jobs_todo: Vec<Job> = Vec::new();
-    for lineage in due {
-        // an ARI CA is told which certificate this one replaces (RFC 9773)
-        let replaces = store
-            .ari(&lineage.name)
-            .and_then(|_| store.live_leaf(&lineage.name).ok());
-        jobs_todo.push(work(lineage, Work::Order { replaces }));
-    }
-    // a dry run asks the CA for its window as a real run does, and records nothing
-    jobs_todo.extend(ask.into_iter().map(|l| work(l, Work::AskCa)));
-    if !args.dry_run {
-        jobs_todo.extend(repair.into_iter().map(|l| work(l, Work::Reinstall)));
-        // a first request stopped while storing: ordered again when its settings were
-        // stored, otherwise moved to the archive so that `request` starts afresh
-        for (name, settings) in half_made {
-            match settings {
-                Some(settings) => {
-                    crate::log::info(format_args!(
-                        "{name}: its first request was stopped before its certificate was \
-                         stored; ordering it now"
-                    ));
-                    jobs_todo.push(Job {
-                        lineage: JobCert { name, settings },
-                        work: Work::Order { replaces: None },
-                    });
-                }
-                None => match super::archive(&store, &bundles, &name, false) {
-                    Ok(folder) => crate::log::info(format_args!(
-                        "{name}: its first request was stopped before its settings were \
-                         stored; what it left is in {folder}, and `certctl request` issues it \
-                         again"
-                    )),
-                    Err(e) => failures.push((name.to_string(), e)),
-                },
-            }
-        }
-    }
+    let mut locks = cluster::Locks::default();
+    let again = locks.take_free(&store, again, args.dry_run, &mut failures);
+    let jobs_todo = jobs(&store, &bundles, &again, &args, &mut failures);
 
     // 4. the pipeline: accounts, pre-hooks, orders, store, bundles, proxies, hooks
     let run = Run {
@@ -214,7 +171,14 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
         dry_run: args.dry_run,
         missing_account: MissingAccount::Create,
     };
-    let report = run.run(jobs_todo).await?;
+    let mut outcomes = run.run_jobs(jobs_todo).await?;
+    // the certificates other nodes held: waited for, then done as they stand now
+    outcomes.extend(
+        locks
+            .after_holders(&run, global, &args, &mut failures)
+            .await?,
+    );
+    let report = run.conclude(outcomes).await;
 
     // 5. what happened to each; a hook or proxy that failed after a renewal is counted apart
     let mut renewed: Vec<(String, pem::CertInfo, bool)> = Vec::new();
@@ -281,6 +245,69 @@ async fn renew(global: &Global, config: &ConfigFile, args: RenewArgs) -> anyhow:
             .map(|e| (POST_HOOK.to_owned(), e)),
     );
     summarize(failures, renewed, after_failures, args.json)
+}
+
+/// The jobs for `names`, decided again from the store (under the lock): orders, windows to
+/// ask for, bundles to install again, first requests to complete or archive.
+fn jobs(
+    store: &Store,
+    bundles: &Bundles,
+    names: &[CertName],
+    args: &RenewArgs,
+    failures: &mut Vec<(String, anyhow::Error)>,
+) -> Vec<Job> {
+    let Selection {
+        due,
+        ask,
+        repair,
+        half_made,
+    } = select(store, bundles, names, args.force, failures);
+    let work = |lineage: Lineage, work: Work| Job {
+        lineage: JobCert {
+            name: lineage.name,
+            settings: lineage.settings,
+        },
+        work,
+    };
+    let mut jobs_todo: Vec<Job> = Vec::new();
+    for lineage in due {
+        // an ARI CA is told which certificate this one replaces (RFC 9773)
+        let replaces = store
+            .ari(&lineage.name)
+            .and_then(|_| store.live_leaf(&lineage.name).ok());
+        jobs_todo.push(work(lineage, Work::Order { replaces }));
+    }
+    // a dry run asks the CA for its window as a real run does, and records nothing
+    jobs_todo.extend(ask.into_iter().map(|l| work(l, Work::AskCa)));
+    if !args.dry_run {
+        jobs_todo.extend(repair.into_iter().map(|l| work(l, Work::Reinstall)));
+        // a first request stopped while storing: ordered again when its settings were
+        // stored, otherwise moved to the archive so that `request` starts afresh
+        for (name, settings) in half_made {
+            match settings {
+                Some(settings) => {
+                    crate::log::info(format_args!(
+                        "{name}: its first request was stopped before its certificate was \
+                         stored; ordering it now"
+                    ));
+                    jobs_todo.push(Job {
+                        lineage: JobCert { name, settings },
+                        work: Work::Order { replaces: None },
+                    });
+                }
+                None => match super::archive(store, bundles, &name, false) {
+                    Ok(folder) => crate::log::info(format_args!(
+                        "{name}: its first request was stopped before its settings were \
+                         stored; what it left is in {folder}, and `certctl request` issues it \
+                         again"
+                    )),
+                    Err(e) => failures.push((name.to_string(), e)),
+                },
+            }
+        }
+    }
+
+    jobs_todo
 }
 
 /// For a plain `renew` (no names, no force, no sockets on the command line, the CRL not
@@ -490,92 +517,4 @@ fn summarize(
         }
     }
     Err(anyhow!(summary_line(&failures, renewed.len(), &after)))
-}
-
-/// `2 renewed (1 with a failed hook or proxy: b.test), 1 failed: renewal failed for: a.test`
-fn summary_line(
-    failures: &[(String, anyhow::Error)],
-    renewed: usize,
-    after: &[(String, anyhow::Error)],
-) -> String {
-    fn once<'a>(names: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
-        let mut out: Vec<&str> = Vec::new();
-        for n in names {
-            if !out.contains(&n.as_str()) {
-                out.push(n);
-            }
-        }
-        out
-    }
-    let failed = once(failures.iter().map(|(n, _)| n));
-    let deploys = once(
-        after
-            .iter()
-            .map(|(n, _)| n)
-            .filter(|n| *n != POST_HOOK && !n.starts_with(PENDING)),
-    );
-    let pending: Vec<&str> = once(after.iter().map(|(n, _)| n))
-        .into_iter()
-        .filter_map(|n| n.strip_prefix(PENDING))
-        .collect();
-    let mut line = format!("{renewed} renewed");
-    if !deploys.is_empty() {
-        line.push_str(&format!(
-            " ({} with a failed hook or proxy: {})",
-            deploys.len(),
-            deploys.join(", ")
-        ));
-    }
-    if after.iter().any(|(n, _)| n == POST_HOOK) {
-        line.push_str("; post-hook failed");
-    }
-    if !pending.is_empty() {
-        line.push_str(&format!(
-            "; {} deploy(s) still pending: {}",
-            pending.len(),
-            pending.join(", ")
-        ));
-    }
-    if !failed.is_empty() {
-        line.push_str(&format!(
-            ", {} failed: renewal failed for: {}",
-            failed.len(),
-            failed.join(", ")
-        ));
-    }
-    line
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn info() -> pem::CertInfo {
-        pem::CertInfo {
-            serial: "01".into(),
-            not_before: 0,
-            not_after: 0,
-            names: vec![],
-            issuer: String::new(),
-        }
-    }
-
-    #[test]
-    fn summary_counts_deploy_failures_apart_and_names_each_once() {
-        let failures = vec![
-            ("a.test".to_owned(), anyhow!("x")),
-            ("a.test".to_owned(), anyhow!("y")),
-        ];
-        let renewed = [("b.test".to_owned(), info()), ("c.test".to_owned(), info())];
-        let after = vec![
-            ("b.test".to_owned(), anyhow!("haproxy")),
-            ("b.test".to_owned(), anyhow!("hook")),
-            (POST_HOOK.to_owned(), anyhow!("exit 1")),
-        ];
-        assert_eq!(
-            summary_line(&failures, renewed.len(), &after),
-            "2 renewed (1 with a failed hook or proxy: b.test); post-hook failed, 1 failed: renewal failed for: a.test"
-        );
-        assert_eq!(summary_line(&[], renewed.len(), &[]), "2 renewed");
-    }
 }

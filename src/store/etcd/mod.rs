@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use etcd_client::{Compare, CompareOp, DeleteOptions, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
 
-use super::{Backend, ClusterView, Generation, Key, LivePaths, LiveRead, Lock, Watch};
+use super::{Backend, ClusterView, Generation, Key, LivePaths, LiveRead, Lock, Taken, Watch};
 use crate::settings::{CertSettings, EtcdSpec, HostConfig};
 use crate::types::CertName;
 use seal::Sealer;
@@ -39,7 +39,9 @@ struct StoredGeneration {
 
 pub struct Etcd {
     conn: Arc<Conn>,
-    /// The lock this process holds: a new generation is stored only while it exists.
+    /// The lease of this process's locks, granted at the first one.
+    session: std::sync::Mutex<Option<Arc<lock::Session>>>,
+    /// The locks this process holds: what they cover is stored only while they exist.
     held: lock::Held,
     spec: EtcdSpec,
     sealer: Sealer,
@@ -74,6 +76,7 @@ impl Etcd {
         let conn = Arc::new(Conn::connect(spec)?);
         let etcd = Self {
             conn,
+            session: Default::default(),
             held: Default::default(),
             spec: spec.clone(),
             sealer,
@@ -120,13 +123,7 @@ impl Etcd {
     }
 
     fn key(&self, key: &Key) -> String {
-        let hash = |server: &crate::types::Server| {
-            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, server.url().as_bytes());
-            d.as_ref()[..12]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let hash = url_hash;
         match key {
             Key::Account(s) => self.full(&format!("accounts/{}", hash(s))),
             Key::NoReplaces(s) => self.full(&format!("no-replaces/{}", hash(s))),
@@ -215,7 +212,7 @@ impl Etcd {
             },
             ..settings
         })?;
-        let txn = Txn::new().and_then([
+        let txn = self.fenced(self.fence(Some(name))).and_then([
             TxnOp::put(
                 self.cert(name, "settings"),
                 self.sealer.seal(&shared)?,
@@ -224,9 +221,10 @@ impl Etcd {
             TxnOp::put(self.node_key(name, "host"), self.sealer.seal(&host)?, None),
             TxnOp::put(self.cert(name, "managed"), "1", None),
         ]);
-        self.conn
+        let stored = self
+            .conn
             .txn(&format!("storing the settings of {name}"), txn)?;
-        Ok(())
+        self.check_fenced(stored.succeeded(), name.as_str())
     }
 
     fn read_settings(&self, name: &CertName) -> anyhow::Result<Option<Vec<u8>>> {
@@ -256,6 +254,15 @@ impl Etcd {
     }
 }
 
+/// A CA's directory URL as a short key part.
+fn url_hash(server: &crate::types::Server) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, server.url().as_bytes());
+    d.as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+}
+
 impl Backend for Etcd {
     fn describe(&self) -> String {
         self.spec.describe()
@@ -270,15 +277,26 @@ impl Backend for Etcd {
     }
 
     fn lock(&self, wait: Duration) -> anyhow::Result<Box<dyn Lock>> {
-        Ok(Box::new(lock::LeaseLock::acquire(
-            self.conn.clone(),
-            self.held.clone(),
-            self.full("lock"),
-            self.full("lock-holders"),
-            &self.spec.node,
-            self.spec.lease_ttl,
-            wait,
-        )?))
+        match self.take(&self.full("lock"), Some(wait))? {
+            Taken::Held(lock) => Ok(lock),
+            Taken::Busy(node) => bail!("node {node} holds the lock"),
+        }
+    }
+
+    fn lock_cert(&self, name: &CertName, wait: Option<Duration>) -> anyhow::Result<Taken> {
+        self.take(&self.cert_lock(name), wait)
+    }
+
+    fn lock_account(
+        &self,
+        server: &crate::types::Server,
+        wait: Duration,
+    ) -> anyhow::Result<Option<Box<dyn Lock>>> {
+        let name = self.account_lock(server);
+        match self.take(&name, Some(wait))? {
+            Taken::Held(lock) => Ok(Some(lock)),
+            Taken::Busy(node) => bail!("node {node} holds the lock {name}"),
+        }
     }
 
     fn label(&self, key: &Key) -> String {
@@ -320,7 +338,18 @@ impl Backend for Etcd {
                 }
                 Ok(())
             }
-            None => self.conn.put(&full, value),
+            // a new account is stored only while its lock is held
+            None => {
+                let fence = match key {
+                    Key::Account(server) => self.held_key(&self.account_lock(server)),
+                    _ => None,
+                };
+                let txn = self
+                    .fenced(fence)
+                    .and_then([TxnOp::put(full.clone(), value, None)]);
+                let stored = self.conn.txn(&format!("writing {full}"), txn)?;
+                self.check_fenced(stored.succeeded(), &full)
+            }
         }
     }
 
@@ -436,7 +465,7 @@ impl Backend for Etcd {
             };
             // fenced on the lock: a holder whose lease expired (another node may be at work)
             // stores nothing
-            let held = self.held.lock().ok().and_then(|h| h.clone());
+            let held = self.fence(Some(name));
             let mut compares = vec![compare];
             if let Some(key) = &held {
                 compares.push(Compare::create_revision(key.clone(), CompareOp::Greater, 0));

@@ -59,16 +59,21 @@ fn member() -> Member {
     }
 }
 
-#[test]
-fn the_etcd_backend_passes_the_storage_suite() {
-    let member = member();
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("store.key");
-    std::fs::write(&key, super::seal::new_key().unwrap()).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+/// Opens the store `prefix` of `member` as node `node` (answering once etcd has elected
+/// itself: polled, bounded).
+fn opener(
+    member: &Member,
+    dir: &std::path::Path,
+) -> impl Fn(&str, &str) -> anyhow::Result<super::Etcd> + Send + Sync + 'static {
+    let key = dir.join("store.key");
+    if !key.exists() {
+        std::fs::write(&key, super::seal::new_key().unwrap()).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let endpoint = member.client.clone();
-    let open = move |prefix: &str| {
-        let config = crate::settings::ConfigFile::default();
+    let open = move |prefix: &str, node: &str| {
+        let mut config = crate::settings::ConfigFile::default();
+        config.node_name = Some(node.to_owned());
         let spec =
             crate::settings::StoreSpec::parse(&format!("etcd://{endpoint}/{prefix}"), &config)
                 .unwrap();
@@ -76,15 +81,84 @@ fn the_etcd_backend_passes_the_storage_suite() {
         spec.store_key_file = Some(key.clone());
         super::Etcd::open(&spec)
     };
-    // etcd takes a moment to elect itself: poll, bounded
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while let Err(e) = open("ready") {
+    while let Err(e) = open("ready", "n") {
         assert!(
             std::time::Instant::now() < deadline,
             "etcd never answered: {e:#}"
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    open
+}
+
+#[test]
+fn certificate_locks_are_one_node_s_each_and_fence_its_commits() {
+    use crate::store::{Backend, Key, Taken};
+    use std::time::Duration;
+    let member = member();
+    let dir = tempfile::tempdir().unwrap();
+    let open = opener(&member, dir.path());
+    let (a, b) = (open("locks", "a").unwrap(), open("locks", "b").unwrap());
+    let x = crate::types::CertName::parse("x.test").unwrap();
+    let y = crate::types::CertName::parse("y.test").unwrap();
+    let Taken::Held(ax) = a.lock_cert(&x, None).unwrap() else {
+        panic!("a free lock is taken at once")
+    };
+    // b is told who holds x, at once; y is b's meanwhile
+    assert!(matches!(b.lock_cert(&x, None).unwrap(), Taken::Busy(node) if node == "a"));
+    let Taken::Held(by) = b.lock_cert(&y, None).unwrap() else {
+        panic!("another certificate's lock is free")
+    };
+    // waiting for a held lock is bounded, and names the holder
+    let err = match b.lock_cert(&x, Some(Duration::from_secs(1))) {
+        Err(e) => format!("{e:#}"),
+        Ok(_) => panic!("x is a's"),
+    };
+    assert!(err.contains("node a"), "{err}");
+    // a's key gone (its lease expired): a stores nothing more for x
+    let fence = a.held_key(&a.cert_lock(&x)).unwrap();
+    let fence = String::from_utf8(fence).unwrap();
+    a.conn
+        .call("deleting", move |mut c| {
+            let k = fence.clone();
+            Box::pin(async move { c.delete(k, None).await.map(|_| ()) })
+        })
+        .unwrap();
+    let generation = crate::store::Generation {
+        key_pem: "k".into(),
+        cert_pem: "c".into(),
+        chain_pem: String::new(),
+        fullchain_pem: "c".into(),
+        meta: b"{}".to_vec(),
+    };
+    let err = a.save_generation(&x, &generation).unwrap_err();
+    assert!(format!("{err:#}").contains("lock expired"), "{err:#}");
+    assert!(a.read(&Key::Status(x.clone())).unwrap().is_none());
+    assert!(!a.manages(&x).unwrap(), "nothing of x was stored");
+    // released locks are free again
+    drop((ax, by));
+    assert!(matches!(b.lock_cert(&x, None).unwrap(), Taken::Held(_)));
+    // the account's lock: one at a time
+    let server = crate::types::Server::parse("https://ca.test/dir").unwrap();
+    let held = a.lock_account(&server, Duration::from_secs(5)).unwrap();
+    assert!(held.is_some());
+    assert!(b.lock_account(&server, Duration::from_secs(1)).is_err());
+    drop(held);
+    assert!(
+        b.lock_account(&server, Duration::from_secs(5))
+            .unwrap()
+            .is_some()
+    );
+    drop((a, b, member, dir));
+}
+
+#[test]
+fn the_etcd_backend_passes_the_storage_suite() {
+    let member = member();
+    let dir = tempfile::tempdir().unwrap();
+    let opened = opener(&member, dir.path());
+    let open = move |prefix: &str| opened(prefix, "n");
     let counter = std::sync::atomic::AtomicU32::new(0);
     crate::store::suite::run_all(Box::new(move || {
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

@@ -56,7 +56,8 @@ pub enum Fault {
     /// Pebble's certificate swapped for one that is not the one asked for.
     Cert(WrongCert),
     /// Pebble's answer, held until `release`: a moment in the middle of an order for the
-    /// test to act in, with no clock involved.
+    /// test to act in, with no clock involved. `clear_faults` leaves held requests held;
+    /// dropping the front without `release` drops them, never reaching Pebble.
     Hold,
 }
 
@@ -218,6 +219,10 @@ fn serve(shared: &Shared, server: Arc<ServerConfig>, tcp: TcpStream) -> Result<(
                 && started.elapsed() < STALL_LIMIT
             {
                 thread::sleep(Duration::from_millis(10));
+            }
+            // a front stopped with requests held (their client killed) lets them die
+            if !shared.released.load(Ordering::SeqCst) {
+                return Ok(());
             }
             send_reply(&mut stream, &forward()?)
         }

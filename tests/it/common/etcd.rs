@@ -166,6 +166,8 @@ pub struct Node {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub proxy: Proxy,
+    /// The CA's directory URL this node is given (None: the lab's Pebble).
+    pub server: Option<String>,
 }
 
 /// Writes a 0600 store key into `path` (raw 32 bytes of `fill`, base64).
@@ -223,6 +225,7 @@ impl Node {
             dir,
             config,
             proxy,
+            server: None,
         }
     }
 
@@ -250,7 +253,7 @@ impl Node {
             .arg("--ssl-dir")
             .arg(self.ssl_dir())
             .arg("--server")
-            .arg(lab.directory_url())
+            .arg(self.server.clone().unwrap_or_else(|| lab.directory_url()))
             .arg("--ca-bundle")
             .arg(lab.ca_bundle());
         command

@@ -10,6 +10,7 @@ pub mod bind;
 pub mod bounded;
 pub mod ca_front;
 pub mod certbot;
+pub mod cluster_lab;
 pub mod etcd;
 pub mod fake_admin;
 pub mod fixtures;
