@@ -90,11 +90,13 @@ pub async fn open_account(
         true => store.lock_account(server, crate::settings::DEFAULT_LOCK_WAIT)?,
         false => None,
     };
-    if let Some(credentials) = store.account(server)?.filter(|_| account_lock.is_some()) {
-        crate::log::verbose(format_args!(
-            "using the account another node created for {server}"
-        ));
-        return acme::restore_account(http, server, credentials).await;
+    if account_lock.is_some() {
+        if let Some(credentials) = store.account(server)? {
+            crate::log::verbose(format_args!(
+                "using the account another node created for {server}"
+            ));
+            return acme::restore_account(http, server, credentials).await;
+        }
     }
     let (account, credentials) = acme::create_account(http, server, email, eab).await?;
     if save {

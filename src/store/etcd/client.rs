@@ -142,6 +142,8 @@ impl Conn {
         limit: Duration,
         fut: impl Future<Output = T> + Send + 'static,
     ) -> Option<T> {
+        // one exchange (a lock's wait, its release, the lease's revocation)
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
         let runtime = self.runtime.as_ref()?;
         let (tx, rx) = std::sync::mpsc::channel();
         runtime.spawn(async move {

@@ -1,13 +1,16 @@
 //! The etcd backend of the state, shared by every node of a cluster. Layout under
 //! `<prefix>/`: accounts/<url hash>, certs/<name>/{managed, settings, live, previous, ari,
 //! status, reissue}, certs/<name>/nodes/<node>/{host, deployed, pushed} (what belongs to one
-//! node), dns-pending/<name>, ca/*, keycheck, lock. Secrets (`Key::is_secret`, every
-//! private key) are sealed with the store key before they are sent; nothing here writes to
-//! local disk.
+//! node), dns-pending/<name>, ca/*, keycheck; the locks: lock (the store's), locks/cert/<name>,
+//! locks/account/<url hash> (lock.rs). Secrets (`Key::is_secret`, every private key) are
+//! sealed with the store key before they are sent; each value is read once per process
+//! (cache.rs); nothing here writes to local disk.
 
+mod cache;
 mod client;
 mod lock;
 pub mod seal;
+mod settings;
 mod watch;
 
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use etcd_client::{Compare, CompareOp, DeleteOptions, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
 
 use super::{Backend, ClusterView, Generation, Key, LivePaths, LiveRead, Lock, Taken, Watch};
-use crate::settings::{CertSettings, EtcdSpec, HostConfig};
+use crate::settings::EtcdSpec;
 use crate::types::CertName;
 use seal::Sealer;
 
@@ -39,6 +42,8 @@ struct StoredGeneration {
 
 pub struct Etcd {
     conn: Arc<Conn>,
+    /// What this process read and wrote: each value is read once.
+    cache: cache::Cache,
     /// The lease of this process's locks, granted at the first one.
     session: std::sync::Mutex<Option<Arc<lock::Session>>>,
     /// The locks this process holds: what they cover is stored only while they exist.
@@ -76,6 +81,7 @@ impl Etcd {
         let conn = Arc::new(Conn::connect(spec)?);
         let etcd = Self {
             conn,
+            cache: Default::default(),
             session: Default::default(),
             held: Default::default(),
             spec: spec.clone(),
@@ -157,12 +163,12 @@ impl Etcd {
         name: &CertName,
     ) -> anyhow::Result<Option<(StoredGeneration, i64)>> {
         let key = self.cert(name, "live");
-        let Some(kv) = self.conn.get(&key)? else {
+        let Some(kv) = self.get(&key)? else {
             return Ok(None);
         };
-        let generation = serde_json::from_slice(kv.value())
+        let generation = serde_json::from_slice(&kv.value)
             .with_context(|| format!("etcd key {key} is damaged"))?;
-        Ok(Some((generation, kv.mod_revision())))
+        Ok(Some((generation, kv.mod_revision)))
     }
 
     fn view(&self, name: &CertName) -> anyhow::Result<ClusterView> {
@@ -196,62 +202,6 @@ impl Etcd {
             Ok(value.to_vec())
         }
     }
-
-    fn write_settings(&self, name: &CertName, value: &[u8]) -> anyhow::Result<()> {
-        // the certificate's part is shared; the host's part (ssl dir, sockets, hooks,
-        // outputs) is this node's own. The CA's trust bundle goes with the shared part too:
-        // any node may have to reach the CA, and a node that never wrote its own part
-        // deploys with its own flags and config file
-        let settings: CertSettings = serde_json::from_slice(value)
-            .context("the settings to store are not certctl's settings")?;
-        let host = serde_json::to_vec(&settings.host)?;
-        let shared = serde_json::to_vec(&CertSettings {
-            host: HostConfig {
-                ca_bundle: settings.host.ca_bundle.clone(),
-                ..HostConfig::default()
-            },
-            ..settings
-        })?;
-        let txn = self.fenced(self.fence(Some(name))).and_then([
-            TxnOp::put(
-                self.cert(name, "settings"),
-                self.sealer.seal(&shared)?,
-                None,
-            ),
-            TxnOp::put(self.node_key(name, "host"), self.sealer.seal(&host)?, None),
-            TxnOp::put(self.cert(name, "managed"), "1", None),
-        ]);
-        let stored = self
-            .conn
-            .txn(&format!("storing the settings of {name}"), txn)?;
-        self.check_fenced(stored.succeeded(), name.as_str())
-    }
-
-    fn read_settings(&self, name: &CertName) -> anyhow::Result<Option<Vec<u8>>> {
-        let key = self.cert(name, "settings");
-        let Some(kv) = self.conn.get(&key)? else {
-            return Ok(None);
-        };
-        let shared = self.sealer.open(kv.value(), &format!("etcd key {key}"))?;
-        let mut value: serde_json::Value = serde_json::from_slice(&shared)
-            .with_context(|| format!("etcd key {key} is damaged"))?;
-        let host_key = self.node_key(name, "host");
-        let host = match self.conn.get(&host_key)? {
-            Some(kv) => serde_json::from_slice::<serde_json::Value>(
-                &self
-                    .sealer
-                    .open(kv.value(), &format!("etcd key {host_key}"))?,
-            )
-            .with_context(|| format!("etcd key {host_key} is damaged"))?,
-            None => serde_json::to_value(HostConfig::default())?,
-        };
-        if let (Some(all), Some(own)) = (value.as_object_mut(), host.as_object()) {
-            for (k, v) in own {
-                all.insert(k.clone(), v.clone());
-            }
-        }
-        Ok(Some(serde_json::to_vec_pretty(&value)?))
-    }
 }
 
 /// A CA's directory URL as a short key part.
@@ -278,13 +228,21 @@ impl Backend for Etcd {
 
     fn lock(&self, wait: Duration) -> anyhow::Result<Box<dyn Lock>> {
         match self.take(&self.full("lock"), Some(wait))? {
-            Taken::Held(lock) => Ok(lock),
+            Taken::Held(lock) => {
+                // what is decided under the lock is read afresh
+                self.cache.clear();
+                Ok(lock)
+            }
             Taken::Busy(node) => bail!("node {node} holds the lock"),
         }
     }
 
     fn lock_cert(&self, name: &CertName, wait: Option<Duration>) -> anyhow::Result<Taken> {
-        self.take(&self.cert_lock(name), wait)
+        let taken = self.take(&self.cert_lock(name), wait)?;
+        if let Taken::Held(_) = taken {
+            self.cache.forget_prefix(&self.cert(name, ""));
+        }
+        Ok(taken)
     }
 
     fn lock_account(
@@ -294,7 +252,10 @@ impl Backend for Etcd {
     ) -> anyhow::Result<Option<Box<dyn Lock>>> {
         let name = self.account_lock(server);
         match self.take(&name, Some(wait))? {
-            Taken::Held(lock) => Ok(Some(lock)),
+            Taken::Held(lock) => {
+                self.cache.forget(&self.key(&Key::Account(server.clone())));
+                Ok(Some(lock))
+            }
             Taken::Busy(node) => bail!("node {node} holds the lock {name}"),
         }
     }
@@ -308,13 +269,13 @@ impl Backend for Etcd {
             return self.read_settings(name);
         }
         let full = self.key(key);
-        match self.conn.get(&full)? {
+        match self.get(&full)? {
             None => Ok(None),
             Some(kv) if key.is_secret() => self
                 .sealer
-                .open(kv.value(), &format!("etcd key {full}"))
+                .open(&kv.value, &format!("etcd key {full}"))
                 .map(Some),
-            Some(kv) => Ok(Some(kv.value().to_vec())),
+            Some(kv) => Ok(Some(kv.value)),
         }
     }
 
@@ -332,10 +293,13 @@ impl Backend for Etcd {
                         CompareOp::Greater,
                         0,
                     )])
-                    .and_then([TxnOp::put(full.clone(), value, None)]);
-                if !self.conn.txn(&format!("writing {full}"), txn)?.succeeded() {
+                    .and_then([TxnOp::put(full.clone(), value.clone(), None)]);
+                let stored = self.conn.txn(&format!("writing {full}"), txn)?;
+                if !stored.succeeded() {
+                    self.cache.forget_prefix(&self.cert(name, ""));
                     bail!("{name} is not managed any more ({})", self.describe());
                 }
+                self.wrote(cache::revision(&stored), &[(&full, Some(&value))]);
                 Ok(())
             }
             // a new account is stored only while its lock is held
@@ -344,10 +308,13 @@ impl Backend for Etcd {
                     Key::Account(server) => self.held_key(&self.account_lock(server)),
                     _ => None,
                 };
-                let txn = self
-                    .fenced(fence)
-                    .and_then([TxnOp::put(full.clone(), value, None)]);
+                let txn =
+                    self.fenced(fence)
+                        .and_then([TxnOp::put(full.clone(), value.clone(), None)]);
                 let stored = self.conn.txn(&format!("writing {full}"), txn)?;
+                if stored.succeeded() {
+                    self.wrote(cache::revision(&stored), &[(&full, Some(&value))]);
+                }
                 self.check_fenced(stored.succeeded(), &full)
             }
         }
@@ -355,11 +322,23 @@ impl Backend for Etcd {
 
     fn remove(&self, key: &Key) -> anyhow::Result<()> {
         let full = self.key(key);
+        // known to be absent (read or removed by this process): nothing to send
+        if let Some(None) = self.cache.lookup(&full) {
+            return Ok(());
+        }
         let txn = Txn::new().and_then([TxnOp::delete(full.clone(), None)]);
-        self.conn.txn(&format!("removing {full}"), txn).map(|_| ())
+        let removed = self.conn.txn(&format!("removing {full}"), txn);
+        match &removed {
+            Ok(_) => self.cache.set(&full, None),
+            Err(_) => self.cache.forget(&full),
+        }
+        removed.map(|_| ())
     }
 
     fn names(&self) -> anyhow::Result<Vec<CertName>> {
+        if let Some(names) = self.cache.names() {
+            return Ok(names);
+        }
         let base = self.full("certs/");
         let mut names: Vec<CertName> = self
             .conn
@@ -376,11 +355,12 @@ impl Backend for Etcd {
             .collect();
         names.sort();
         names.dedup();
+        self.cache.set_names(&names);
         Ok(names)
     }
 
     fn manages(&self, name: &CertName) -> anyhow::Result<bool> {
-        Ok(self.conn.get(&self.cert(name, "managed"))?.is_some())
+        Ok(self.get(&self.cert(name, "managed"))?.is_some())
     }
 
     fn live_meta(&self, name: &CertName) -> anyhow::Result<Option<Vec<u8>>> {
@@ -435,10 +415,10 @@ impl Backend for Etcd {
         // compare-and-swap on the live value: a generation stored by another node meanwhile
         // is kept as the previous one, never lost
         for _ in 0..5 {
-            let current = self.conn.get(&live)?;
+            let current = self.get(&live)?;
             let number = current
                 .as_ref()
-                .and_then(|kv| serde_json::from_slice::<StoredGeneration>(kv.value()).ok())
+                .and_then(|kv| serde_json::from_slice::<StoredGeneration>(&kv.value).ok())
                 .map_or(1, |g| g.generation + 1);
             let stored = StoredGeneration {
                 generation: number,
@@ -452,14 +432,19 @@ impl Backend for Etcd {
                 fullchain: generation.fullchain_pem.clone(),
                 meta: String::from_utf8_lossy(&generation.meta).into_owned(),
             };
+            let value = serde_json::to_vec(&stored)?;
+            let managed = self.cert(name, "managed");
+            // a reason to issue again is void once a new generation is saved
+            let reissue = self.cert(name, "reissue");
             let mut ops = vec![
-                TxnOp::put(live.clone(), serde_json::to_vec(&stored)?, None),
-                TxnOp::put(self.cert(name, "managed"), "1", None),
+                TxnOp::put(live.clone(), value.clone(), None),
+                TxnOp::put(managed.clone(), "1", None),
+                TxnOp::delete(reissue.clone(), None),
             ];
             let compare = match &current {
                 Some(kv) => {
-                    ops.push(TxnOp::put(previous.clone(), kv.value().to_vec(), None));
-                    Compare::mod_revision(live.clone(), CompareOp::Equal, kv.mod_revision())
+                    ops.push(TxnOp::put(previous.clone(), kv.value.clone(), None));
+                    Compare::mod_revision(live.clone(), CompareOp::Equal, kv.mod_revision)
                 }
                 None => Compare::create_revision(live.clone(), CompareOp::Equal, 0),
             };
@@ -471,13 +456,22 @@ impl Backend for Etcd {
                 compares.push(Compare::create_revision(key.clone(), CompareOp::Greater, 0));
             }
             let txn = Txn::new().when(compares).and_then(ops);
-            if self
+            let stored = self
                 .conn
-                .txn(&format!("storing the new certificate of {name}"), txn)?
-                .succeeded()
-            {
+                .txn(&format!("storing the new certificate of {name}"), txn)?;
+            if stored.succeeded() {
+                let before = current.as_ref().map(|kv| kv.value.as_slice());
+                let mut writes = vec![(live.as_str(), Some(value.as_slice()))];
+                writes.push((managed.as_str(), Some(b"1".as_slice())));
+                writes.push((reissue.as_str(), None));
+                if before.is_some() {
+                    writes.push((previous.as_str(), before));
+                }
+                self.wrote(cache::revision(&stored), &writes);
                 return Ok(());
             }
+            // another node stored one meanwhile: read it
+            self.cache.forget(&live);
             if let Some(key) = held {
                 let key = String::from_utf8_lossy(&key).into_owned();
                 if self.conn.get(&key)?.is_none() {
@@ -526,8 +520,11 @@ impl Backend for Etcd {
             from.clone(),
             Some(DeleteOptions::new().with_prefix()),
         ));
-        self.conn
-            .txn(&format!("archiving {name}"), Txn::new().and_then(ops))?;
+        let archived = self
+            .conn
+            .txn(&format!("archiving {name}"), Txn::new().and_then(ops));
+        self.cache.forget_prefix(&from);
+        archived?;
         Ok(format!("etcd keys {folder}/"))
     }
 

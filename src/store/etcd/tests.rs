@@ -92,14 +92,31 @@ fn opener(
     open
 }
 
+/// Nodes a and b on the store `prefix` of a new member.
+fn two_nodes(prefix: &str) -> (Member, tempfile::TempDir, super::Etcd, super::Etcd) {
+    let member = member();
+    let dir = tempfile::tempdir().unwrap();
+    let open = opener(&member, dir.path());
+    let (a, b) = (open(prefix, "a").unwrap(), open(prefix, "b").unwrap());
+    (member, dir, a, b)
+}
+
+/// A generation whose certificate is `cert` (the backend stores it as given).
+fn generation(cert: &str) -> crate::store::Generation {
+    crate::store::Generation {
+        key_pem: "k".into(),
+        cert_pem: cert.into(),
+        chain_pem: String::new(),
+        fullchain_pem: cert.into(),
+        meta: b"{}".to_vec(),
+    }
+}
+
 #[test]
 fn certificate_locks_are_one_node_s_each_and_fence_its_commits() {
     use crate::store::{Backend, Key, Taken};
     use std::time::Duration;
-    let member = member();
-    let dir = tempfile::tempdir().unwrap();
-    let open = opener(&member, dir.path());
-    let (a, b) = (open("locks", "a").unwrap(), open("locks", "b").unwrap());
+    let (member, dir, a, b) = two_nodes("locks");
     let x = crate::types::CertName::parse("x.test").unwrap();
     let y = crate::types::CertName::parse("y.test").unwrap();
     let Taken::Held(ax) = a.lock_cert(&x, None).unwrap() else {
@@ -125,14 +142,7 @@ fn certificate_locks_are_one_node_s_each_and_fence_its_commits() {
             Box::pin(async move { c.delete(k, None).await.map(|_| ()) })
         })
         .unwrap();
-    let generation = crate::store::Generation {
-        key_pem: "k".into(),
-        cert_pem: "c".into(),
-        chain_pem: String::new(),
-        fullchain_pem: "c".into(),
-        meta: b"{}".to_vec(),
-    };
-    let err = a.save_generation(&x, &generation).unwrap_err();
+    let err = a.save_generation(&x, &generation("c")).unwrap_err();
     assert!(format!("{err:#}").contains("lock expired"), "{err:#}");
     assert!(a.read(&Key::Status(x.clone())).unwrap().is_none());
     assert!(!a.manages(&x).unwrap(), "nothing of x was stored");
@@ -167,4 +177,34 @@ fn the_etcd_backend_passes_the_storage_suite() {
     }));
     drop(member);
     drop(dir);
+}
+
+#[test]
+fn a_certificate_is_read_once_and_afresh_under_its_lock() {
+    use crate::store::{Backend, Key, Taken};
+    let (member, dir, a, b) = two_nodes("cache");
+    let x = crate::types::CertName::parse("x.test").unwrap();
+    b.save_generation(&x, &generation("one")).unwrap();
+    b.write(&Key::Status(x.clone()), b"s1").unwrap();
+    // every key of x with one read; a value written is not read back
+    let before = a.conn.round_trips();
+    assert!(a.manages(&x).unwrap());
+    assert_eq!(a.read(&Key::Status(x.clone())).unwrap().unwrap(), b"s1");
+    assert!(a.read(&Key::Ari(x.clone())).unwrap().is_none());
+    assert_eq!(a.live(&x).cert_pem.unwrap(), b"one");
+    assert_eq!(a.conn.round_trips() - before, 1, "one read for x's keys");
+    a.write(&Key::Status(x.clone()), b"s2").unwrap();
+    assert_eq!(a.read(&Key::Status(x.clone())).unwrap().unwrap(), b"s2");
+    assert_eq!(a.conn.round_trips() - before, 2, "the write alone");
+    // b stores another generation; under x's lock, a reads it afresh
+    b.save_generation(&x, &generation("two")).unwrap();
+    assert_eq!(a.live(&x).cert_pem.unwrap(), b"one", "read once");
+    let Taken::Held(lock) = a.lock_cert(&x, None).unwrap() else {
+        panic!("x is free")
+    };
+    assert_eq!(a.live(&x).cert_pem.unwrap(), b"two");
+    a.save_generation(&x, &generation("three")).unwrap();
+    drop(lock);
+    assert_eq!(b.live(&x).cert_pem.unwrap(), b"two", "b read it once too");
+    drop((a, b, member, dir));
 }
