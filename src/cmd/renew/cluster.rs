@@ -50,7 +50,9 @@ impl Locks {
     }
 
     /// The certificates other nodes held: each lock waited for (at most the lock wait),
-    /// then the certificate decided again and done as it stands now.
+    /// then the certificate decided again and done as it stands now, as a second batch of
+    /// the same run (its post-hooks still run once, at the end; a pre-hook runs again only
+    /// if this batch orders, when the other node failed).
     pub(super) async fn after_holders(
         &mut self,
         run: &Run<'_>,
