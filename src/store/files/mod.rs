@@ -198,7 +198,7 @@ impl Backend for Files {
             }
             create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        if let Key::Pushed(_) = key {
+        if let Key::Pushed(_) | Key::Deployed(_) = key {
             return self.write_unsynced(&path, value, key.is_secret());
         }
         let mode = if key.is_secret() {

@@ -1,8 +1,9 @@
-//! The deploy record (`pushed.json`) written without an fsync per certificate: a run that
-//! pushes a thousand certificates would otherwise spend most of its time in fsyncs. The
-//! record only says which serial each HAProxy was given; losing it in a crash means the
-//! push is sent again by the next run, never a wrong certificate served. One syncfs when
-//! the backend is dropped (the end of the command) makes the whole run's records durable.
+//! This host's records of what it did (`pushed.json`: the serial each HAProxy was given;
+//! `deployed.json`: the bundle file it wrote) written without an fsync per certificate: a
+//! run over a thousand certificates would otherwise spend most of its time in fsyncs.
+//! Losing either in a crash only means work done again (the push sent again, the bundle
+//! compared in full), never a wrong certificate served. One syncfs when the backend is
+//! dropped (the end of the command) makes the whole run's records durable.
 
 use std::sync::atomic::Ordering;
 
@@ -31,7 +32,7 @@ impl Drop for Files {
             if let Err(e) = sync_fs(&self.state_dir) {
                 crate::log::warn(format_args!(
                     "flushing {} to disk: {e}; a deploy record lost in a crash only means \
-                     the push is sent again",
+                     work done again",
                     self.state_dir.display()
                 ));
             }
