@@ -437,4 +437,56 @@ mod tests {
         assert!(parse(edited.as_bytes()).is_none());
         assert!(parse(b"\x00\xff garbage\nend 0\n").is_none());
     }
+
+    #[test]
+    fn checks_over_two_threads_agree_with_one_thread_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, ssl) = (dir.path().join("state"), dir.path().join("ssl"));
+        std::fs::create_dir_all(state.join("certs")).unwrap();
+        std::fs::create_dir(&ssl).unwrap();
+        let mut names = Vec::new();
+        for i in 0..PARALLEL_FROM + 101 {
+            let name = CertName::parse(&format!("n{i}.test")).unwrap();
+            let cert_dir = state.join("certs").join(name.as_str());
+            std::fs::create_dir(&cert_dir).unwrap();
+            std::fs::write(cert_dir.join("settings.json"), format!("{i}")).unwrap();
+            // every third without a bundle: no bundle version
+            if i % 3 != 0 {
+                std::fs::write(ssl.join(format!("{name}.pem")), "x".repeat(i)).unwrap();
+            }
+            names.push(name);
+        }
+        let store = Store::files(&state);
+        let slots: Vec<Option<Entry>> = names
+            .iter()
+            .map(|_| {
+                Some(Entry {
+                    attention: 0,
+                    state: None,
+                    bundle: None,
+                    dir: None,
+                })
+            })
+            .collect();
+        let checks = Checks {
+            store: &store,
+            ssl_dir: &ssl,
+            dirs: &[],
+            // all settled
+            started: now_ns() + 10 * SETTLE_NS,
+        };
+        let parallel = check_all(&checks, &names, &slots);
+        let sequential = checks.check(&names, &slots);
+        assert_eq!(parallel, sequential);
+        assert_eq!(parallel.len(), names.len());
+        for (i, (state, bundle)) in parallel.iter().enumerate() {
+            assert!(state.is_some(), "{i}");
+            assert_eq!(bundle.is_some(), i % 3 != 0, "{i}");
+        }
+        // each certificate's own: all versions distinct
+        let mut states: Vec<u64> = parallel.iter().filter_map(|c| c.0).collect();
+        states.sort();
+        states.dedup();
+        assert_eq!(states.len(), names.len());
+    }
 }

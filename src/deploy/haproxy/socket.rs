@@ -382,4 +382,58 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, Failure::TooLong), "{err:?}");
     }
+
+    #[test]
+    fn replies_end_at_their_own_prompt() {
+        assert_eq!(reply_end(b"Success!\n> more"), Some(11));
+        assert_eq!(reply_end(b"> "), Some(2));
+        assert_eq!(reply_end(b"+ + > next"), Some(6));
+        assert_eq!(reply_end(b"+ + Transaction created!\n> "), Some(27));
+        assert_eq!(reply_end(b"Success!\n"), None);
+        assert_eq!(reply_end(b""), None);
+    }
+
+    #[test]
+    fn commands_sent_together_get_each_its_own_reply() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            // `prompt`, then three commands: all answered in one write, then a stray byte
+            let _ = stream.read(&mut buf).unwrap();
+            stream.write_all(b"\n> ").unwrap();
+            let mut got = Vec::new();
+            while got.iter().filter(|b| **b == b'\n').count() < 4 {
+                let n = stream.read(&mut buf).unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+            stream
+                .write_all(b"+ + Transaction created!\n> Committing\nSuccess!\n> Serial: 0A\n> !")
+                .unwrap();
+            std::thread::sleep(Duration::from_secs(5));
+        });
+        let socket = Socket::Unix(path);
+        let mut conn = Conn::open(&socket, Duration::from_secs(10)).unwrap();
+        let replies: Vec<Vec<u8>> = conn
+            .exchange_all(&[
+                "set ssl cert a <<\nx\n",
+                "commit ssl cert a",
+                "show ssl cert a",
+            ])
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            replies,
+            [
+                b"Transaction created!\n".to_vec(),
+                b"Committing\nSuccess!\n".to_vec(),
+                b"Serial: 0A\n".to_vec()
+            ]
+        );
+        // bytes past the last prompt answer nothing: the connection is not used again
+        assert_eq!(conn.state(), State::Stray);
+    }
 }
