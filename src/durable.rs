@@ -95,6 +95,10 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
 
 /// Creates `path` (which must not exist, not even as a symlink), writes and fsyncs it.
 pub fn write_new(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    create_and_write(path, data, mode)?.sync_all()
+}
+
+fn create_and_write(path: &Path, data: &[u8], mode: u32) -> io::Result<File> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -103,7 +107,7 @@ pub fn write_new(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         .open(path)?;
     file.set_permissions(fs::Permissions::from_mode(mode))?;
     file.write_all(data)?;
-    file.sync_all()
+    Ok(file)
 }
 
 /// Replaces `path` with `data` atomically: a temp file created exclusively under a random
@@ -112,19 +116,48 @@ pub fn write_new(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
 /// `path`, never its target), fsync the directory. On any error the old file stays and the
 /// temp file is removed.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, data, mode, true)
+}
+
+/// `write_atomic` without its two fsyncs: readers see the old file or the new one, never a
+/// mix, but after a crash the file may be the old one or empty. Only for records whose loss
+/// costs nothing but work done again; `sync_fs` makes a batch of them durable at once.
+pub fn write_atomic_unsynced(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, data, mode, false)
+}
+
+/// Everything written to the file system holding `dir` made durable (syncfs(2)): one
+/// call after many `write_atomic_unsynced`.
+pub fn sync_fs(dir: &Path) -> io::Result<()> {
+    let dir = File::open(dir)?;
+    // SAFETY: the descriptor is open for the duration of the call.
+    if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn replace(path: &Path, data: &[u8], mode: u32, sync: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}{TMP_MARK}-{}", random_suffix()));
-    if let Err(e) = write_new(&tmp, data, mode) {
+    let written = create_and_write(&tmp, data, mode).and_then(|f| match sync {
+        true => f.sync_all(),
+        false => Ok(()),
+    });
+    if let Err(e) = written {
         if e.kind() != io::ErrorKind::AlreadyExists {
             let _ = fs::remove_file(&tmp);
         }
         return Err(e);
     }
-    let result = fs::rename(&tmp, path).and_then(|()| sync_dir(dir));
+    let result = fs::rename(&tmp, path).and_then(|()| match sync {
+        true => sync_dir(dir),
+        false => Ok(()),
+    });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }

@@ -23,6 +23,7 @@ pub mod progress;
 pub mod prompt;
 pub mod redact;
 pub mod settings;
+pub mod stat;
 pub mod store;
 pub mod trust;
 pub mod types;

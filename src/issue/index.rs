@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::deploy::Bundles;
 use crate::pem;
+use crate::stat::{Dir, Ident};
 use crate::store::{Store, Version, same_names};
 use crate::types::CertName;
 
@@ -58,14 +59,19 @@ pub fn attention(store: &Store, bundles: &Bundles, name: &CertName) -> i64 {
 }
 
 /// One certificate in the index.
+#[derive(Clone, Copy)]
 struct Entry {
     attention: i64,
     /// `Store::version` when computed; None: not to be trusted (too recent, or unknown).
     state: Option<u64>,
     bundle: Option<u64>,
-    /// Its stored ssl directory; None: the one of the command line.
-    ssl_dir: Option<PathBuf>,
+    /// Its stored ssl directory (a position in the index's list); None: the one of the
+    /// command line.
+    dir: Option<usize>,
 }
+
+/// Below this many certificates the checks stay on one thread (starting one costs more).
+const PARALLEL_FROM: usize = 2_000;
 
 /// The certificates that need attention at `now`, with their stored ssl directory (None:
 /// `ssl_dir`, the default), from the index where it agrees with the state; the index is
@@ -77,74 +83,168 @@ pub fn needing_attention(
 ) -> Option<Vec<(CertName, Option<PathBuf>)>> {
     let names_version = store.names_version()?;
     let started = now_ns();
-    let (recorded_names, mut entries) = store.index().and_then(|b| parse(&b)).unwrap_or_default();
-    let names: Vec<String> = if recorded_names == Some(names_version.value) {
-        entries.keys().cloned().collect()
-    } else {
-        let names = store.names().ok()?;
-        entries.retain(|n, _| names.iter().any(|m| m.as_str() == n));
-        names.iter().map(|n| n.to_string()).collect()
+    let bytes = store.index();
+    let Index {
+        names: recorded_names,
+        mut dirs,
+        entries,
+    } = bytes.as_deref().and_then(parse).unwrap_or_default();
+    // 1. the certificates: the index's own when the set is unchanged, else listed
+    let (names, mut slots): (Vec<CertName>, Vec<Option<Entry>>) =
+        if recorded_names == Some(names_version.value) {
+            let mut names = Vec::with_capacity(entries.len());
+            let mut slots = Vec::with_capacity(entries.len());
+            for (name, entry) in entries {
+                // not a name certctl wrote: read everything
+                names.push(CertName::parse(name).ok()?);
+                slots.push(Some(entry));
+            }
+            (names, slots)
+        } else {
+            let mut by_name: HashMap<&str, Entry> = entries.into_iter().collect();
+            let names = store.names().ok()?;
+            let slots = names.iter().map(|n| by_name.remove(n.as_str())).collect();
+            (names, slots)
+        };
+    // 2. their versions now, the stats spread over the cores
+    let checks = Checks {
+        store,
+        ssl_dir,
+        dirs: &dirs,
+        started,
     };
+    let checks = check_all(&checks, &names, &slots);
+    // 3. entries that differ computed again from the state
     let mut changed = recorded_names != trusted(names_version, started);
     let mut due = Vec::new();
-    for name in names {
-        let Ok(cert) = CertName::parse(&name) else {
-            return None; // not a name certctl wrote: read everything
-        };
-        let state = store.version(&cert).and_then(|v| trusted(v, started));
-        let kept = entries.get(&name).filter(|e| {
-            state.is_some()
-                && e.state == state
-                && e.bundle.is_some()
-                && e.bundle
-                    == bundle_version(&bundle_path(ssl_dir, e.ssl_dir.as_deref(), &cert), started)
+    for ((cert, slot), (state, bundle)) in names.iter().zip(slots.iter_mut()).zip(checks) {
+        let kept = slot.filter(|e| {
+            state.is_some() && e.state == state && e.bundle.is_some() && e.bundle == bundle
         });
         let entry = match kept {
             Some(entry) => entry,
             None => {
                 changed = true;
                 let ssl = store
-                    .settings(&cert)
+                    .settings(cert)
                     .ok()
                     .flatten()
                     .and_then(|s| s.host.ssl_dir);
                 let mut bundles = Bundles::new(ssl_dir);
                 if let Some(dir) = &ssl {
-                    bundles.set_dir(&cert, dir);
+                    bundles.set_dir(cert, dir);
                 }
+                let dir = ssl.map(|d| match dirs.iter().position(|x| *x == d) {
+                    Some(i) => i,
+                    None => {
+                        dirs.push(d);
+                        dirs.len() - 1
+                    }
+                });
                 let entry = Entry {
-                    attention: attention(store, &bundles, &cert),
+                    attention: attention(store, &bundles, cert),
                     state,
-                    bundle: bundle_version(&bundles.path(&cert), started),
-                    ssl_dir: ssl,
+                    bundle: Ident::of(&bundles.path(cert))
+                        .ok()
+                        .and_then(|i| bundle_version(&i, started)),
+                    dir,
                 };
-                entries.insert(name.clone(), entry);
-                &entries[&name]
+                *slot = Some(entry);
+                entry
             }
         };
         if entry.attention <= now {
-            due.push((cert, entry.ssl_dir.clone()));
+            due.push((cert.clone(), entry.dir.map(|i| dirs[i].clone())));
         }
     }
-    if changed && !entries.values().any(|e| e.attention == UNREADABLE) {
+    let unreadable = slots
+        .iter()
+        .any(|e| e.is_some_and(|e| e.attention == UNREADABLE));
+    if changed && !unreadable {
         // a cache: failing to keep it only costs the next run the full read
-        let _ = store.save_index(&render(trusted(names_version, started), &entries));
+        let _ = store.save_index(&render(
+            trusted(names_version, started),
+            &dirs,
+            names
+                .iter()
+                .zip(&slots)
+                .filter_map(|(n, e)| Some((n.as_str(), (*e)?))),
+        ));
     }
     Some(due)
 }
 
-fn bundle_path(default: &Path, stored: Option<&Path>, name: &CertName) -> PathBuf {
-    stored.unwrap_or(default).join(format!("{name}.pem"))
+/// What every check of a run shares.
+struct Checks<'a> {
+    store: &'a Store,
+    ssl_dir: &'a Path,
+    dirs: &'a [PathBuf],
+    started: i64,
+}
+
+/// For each certificate, its state's version and (when indexed) its bundle's, both as
+/// trusted at `started`: over two threads for a large store, each with its directories
+/// opened once.
+fn check_all(
+    checks: &Checks<'_>,
+    names: &[CertName],
+    slots: &[Option<Entry>],
+) -> Vec<(Option<u64>, Option<u64>)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+    if threads < 2 || names.len() < PARALLEL_FROM {
+        return checks.check(names, slots);
+    }
+    let half = names.len() / 2;
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| checks.check(&names[half..], &slots[half..]));
+        let mut first = checks.check(&names[..half], &slots[..half]);
+        // a thread that failed leaves its certificates unknown: computed again
+        first.extend(
+            other
+                .join()
+                .unwrap_or_else(|_| vec![(None, None); names.len() - half]),
+        );
+        first
+    })
+}
+
+impl Checks<'_> {
+    fn check(
+        &self,
+        names: &[CertName],
+        slots: &[Option<Entry>],
+    ) -> Vec<(Option<u64>, Option<u64>)> {
+        let (store, ssl_dir, dirs, started) = (self.store, self.ssl_dir, self.dirs, self.started);
+        let default = Dir::open(ssl_dir).ok();
+        let opened: Vec<Option<Dir>> = dirs.iter().map(|d| Dir::open(d).ok()).collect();
+        let mut file = Vec::with_capacity(256);
+        let states = store.versions(names);
+        names
+            .iter()
+            .zip(slots)
+            .zip(states)
+            .map(|((name, entry), state)| {
+                let bundle = entry.and_then(|e| {
+                    let dir = match e.dir {
+                        None => default.as_ref()?,
+                        Some(i) => opened.get(i)?.as_ref()?,
+                    };
+                    file.clear();
+                    file.extend_from_slice(name.as_str().as_bytes());
+                    file.extend_from_slice(b".pem");
+                    bundle_version(&dir.ident(&file).ok()?, started)
+                });
+                (state.and_then(|v| trusted(v, started)), bundle)
+            })
+            .collect()
+    }
 }
 
 /// The bundle file's identity (inode, size, times), when settled.
-fn bundle_version(path: &Path, now_ns: i64) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata(path).ok()?;
-    let changed = (meta.mtime() * 1_000_000_000 + meta.mtime_nsec())
-        .max(meta.ctime() * 1_000_000_000 + meta.ctime_nsec());
+fn bundle_version(ident: &Ident, now_ns: i64) -> Option<u64> {
+    let changed = ident.changed_ns();
     let mut hasher = std::hash::DefaultHasher::new();
-    (meta.ino(), meta.len(), changed, meta.mode()).hash(&mut hasher);
+    (ident.ino, ident.size, changed, ident.mode).hash(&mut hasher);
     (changed < now_ns - SETTLE_NS).then(|| hasher.finish())
 }
 
@@ -178,17 +278,22 @@ fn checksum(body: &str) -> u64 {
 
 /// Header, the names' version, one ssl directory per `dir` line (JSON strings), one line per
 /// certificate (`attention state bundle dir name`), and a checksum of all that.
-fn render(names: Option<u64>, entries: &HashMap<String, Entry>) -> Vec<u8> {
-    let mut dirs: Vec<&Path> = Vec::new();
-    let mut lines = Vec::with_capacity(entries.len());
+fn render<'a>(
+    names: Option<u64>,
+    dirs: &[PathBuf],
+    entries: impl Iterator<Item = (&'a str, Entry)>,
+) -> Vec<u8> {
+    // only the directories still named, numbered again
+    let mut used: Vec<usize> = Vec::new();
+    let mut lines = Vec::new();
     for (name, e) in entries {
-        let dir = match &e.ssl_dir {
+        let dir = match e.dir {
             None => "-".to_owned(),
-            Some(d) => match dirs.iter().position(|x| *x == d.as_path()) {
+            Some(d) => match used.iter().position(|x| *x == d) {
                 Some(i) => i.to_string(),
                 None => {
-                    dirs.push(d);
-                    (dirs.len() - 1).to_string()
+                    used.push(d);
+                    (used.len() - 1).to_string()
                 }
             },
         };
@@ -200,8 +305,8 @@ fn render(names: Option<u64>, entries: &HashMap<String, Entry>) -> Vec<u8> {
         ));
     }
     let mut body = format!("{HEADER}\nnames {}\n", opt_hex(names));
-    for d in &dirs {
-        let json = serde_json::to_string(&d.to_string_lossy()).unwrap_or_default();
+    for d in used {
+        let json = serde_json::to_string(&dirs[d].to_string_lossy()).unwrap_or_default();
         body += &format!("dir {json}\n");
     }
     lines.sort();
@@ -211,8 +316,16 @@ fn render(names: Option<u64>, entries: &HashMap<String, Entry>) -> Vec<u8> {
     body.into_bytes()
 }
 
+/// An index as read: the names' version, the ssl directories, the entries by name.
+#[derive(Default)]
+struct Index<'a> {
+    names: Option<u64>,
+    dirs: Vec<PathBuf>,
+    entries: Vec<(&'a str, Entry)>,
+}
+
 /// The index, or None when it is not one whole index (missing, cut, damaged, edited).
-fn parse(bytes: &[u8]) -> Option<(Option<u64>, HashMap<String, Entry>)> {
+fn parse(bytes: &[u8]) -> Option<Index<'_>> {
     let text = std::str::from_utf8(bytes).ok()?;
     let body_end = text.trim_end_matches('\n').rfind('\n')? + 1;
     let (body, end) = text.split_at(body_end);
@@ -226,7 +339,7 @@ fn parse(bytes: &[u8]) -> Option<(Option<u64>, HashMap<String, Entry>)> {
     }
     let names = parse_hex(lines.next()?.strip_prefix("names ")?)?;
     let mut dirs: Vec<PathBuf> = Vec::new();
-    let mut entries = HashMap::new();
+    let mut entries = Vec::with_capacity(body.len() / 64);
     for line in lines {
         if let Some(json) = line.strip_prefix("dir ") {
             dirs.push(PathBuf::from(serde_json::from_str::<String>(json).ok()?));
@@ -236,69 +349,86 @@ fn parse(bytes: &[u8]) -> Option<(Option<u64>, HashMap<String, Entry>)> {
         let attention = fields.next()?.parse().ok()?;
         let state = parse_hex(fields.next()?)?;
         let bundle = parse_hex(fields.next()?)?;
-        let ssl_dir = match fields.next()? {
+        let dir = match fields.next()? {
             "-" => None,
-            i => Some(dirs.get(i.parse::<usize>().ok()?)?.clone()),
+            i => Some(i.parse::<usize>().ok().filter(|i| *i < dirs.len())?),
         };
-        let name = fields.next()?.to_owned();
-        entries.insert(
+        let name = fields.next()?;
+        entries.push((
             name,
             Entry {
                 attention,
                 state,
                 bundle,
-                ssl_dir,
+                dir,
             },
-        );
+        ));
     }
-    Some((names, entries))
+    Some(Index {
+        names,
+        dirs,
+        entries,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sample() -> HashMap<String, Entry> {
-        let mut entries = HashMap::new();
-        entries.insert(
-            "a.test".to_owned(),
-            Entry {
-                attention: 1_800_000_000,
-                state: Some(0xabc),
-                bundle: Some(7),
-                ssl_dir: Some(PathBuf::from("/srv/ssl dir/\"x\"")),
-            },
-        );
-        entries.insert(
-            "b.test".to_owned(),
-            Entry {
-                attention: i64::MIN,
-                state: None,
-                bundle: None,
-                ssl_dir: None,
-            },
-        );
-        entries
+    fn sample() -> (Vec<PathBuf>, Vec<(&'static str, Entry)>) {
+        let dirs = vec![
+            PathBuf::from("/srv/unused"),
+            PathBuf::from("/srv/ssl dir/\"x\""),
+        ];
+        let entries = vec![
+            (
+                "a.test",
+                Entry {
+                    attention: 1_800_000_000,
+                    state: Some(0xabc),
+                    bundle: Some(7),
+                    dir: Some(1),
+                },
+            ),
+            (
+                "b.test",
+                Entry {
+                    attention: i64::MIN,
+                    state: None,
+                    bundle: None,
+                    dir: None,
+                },
+            ),
+        ];
+        (dirs, entries)
+    }
+
+    fn rendered() -> Vec<u8> {
+        let (dirs, entries) = sample();
+        render(Some(42), &dirs, entries.into_iter())
     }
 
     #[test]
     fn an_index_reads_back_as_written() {
-        let bytes = render(Some(42), &sample());
-        let (names, entries) = parse(&bytes).unwrap();
-        assert_eq!(names, Some(42));
+        let bytes = rendered();
+        let index = parse(&bytes).unwrap();
+        assert_eq!(index.names, Some(42));
+        let entries: HashMap<&str, Entry> = index.entries.into_iter().collect();
         let a = &entries["a.test"];
         assert_eq!(
             (a.attention, a.state, a.bundle),
             (1_800_000_000, Some(0xabc), Some(7))
         );
-        assert_eq!(a.ssl_dir.as_deref(), Some(Path::new("/srv/ssl dir/\"x\"")));
+        // only the directories still named are kept
+        assert_eq!(index.dirs, [PathBuf::from("/srv/ssl dir/\"x\"")]);
+        assert_eq!(a.dir, Some(0));
         assert_eq!(entries["b.test"].attention, i64::MIN);
-        assert_eq!(entries["b.test"].ssl_dir, None);
+        assert_eq!(entries["b.test"].dir, None);
     }
 
     #[test]
     fn a_cut_damaged_or_edited_index_is_no_index() {
-        let bytes = render(Some(42), &sample());
+        let bytes = rendered();
         for cut in 0..bytes.len() - 1 {
             assert!(parse(&bytes[..cut]).is_none(), "cut at {cut}");
         }
@@ -306,5 +436,57 @@ mod tests {
         let edited = text.replace("1800000000", "1900000000");
         assert!(parse(edited.as_bytes()).is_none());
         assert!(parse(b"\x00\xff garbage\nend 0\n").is_none());
+    }
+
+    #[test]
+    fn checks_over_two_threads_agree_with_one_thread_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, ssl) = (dir.path().join("state"), dir.path().join("ssl"));
+        std::fs::create_dir_all(state.join("certs")).unwrap();
+        std::fs::create_dir(&ssl).unwrap();
+        let mut names = Vec::new();
+        for i in 0..PARALLEL_FROM + 101 {
+            let name = CertName::parse(&format!("n{i}.test")).unwrap();
+            let cert_dir = state.join("certs").join(name.as_str());
+            std::fs::create_dir(&cert_dir).unwrap();
+            std::fs::write(cert_dir.join("settings.json"), format!("{i}")).unwrap();
+            // every third without a bundle: no bundle version
+            if i % 3 != 0 {
+                std::fs::write(ssl.join(format!("{name}.pem")), "x".repeat(i)).unwrap();
+            }
+            names.push(name);
+        }
+        let store = Store::files(&state);
+        let slots: Vec<Option<Entry>> = names
+            .iter()
+            .map(|_| {
+                Some(Entry {
+                    attention: 0,
+                    state: None,
+                    bundle: None,
+                    dir: None,
+                })
+            })
+            .collect();
+        let checks = Checks {
+            store: &store,
+            ssl_dir: &ssl,
+            dirs: &[],
+            // all settled
+            started: now_ns() + 10 * SETTLE_NS,
+        };
+        let parallel = check_all(&checks, &names, &slots);
+        let sequential = checks.check(&names, &slots);
+        assert_eq!(parallel, sequential);
+        assert_eq!(parallel.len(), names.len());
+        for (i, (state, bundle)) in parallel.iter().enumerate() {
+            assert!(state.is_some(), "{i}");
+            assert_eq!(bundle.is_some(), i % 3 != 0, "{i}");
+        }
+        // each certificate's own: all versions distinct
+        let mut states: Vec<u64> = parallel.iter().filter_map(|c| c.0).collect();
+        states.sort();
+        states.dedup();
+        assert_eq!(states.len(), names.len());
     }
 }

@@ -23,7 +23,10 @@ pub fn install(
     wanted: &CertSettings,
     issued: &Issued,
 ) -> anyhow::Result<()> {
-    store.save_settings(name, wanted)?;
+    // unchanged settings (every plain renewal) are not written again: two fsyncs saved
+    if store.settings(name).ok().flatten().as_ref() != Some(wanted) {
+        store.save_settings(name, wanted)?;
+    }
     store.save_generation(name, &issued.key_pem, &issued.chain, &issued.info)?;
     if store.reissue(name).is_some() {
         store.save_reissue(name, None)?;

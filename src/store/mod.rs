@@ -173,10 +173,14 @@ pub trait Backend: Send + Sync {
     }
 
     /// What `name`'s stored state is now, told cheaply (files: inode, size and times of its
-    /// directory and settings): an equal version means nothing of it was written since.
-    /// None (the default) when the backend cannot tell cheaply: callers read the state.
+    /// directory and settings): equal versions mean nothing of it was written since. None
+    /// (the default) when the backend cannot tell cheaply: callers read the state.
     fn version(&self, _name: &CertName) -> Option<Version> {
         None
+    }
+    /// `version` of each of `names`, in order, maybe in one go.
+    fn versions(&self, names: &[CertName]) -> Vec<Option<Version>> {
+        names.iter().map(|n| self.version(n)).collect()
     }
     /// The same for the set of names.
     fn names_version(&self) -> Option<Version> {
@@ -455,10 +459,9 @@ impl Store {
         self.backend.archive(name, now, attachments)
     }
 
-    pub fn version(&self, name: &CertName) -> Option<Version> {
-        self.backend.version(name)
+    pub fn versions(&self, names: &[CertName]) -> Vec<Option<Version>> {
+        self.backend.versions(names)
     }
-
     pub fn names_version(&self) -> Option<Version> {
         self.backend.names_version()
     }

@@ -95,6 +95,9 @@ const LOCKED: &str = "Operations on certificates are currently locked";
 const LOCKED_TRIES: u32 = 9;
 const LOCKED_WAIT: Duration = Duration::from_millis(5);
 
+/// Whether a command's reply says it did what was asked.
+type ReplyCheck = fn(&str) -> bool;
+
 /// One HAProxy behind an admin socket (level admin).
 pub struct Haproxy {
     pub socket: Socket,
@@ -169,43 +172,85 @@ impl Haproxy {
     }
 
     fn command_once(&self, command: &str) -> Result<String, Error> {
-        let socket = self.socket.to_string();
         let mut guard = self.session();
         let session = guard.get_or_insert_with(Default::default);
         let reply = session
             .exchange(&self.socket, command, self.timeout)
-            .map_err(|failure| match failure {
-                socket::Failure::Send(source) => Error::Unreachable { socket, source },
-                socket::Failure::Read(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-                    ) =>
-                {
-                    Error::Timeout {
-                        socket,
-                        command: first_line(command),
-                    }
-                }
-                socket::Failure::Read(source) => Error::Broken {
-                    socket,
-                    command: first_line(command),
-                    source,
-                },
-                socket::Failure::TooLong => Error::TooLong {
-                    socket,
-                    command: first_line(command),
-                },
-                socket::Failure::OutOfStep => Error::OutOfStep {
-                    socket,
-                    command: first_line(command),
-                },
-                socket::Failure::NoPrompt(reply) => Error::NotHaproxy {
-                    socket,
-                    reply: tidy(&String::from_utf8_lossy(&reply)),
-                },
-            })?;
+            .map_err(|failure| self.error(command, failure))?;
         Ok(String::from_utf8_lossy(&reply).into_owned())
+    }
+
+    /// Several commands sent together (one write on a kept-open connection; HAProxy answers
+    /// them in order), each with its own reply. Each must be harmless when one before it
+    /// failed (an abort follows). When one was refused as locked, it and the ones after it
+    /// are sent again one at a time, each with `command`'s bounded retries; the first
+    /// failure to get a reply ends the list.
+    pub fn commands(&self, commands: &[&str]) -> Vec<Result<String, Error>> {
+        let replies = {
+            let mut guard = self.session();
+            let session = guard.get_or_insert_with(Default::default);
+            session.exchange_all(&self.socket, commands, self.timeout)
+        };
+        let mut out = Vec::with_capacity(commands.len());
+        for (command, reply) in commands.iter().zip(replies) {
+            match reply {
+                Ok(reply) => {
+                    let reply = String::from_utf8_lossy(&reply).into_owned();
+                    if reply.contains(LOCKED) {
+                        break;
+                    }
+                    out.push(Ok(reply));
+                }
+                Err(failure) => {
+                    out.push(Err(self.error(command, failure)));
+                    return out;
+                }
+            }
+        }
+        for command in &commands[out.len()..] {
+            let reply = self.command(command);
+            let failed = reply.is_err();
+            out.push(reply);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
+    fn error(&self, command: &str, failure: socket::Failure) -> Error {
+        let socket = self.socket.to_string();
+        match failure {
+            socket::Failure::Send(source) => Error::Unreachable { socket, source },
+            socket::Failure::Read(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
+                Error::Timeout {
+                    socket,
+                    command: first_line(command),
+                }
+            }
+            socket::Failure::Read(source) => Error::Broken {
+                socket,
+                command: first_line(command),
+                source,
+            },
+            socket::Failure::TooLong => Error::TooLong {
+                socket,
+                command: first_line(command),
+            },
+            socket::Failure::OutOfStep => Error::OutOfStep {
+                socket,
+                command: first_line(command),
+            },
+            socket::Failure::NoPrompt(reply) => Error::NotHaproxy {
+                socket,
+                reply: tidy(&String::from_utf8_lossy(&reply)),
+            },
+        }
     }
 
     /// `f` over `show ssl cert`, checked to come from HAProxy; asked once per kept-open
@@ -254,24 +299,32 @@ impl Haproxy {
             self.command(&format!("abort ssl cert {}", cli_arg(&other)?))?;
             self.listed(|l| l.transactions.clear());
         }
-        let deployed = match found? {
+        // each path's commands go together, the serial HAProxy then serves asked with them
+        let (deployed, shown) = match found? {
             Some(name) => {
-                self.replace(&name, bundle)?;
-                Deployed::Replaced(name)
+                let show = format!("show ssl cert {}", cli_arg(&name)?);
+                let shown = self.transaction(&name, bundle, None, Some(&show))?;
+                (Deployed::Replaced(name), shown)
             }
             None => {
                 let name = path.display().to_string();
                 let dir = self.crt_list_for(path)?;
-                self.add(&name, &dir, bundle)?;
+                let shown = self.add(&name, &dir, bundle)?;
                 self.listed(|l| l.certificates.push(name.clone()));
-                Deployed::Added(name)
+                (Deployed::Added(name), shown)
             }
         };
         let name = match &deployed {
             Deployed::Replaced(n) | Deployed::Added(n) => n,
         };
-        let served = parse_serial(&self.command(&format!("show ssl cert {}", cli_arg(name)?))?)
-            .unwrap_or_default();
+        let shown = shown.unwrap_or_default();
+        // an answer with no serial at all is not HAProxy's to `show` (replies out of step)
+        let Some(served) = parse_serial(&shown) else {
+            return Err(Error::Refused {
+                command: format!("show ssl cert {}", cli_arg(name)?),
+                reply: tidy(&shown),
+            });
+        };
         if !same_serial(&served, serial) {
             return Err(Error::SerialMismatch {
                 name: name.clone(),
@@ -282,7 +335,7 @@ impl Haproxy {
         Ok(deployed)
     }
 
-    fn set_payload(&self, name: &str, bundle: &str) -> Result<(), Error> {
+    fn set_command(name: &str, bundle: &str) -> Result<String, Error> {
         let command = format!(
             "set ssl cert {} <<\n{}\n",
             cli_arg(name)?,
@@ -295,56 +348,85 @@ impl Haproxy {
                 limit: DEFAULT_BUFSIZE,
             });
         }
-        expect(&command, &self.command(&command)?, SetReply::parse)
+        Ok(command)
     }
 
-    /// set + commit, and abort when either fails, so no transaction stays open.
-    fn replace(&self, name: &str, bundle: &str) -> Result<(), Error> {
-        let result = self
-            .set_payload(name, bundle)
-            .and_then(|()| self.commit(name));
-        if result.is_err() {
+    /// `before` (its reply checked by `check`), `set`, `commit` and `after`, sent together
+    /// (each is harmless when one before it failed); `abort` when anything up to the commit
+    /// failed, so no transaction stays open. Returns the reply to `after`.
+    fn transaction(
+        &self,
+        name: &str,
+        bundle: &str,
+        before: Option<(&str, ReplyCheck)>,
+        after: Option<&str>,
+    ) -> Result<Option<String>, Error> {
+        let set = Self::set_command(name, bundle)?;
+        let commit = format!("commit ssl cert {}", cli_arg(name)?);
+        let commands: Vec<&str> = before
+            .map(|(c, _)| c)
+            .into_iter()
+            .chain([set.as_str(), commit.as_str()])
+            .chain(after)
+            .collect();
+        let mut replies = self.commands(&commands).into_iter();
+        let mut next = |command: &str| {
+            replies.next().unwrap_or_else(|| {
+                Err(Error::Broken {
+                    socket: self.socket.to_string(),
+                    command: first_line(command),
+                    source: std::io::ErrorKind::UnexpectedEof.into(),
+                })
+            })
+        };
+        let committed = (|| {
+            if let Some((command, check)) = before {
+                let reply = next(command)?;
+                if !check(&reply) {
+                    return Err(Error::Refused {
+                        command: command.to_owned(),
+                        reply: tidy(&reply),
+                    });
+                }
+            }
+            expect(&set, &next(&set)?, SetReply::parse)?;
+            let reply = next(&commit)?;
+            if reply.lines().any(|l| l.trim() == "Success!") {
+                Ok(())
+            } else {
+                Err(Error::Refused {
+                    command: commit.clone(),
+                    reply: tidy(&reply),
+                })
+            }
+        })();
+        if let Err(e) = committed {
             if let Ok(arg) = cli_arg(name) {
                 let _ = self.command(&format!("abort ssl cert {arg}"));
             }
+            return Err(e);
         }
-        result
+        after.map(next).transpose()
     }
 
-    fn commit(&self, name: &str) -> Result<(), Error> {
-        let command = format!("commit ssl cert {}", cli_arg(name)?);
-        let reply = self.command(&command)?;
-        if reply.lines().any(|l| l.trim() == "Success!") {
-            Ok(())
-        } else {
-            Err(Error::Refused {
-                command,
-                reply: tidy(&reply),
-            })
-        }
-    }
-
-    /// new + set + commit + add to the crt-list; a failure after `new` aborts.
-    fn add(&self, name: &str, crt_list: &str, bundle: &str) -> Result<(), Error> {
+    /// new + set + commit, then add to the crt-list and `show`; a failure after `new`
+    /// aborts (or, once committed, deletes). Returns the reply to `show`.
+    fn add(&self, name: &str, crt_list: &str, bundle: &str) -> Result<Option<String>, Error> {
         let (arg, list_arg) = (cli_arg(name)?, cli_arg(crt_list)?);
-        let command = format!("new ssl cert {arg}");
-        let reply = self.command(&command)?;
-        if !reply.starts_with("New empty certificate store") {
-            return Err(Error::Refused {
-                command,
-                reply: tidy(&reply),
-            });
-        }
-        self.replace(name, bundle)?;
-        let command = format!("add ssl crt-list {list_arg} {arg}");
-        let reply = self.command(&command)?;
-        if reply.lines().any(|l| l.trim() == "Success!") {
-            Ok(())
+        let new = format!("new ssl cert {arg}");
+        let created = |reply: &str| reply.starts_with("New empty certificate store");
+        self.transaction(name, bundle, Some((&new, created)), None)?;
+        let add = format!("add ssl crt-list {list_arg} {arg}");
+        let show = format!("show ssl cert {arg}");
+        let mut replies = self.commands(&[&add, &show]).into_iter();
+        let added = replies.next().transpose()?.unwrap_or_default();
+        if added.lines().any(|l| l.trim() == "Success!") {
+            replies.next().transpose()
         } else {
             let _ = self.command(&format!("del ssl cert {arg}"));
             Err(Error::Refused {
-                command,
-                reply: tidy(&reply),
+                command: add,
+                reply: tidy(&added),
             })
         }
     }
@@ -478,7 +560,7 @@ mod tests {
         );
         let big = "A".repeat(DEFAULT_BUFSIZE);
         assert!(matches!(
-            haproxy.set_payload("/x.pem", &big),
+            haproxy.transaction("/x.pem", &big, None, None),
             Err(Error::TooLarge { .. })
         ));
     }

@@ -77,6 +77,23 @@ impl Session {
         command: &str,
         limit: Duration,
     ) -> Result<Vec<u8>, Failure> {
+        self.connect(socket, limit)?;
+        match &mut self.link {
+            Link::Prompt(conn) => {
+                let reply = conn.exchange(command);
+                if reply.is_err() {
+                    // the reply's end is unknown: the connection is out of step
+                    self.reset();
+                }
+                reply
+            }
+            _ => socket::exchange(socket, command, limit),
+        }
+    }
+
+    /// A clean kept-open connection (a new one when HAProxy closed the last one or sent
+    /// bytes that answer nothing: they are dropped with it), or one-shot mode.
+    fn connect(&mut self, socket: &Socket, limit: Duration) -> Result<(), Failure> {
         if let Link::Prompt(conn) = &self.link {
             match conn.state() {
                 State::Clean => {}
@@ -97,17 +114,41 @@ impl Session {
                 Err(e) => return Err(e),
             }
         }
+        Ok(())
+    }
+
+    /// Several commands in one write over the kept-open connection, each reply read up to
+    /// its own prompt (one command per connection, in turn, for a socket without prompt
+    /// mode). The first failure ends the list and drops the connection.
+    pub fn exchange_all(
+        &mut self,
+        socket: &Socket,
+        commands: &[&str],
+        limit: Duration,
+    ) -> Vec<Result<Vec<u8>, Failure>> {
+        if let Err(e) = self.connect(socket, limit) {
+            return vec![Err(e)];
+        }
+        let mut replies = Vec::with_capacity(commands.len());
         match &mut self.link {
             Link::Prompt(conn) => {
-                let reply = conn.exchange(command);
-                if reply.is_err() {
-                    // the reply's end is unknown: the connection is out of step
+                replies = conn.exchange_all(commands);
+                if replies.iter().any(Result::is_err) {
                     self.reset();
                 }
-                reply
             }
-            _ => socket::exchange(socket, command, limit),
+            _ => {
+                for command in commands {
+                    let reply = socket::exchange(socket, command, limit);
+                    let failed = reply.is_err();
+                    replies.push(reply);
+                    if failed {
+                        break;
+                    }
+                }
+            }
         }
+        replies
     }
 
     /// Drops the connection and what was listed on it.

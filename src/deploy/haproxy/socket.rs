@@ -55,6 +55,8 @@ const PROMPT: &[u8] = b"\n> ";
 pub struct Conn {
     stream: Box<dyn AdminStream + Send>,
     limit: Duration,
+    /// Bytes read past the last reply's prompt: an answer no command asked for.
+    stray: bool,
 }
 
 impl Conn {
@@ -72,7 +74,11 @@ impl Conn {
         stream
             .set_write_timeout(Some(limit))
             .map_err(Failure::Send)?;
-        let mut conn = Conn { stream, limit };
+        let mut conn = Conn {
+            stream,
+            limit,
+            stray: false,
+        };
         match conn.send_and_read_prompt("prompt")? {
             (reply, true) if reply.iter().all(u8::is_ascii_whitespace) => Ok(conn),
             (reply, _) => Err(Failure::NoPrompt(reply)),
@@ -82,6 +88,9 @@ impl Conn {
     /// Whether the connection can take another command: still open, and nothing unread
     /// (bytes that came after a prompt belong to no command: the exchange is out of step).
     pub fn state(&self) -> State {
+        if self.stray {
+            return State::Stray;
+        }
         let mut byte = 0u8;
         // SAFETY: the descriptor is open as long as `self.stream`, and the buffer is one
         // valid byte; MSG_PEEK | MSG_DONTWAIT neither consumes nor blocks.
@@ -111,15 +120,63 @@ impl Conn {
         if !prompted {
             return Err(Failure::Read(std::io::ErrorKind::UnexpectedEof.into()));
         }
-        let mut start = 0;
-        while reply[start..].starts_with(b"+ ") {
-            start += 2;
-        }
-        let reply = &reply[start..];
+        let reply = strip_payload_prompts(&reply);
         if reply.windows(PROMPT.len()).any(|w| w == PROMPT) {
             return Err(Failure::OutOfStep);
         }
         Ok(reply.to_vec())
+    }
+
+    /// Sends `commands` in one write (HAProxy answers them in order) and returns each one's
+    /// reply as `exchange` does; the first failure ends the list (the later replies are
+    /// unknown, and the connection is out of step). Each reply ends at its own prompt, so a
+    /// prompt inside a reply shows as bytes left after the last one: `State::Stray`.
+    pub fn exchange_all(&mut self, commands: &[&str]) -> Vec<Result<Vec<u8>, Failure>> {
+        let deadline = Instant::now() + self.limit;
+        let mut out = Vec::with_capacity(commands.len());
+        let mut lines = Vec::new();
+        for command in commands {
+            lines.extend_from_slice(command.as_bytes());
+            lines.push(b'\n');
+        }
+        if let Err(e) = self.stream.write_all(&lines) {
+            out.push(Err(Failure::Send(e)));
+            return out;
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        for _ in commands {
+            let reply = loop {
+                if let Some(end) = reply_end(&pending) {
+                    let rest = pending.split_off(end);
+                    let mut reply = std::mem::replace(&mut pending, rest);
+                    reply.truncate(reply.len() - 2);
+                    break Ok(reply);
+                }
+                let (more, open) = match read_until(
+                    &mut self.stream,
+                    deadline,
+                    MAX_REPLY.saturating_sub(pending.len()),
+                    |s, t| s.set_read_timeout(Some(t)),
+                    |_| true,
+                ) {
+                    Ok(read) => read,
+                    Err(e) => break Err(e),
+                };
+                if !open || more.is_empty() {
+                    break Err(Failure::Read(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+                pending.extend_from_slice(&more);
+            };
+            match reply {
+                Ok(reply) => out.push(Ok(strip_payload_prompts(&reply).to_vec())),
+                Err(e) => {
+                    out.push(Err(e));
+                    return out;
+                }
+            }
+        }
+        self.stray = !pending.is_empty();
+        out
     }
 
     /// The reply up to the prompt (true), or up to the end of the connection (false).
@@ -143,6 +200,31 @@ impl Conn {
             (reply, prompted)
         })
     }
+}
+
+/// A reply without the `+ ` prompts HAProxy echoes for each line of a payload.
+fn strip_payload_prompts(reply: &[u8]) -> &[u8] {
+    let mut start = 0;
+    while reply[start..].starts_with(b"+ ") {
+        start += 2;
+    }
+    &reply[start..]
+}
+
+/// Where the first reply in `bytes` ends (after its prompt "\n> ", or a bare "> " for an
+/// empty reply), when it is all there.
+fn reply_end(bytes: &[u8]) -> Option<usize> {
+    let bare = bytes
+        .iter()
+        .position(|b| *b != b'+' && *b != b' ')
+        .map_or(bytes.len(), |i| i);
+    if bytes.len() >= bare + 2 && bytes[bare..].starts_with(b"> ") && bare % 2 == 0 {
+        return Some(bare + 2);
+    }
+    bytes
+        .windows(PROMPT.len())
+        .position(|w| w == PROMPT)
+        .map(|i| i + PROMPT.len())
 }
 
 /// What a kept-open connection holds before the next command.
@@ -299,5 +381,59 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, Failure::TooLong), "{err:?}");
+    }
+
+    #[test]
+    fn replies_end_at_their_own_prompt() {
+        assert_eq!(reply_end(b"Success!\n> more"), Some(11));
+        assert_eq!(reply_end(b"> "), Some(2));
+        assert_eq!(reply_end(b"+ + > next"), Some(6));
+        assert_eq!(reply_end(b"+ + Transaction created!\n> "), Some(27));
+        assert_eq!(reply_end(b"Success!\n"), None);
+        assert_eq!(reply_end(b""), None);
+    }
+
+    #[test]
+    fn commands_sent_together_get_each_its_own_reply() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            // `prompt`, then three commands: all answered in one write, then a stray byte
+            let _ = stream.read(&mut buf).unwrap();
+            stream.write_all(b"\n> ").unwrap();
+            let mut got = Vec::new();
+            while got.iter().filter(|b| **b == b'\n').count() < 4 {
+                let n = stream.read(&mut buf).unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+            stream
+                .write_all(b"+ + Transaction created!\n> Committing\nSuccess!\n> Serial: 0A\n> !")
+                .unwrap();
+            std::thread::sleep(Duration::from_secs(5));
+        });
+        let socket = Socket::Unix(path);
+        let mut conn = Conn::open(&socket, Duration::from_secs(10)).unwrap();
+        let replies: Vec<Vec<u8>> = conn
+            .exchange_all(&[
+                "set ssl cert a <<\nx\n",
+                "commit ssl cert a",
+                "show ssl cert a",
+            ])
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            replies,
+            [
+                b"Transaction created!\n".to_vec(),
+                b"Committing\nSuccess!\n".to_vec(),
+                b"Serial: 0A\n".to_vec()
+            ]
+        );
+        // bytes past the last prompt answer nothing: the connection is not used again
+        assert_eq!(conn.state(), State::Stray);
     }
 }

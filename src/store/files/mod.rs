@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 
 mod lock;
+mod relaxed;
 mod version;
 
 use super::{Backend, Generation, Key, LivePaths, LiveRead, Lock};
@@ -37,12 +38,15 @@ fn read_state_file(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
 
 pub struct Files {
     state_dir: PathBuf,
+    /// Records written without fsync, made durable at drop (relaxed.rs).
+    unsynced: std::sync::atomic::AtomicBool,
 }
 
 impl Files {
     pub fn new(state_dir: &Path) -> Self {
         Self {
             state_dir: state_dir.to_path_buf(),
+            unsynced: Default::default(),
         }
     }
 
@@ -193,6 +197,9 @@ impl Backend for Files {
                 bail!("{} is not managed any more", dir.display());
             }
             create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        if let Key::Pushed(_) | Key::Deployed(_) = key {
+            return self.write_unsynced(&path, value, key.is_secret());
         }
         let mode = if key.is_secret() {
             SECRET_MODE
@@ -375,7 +382,12 @@ impl Backend for Files {
     }
 
     fn version(&self, name: &CertName) -> Option<super::Version> {
-        self.cert_version(name)
+        self.cert_versions(std::slice::from_ref(name))
+            .pop()
+            .flatten()
+    }
+    fn versions(&self, names: &[CertName]) -> Vec<Option<super::Version>> {
+        self.cert_versions(names)
     }
     fn names_version(&self) -> Option<super::Version> {
         self.certs_version()

@@ -1,13 +1,13 @@
 //! The file backend's cheap versions (one stat of a certificate's directory and one of its
-//! settings.json: every atomic write renames inside the directory, an edit in place changes
-//! the file) and where this host's index of next-attention times is kept. Reads no content.
+//! settings.json, relative to `certs/` opened once: every atomic write renames inside the
+//! directory, an edit in place changes the file) and where this host's index of
+//! next-attention times is kept. Reads no content.
 
 use std::hash::{Hash, Hasher};
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
 use super::Files;
 use crate::durable::{Links, SECRET_MODE, read_regular, write_atomic};
+use crate::stat::{Dir, Ident};
 use crate::store::Version;
 use crate::types::CertName;
 
@@ -15,17 +15,13 @@ use crate::types::CertName;
 const INDEX_FILE: &str = "renew-index";
 const MAX_INDEX: u64 = 64 << 20;
 
-/// Adds `path`'s identity (inode, size, times) to `hasher`; returns its newest time (ns).
-/// A missing file counts as such, so that creating it changes the version.
-fn stat_into(path: &Path, hasher: &mut impl Hasher) -> i64 {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) => {
-            let (mtime, ctime) = (
-                meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-                meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-            );
-            (meta.ino(), meta.len(), mtime, ctime, meta.mode()).hash(hasher);
-            mtime.max(ctime)
+/// Adds a file's identity (or why there is none: a missing file counts as such, so that
+/// creating it changes the version) to `hasher`; returns its newest time (ns).
+fn ident_into(ident: std::io::Result<Ident>, hasher: &mut impl Hasher) -> i64 {
+    match ident {
+        Ok(ident) => {
+            ident.hash_into(hasher);
+            ident.changed_ns()
         }
         Err(e) => {
             e.kind().hash(hasher);
@@ -35,20 +31,31 @@ fn stat_into(path: &Path, hasher: &mut impl Hasher) -> i64 {
 }
 
 impl Files {
-    pub(super) fn cert_version(&self, name: &CertName) -> Option<Version> {
-        let dir = self.cert_dir(name);
-        let mut hasher = std::hash::DefaultHasher::new();
-        let changed =
-            stat_into(&dir, &mut hasher).max(stat_into(&dir.join("settings.json"), &mut hasher));
-        Some(Version {
-            value: hasher.finish(),
-            changed_ns: changed,
-        })
+    /// The versions of `names`, each from two `stat`s relative to `certs/` opened once.
+    pub(super) fn cert_versions(&self, names: &[CertName]) -> Vec<Option<Version>> {
+        let certs = Dir::open(&self.state_dir.join("certs"));
+        let mut relative = Vec::with_capacity(256);
+        names
+            .iter()
+            .map(|name| {
+                let certs = certs.as_ref().ok()?;
+                let mut hasher = std::hash::DefaultHasher::new();
+                relative.clear();
+                relative.extend_from_slice(name.as_str().as_bytes());
+                let dir = ident_into(certs.ident(&relative), &mut hasher);
+                relative.extend_from_slice(b"/settings.json");
+                let settings = ident_into(certs.ident(&relative), &mut hasher);
+                Some(Version {
+                    value: hasher.finish(),
+                    changed_ns: dir.max(settings),
+                })
+            })
+            .collect()
     }
 
     pub(super) fn certs_version(&self) -> Option<Version> {
         let mut hasher = std::hash::DefaultHasher::new();
-        let changed = stat_into(&self.state_dir.join("certs"), &mut hasher);
+        let changed = ident_into(Ident::of(&self.state_dir.join("certs")), &mut hasher);
         Some(Version {
             value: hasher.finish(),
             changed_ns: changed,

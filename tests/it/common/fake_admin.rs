@@ -39,8 +39,8 @@ pub enum Behaviour {
 #[derive(Debug, Clone)]
 pub enum Lie {
     Honest,
-    /// Answers `set ssl cert` twice in one write: its answer, then a "Success!" for the
-    /// commit that was not sent yet.
+    /// Answers `set ssl cert` twice in one write: its answer, then a "Success!" as if for
+    /// the commit that follows it.
     AnswersAhead,
     /// Answers this many `commit ssl cert` (in all) with HAProxy's "currently locked".
     Locked(Arc<AtomicUsize>),
@@ -136,6 +136,33 @@ fn read_command(stream: &mut UnixStream) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// The next command of a prompt-mode connection, as HAProxy splits them: one line, or with
+/// a payload (`<<`) up to its blank line; several may come in one write (certctl sends a
+/// certificate's commands together), the rest kept in `carry`.
+fn next_command(stream: &mut UnixStream, carry: &mut Vec<u8>) -> String {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(line_end) = carry.iter().position(|b| *b == b'\n') {
+            let payload = carry[..line_end].trim_ascii_end().ends_with(b"<<");
+            let end = if payload {
+                carry.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
+            } else {
+                Some(line_end + 1)
+            };
+            if let Some(end) = end {
+                let rest = carry.split_off(end);
+                let command = std::mem::replace(carry, rest);
+                return String::from_utf8_lossy(&command).into_owned();
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&std::mem::take(carry)).into_owned(),
+            Ok(n) => carry.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
 fn answer(
     mut stream: UnixStream,
     behaviour: &Behaviour,
@@ -197,8 +224,9 @@ fn converse(
     stop: &AtomicBool,
 ) {
     let mut prompted = false;
+    let mut carry = Vec::new();
     while !stop.load(Ordering::SeqCst) {
-        let command = read_command(&mut stream);
+        let command = next_command(&mut stream, &mut carry);
         if command.is_empty() {
             return;
         }
