@@ -7,6 +7,7 @@
 pub mod dns01;
 mod holder;
 pub mod http01;
+mod listening;
 pub mod stateless;
 pub mod tls_alpn;
 pub mod webroot;

@@ -12,6 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use super::listening::Serving;
 use anyhow::anyhow;
 use rcgen::{CertificateParams, CustomExtension, DistinguishedName, KeyPair};
 use rustls::ServerConfig;
@@ -20,7 +21,6 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 
 use super::{ChallengeType, Identifier, Pending, Solver, Task};
 use crate::error::BadInput;
@@ -75,7 +75,7 @@ impl Certificates {
 pub struct AlpnResponder {
     certificates: Certificates,
     pub addr: SocketAddr,
-    task: JoinHandle<()>,
+    _serving: Serving,
 }
 
 impl AlpnResponder {
@@ -95,12 +95,12 @@ impl AlpnResponder {
             .with_cert_resolver(Arc::new(certificates.clone()));
         config.alpn_protocols = vec![ACME_TLS_1.to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let task = tokio::spawn(serve(listener, acceptor));
+        let serving = Serving::spawn(listener, |listener| serve(listener, acceptor))?;
         crate::log::verbose(format_args!("tls-alpn-01 listening on {addr}"));
         Ok(Self {
             certificates,
             addr,
-            task,
+            _serving: serving,
         })
     }
 }
@@ -132,12 +132,6 @@ fn bind_error(addr: SocketAddr, e: &std::io::Error) -> anyhow::Error {
         )))
     } else {
         anyhow!("cannot listen on {addr} for tls-alpn-01: {e}")
-    }
-}
-
-impl Drop for AlpnResponder {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -289,6 +283,20 @@ mod tests {
     use super::*;
     use crate::challenge::{KeyAuthorization, Token};
     use crate::types::DomainName;
+
+    #[tokio::test]
+    async fn stops_listening_the_moment_it_is_dropped() {
+        let responder = AlpnResponder::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = responder.addr;
+        drop(responder);
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "still listening"
+        );
+        drop(std::net::TcpListener::bind(addr).expect("the address is free again"));
+    }
 
     #[test]
     fn ip_addresses_are_named_by_their_reverse_dns_name() {
