@@ -198,14 +198,14 @@ impl Backend for Files {
             }
             create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        if let Key::Pushed(_) | Key::Deployed(_) = key {
-            return self.write_unsynced(&path, value, key.is_secret());
-        }
         let mode = if key.is_secret() {
             SECRET_MODE
         } else {
             PUBLIC_MODE
         };
+        if let Key::Pushed(_) | Key::Deployed(_) = key {
+            return self.write_unsynced(&path, value, mode);
+        }
         write_atomic(&path, value, mode).with_context(|| format!("writing {}", path.display()))
     }
 

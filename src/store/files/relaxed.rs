@@ -10,16 +10,15 @@ use std::sync::atomic::Ordering;
 use anyhow::Context;
 
 use super::Files;
-use crate::durable::{PUBLIC_MODE, SECRET_MODE, sync_fs, write_atomic_unsynced};
+use crate::durable::{sync_fs, write_atomic_unsynced};
 
 impl Files {
     pub(super) fn write_unsynced(
         &self,
         path: &std::path::Path,
         value: &[u8],
-        secret: bool,
+        mode: u32,
     ) -> anyhow::Result<()> {
-        let mode = if secret { SECRET_MODE } else { PUBLIC_MODE };
         self.unsynced.store(true, Ordering::Relaxed);
         write_atomic_unsynced(path, value, mode)
             .with_context(|| format!("writing {}", path.display()))
