@@ -34,6 +34,12 @@ use crate::types::CertName;
 /// someone other than root (or the running user) could have written is refused.
 pub fn open(global: &Global) -> anyhow::Result<(Store, Bundles)> {
     let store = open_store(global)?;
+    let bundles = bundles_of(global, &store);
+    Ok((store, bundles))
+}
+
+/// Where each stored certificate's bundle is: its stored ssl directory, else the default.
+pub fn bundles_of(global: &Global, store: &Store) -> Bundles {
     let mut bundles = Bundles::new(&global.ssl_dir);
     for name in store.names().unwrap_or_default() {
         if let Ok(Some(settings)) = store.settings(&name) {
@@ -42,7 +48,7 @@ pub fn open(global: &Global) -> anyhow::Result<(Store, Bundles)> {
             }
         }
     }
-    Ok((store, bundles))
+    bundles
 }
 
 /// The state alone, checked to be trusted (`open` also reads every stored ssl directory).

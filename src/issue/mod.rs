@@ -7,7 +7,7 @@
 mod account;
 mod crl;
 mod hooks;
-mod index;
+pub(crate) mod index;
 mod install;
 mod obtain;
 mod push;

@@ -195,6 +195,13 @@ pub trait Backend: Send + Sync {
     fn save_index(&self, _bytes: &[u8]) -> anyhow::Result<()> {
         Ok(())
     }
+    /// The same for `list`'s cache of what it shows of each certificate.
+    fn list_cache(&self) -> Option<Vec<u8>> {
+        None
+    }
+    fn save_list_cache(&self, _bytes: &[u8]) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// A backend's cheap account of a stored value (`Backend::version`).
@@ -472,6 +479,14 @@ impl Store {
 
     pub fn save_index(&self, bytes: &[u8]) -> anyhow::Result<()> {
         self.backend.save_index(bytes)
+    }
+
+    pub fn list_cache(&self) -> Option<Vec<u8>> {
+        self.backend.list_cache()
+    }
+
+    pub fn save_list_cache(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.backend.save_list_cache(bytes)
     }
 
     pub fn live_paths(&self, name: &CertName) -> Option<LivePaths> {

@@ -29,6 +29,7 @@ mod ip_address;
 mod json;
 mod lab_selftest;
 mod lifecycle;
+mod list_cache;
 mod local_ca;
 mod modern_acme;
 mod progress;

@@ -24,7 +24,7 @@ fn certctl(root: &Path) -> std::process::Command {
     cmd
 }
 
-fn run(root: &Path, args: &[&str]) -> Output {
+pub(crate) fn run(root: &Path, args: &[&str]) -> Output {
     let mut cmd = certctl(root);
     cmd.args(args);
     run_command(cmd)
@@ -63,7 +63,22 @@ fn full_read_agrees(root: &Path, after: &str) {
     );
 }
 
-fn setup(names: &[&str]) -> tempfile::TempDir {
+/// Adds `extra` to the names of `name` in its settings.json, edited in place (the file is
+/// rewritten, not replaced: its directory does not change).
+pub(crate) fn add_name_in_place(root: &Path, name: &str, extra: &str) {
+    let settings = root.join(format!("state/certs/{name}/settings.json"));
+    let edited = fs::read_to_string(&settings)
+        .unwrap()
+        .replace(&format!("\"{name}\""), &format!("\"{name}\", \"{extra}\""));
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&settings)
+        .unwrap();
+    std::io::Write::write_all(&mut file, edited.as_bytes()).unwrap();
+}
+
+pub(crate) fn setup(names: &[&str]) -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     fs::create_dir(root.path().join("ssl")).unwrap();
     for name in names {
@@ -93,17 +108,7 @@ fn the_index_notices_writes_and_manual_edits() {
     settle(root, 3);
 
     // settings.json edited in place (the directory does not change): a name added
-    let settings = root.join("state/certs/c.test/settings.json");
-    let edited = fs::read_to_string(&settings)
-        .unwrap()
-        .replace("\"c.test\"", "\"c.test\", \"www.c.test\"");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(&settings)
-        .unwrap();
-    std::io::Write::write_all(&mut file, edited.as_bytes()).unwrap();
-    drop(file);
+    add_name_in_place(root, "c.test", "www.c.test");
     let out = run(root, &["renew"]);
     out.assert_success();
     assert!(out.stderr.contains("c.test: renewed"), "{}", out.stderr);

@@ -228,7 +228,12 @@ impl Backend for Files {
         };
         let mut names: Vec<CertName> = entries
             .flatten()
-            .filter(|e| e.path().is_dir())
+            // the entry's type as listed (no stat), a symlink followed as before
+            .filter(|e| match e.file_type() {
+                Ok(t) if t.is_symlink() => e.path().is_dir(),
+                Ok(t) => t.is_dir(),
+                Err(_) => false,
+            })
             .filter_map(|e| CertName::parse(&e.file_name().to_string_lossy()).ok())
             .collect();
         names.sort();
@@ -397,6 +402,12 @@ impl Backend for Files {
     }
     fn save_index(&self, bytes: &[u8]) -> anyhow::Result<()> {
         self.write_index(bytes)
+    }
+    fn list_cache(&self) -> Option<Vec<u8>> {
+        self.read_cache(version::LIST_CACHE_FILE)
+    }
+    fn save_list_cache(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.write_cache(version::LIST_CACHE_FILE, bytes)
     }
 }
 

@@ -6,7 +6,7 @@
 use std::hash::{Hash, Hasher};
 
 use super::Files;
-use crate::durable::{Links, SECRET_MODE, read_regular, write_atomic};
+use crate::durable::{Links, SECRET_MODE, read_regular, write_atomic, write_atomic_unsynced};
 use crate::stat::{Dir, Ident};
 use crate::store::Version;
 use crate::types::CertName;
@@ -14,6 +14,9 @@ use crate::types::CertName;
 /// The index file: one line per certificate, a few hundred thousand at most.
 const INDEX_FILE: &str = "renew-index";
 const MAX_INDEX: u64 = 64 << 20;
+/// `list`'s cache: what it shows of each certificate, a few hundred bytes each.
+pub(super) const LIST_CACHE_FILE: &str = "list-cache";
+const MAX_CACHE: u64 = 512 << 20;
 
 /// Adds a file's identity (or why there is none: a missing file counts as such, so that
 /// creating it changes the version) to `hasher`; returns its newest time (ns).
@@ -69,6 +72,18 @@ impl Files {
     pub(super) fn write_index(&self, bytes: &[u8]) -> anyhow::Result<()> {
         let path = self.state_dir.join(INDEX_FILE);
         write_atomic(&path, bytes, SECRET_MODE)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+    }
+
+    pub(super) fn read_cache(&self, file: &str) -> Option<Vec<u8>> {
+        read_regular(&self.state_dir.join(file), MAX_CACHE, Links::Refuse).ok()
+    }
+
+    /// A cache is written without fsync: lost or cut in a crash, it is rebuilt (its
+    /// reader checks it whole), so it never costs a flush.
+    pub(super) fn write_cache(&self, file: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let path = self.state_dir.join(file);
+        write_atomic_unsynced(&path, bytes, SECRET_MODE)
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
     }
 }

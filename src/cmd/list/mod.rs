@@ -9,10 +9,12 @@ use serde::Serialize;
 use std::path::PathBuf;
 
 use crate::cli::ListArgs;
+use crate::deploy::Bundles;
 use crate::issue::{now, rfc3339};
 use crate::pem;
 use crate::settings::Global;
-use crate::store::Inspection;
+use crate::store::{Inspection, Store};
+use crate::types::CertName;
 use crate::types::{KNOWN_SERVERS, KeyType};
 
 const DAY: i64 = 86_400;
@@ -29,6 +31,40 @@ const HEADER: [&str; 9] = [
     "BUNDLE",
     "STATUS",
 ];
+
+mod cache;
+
+/// One stored certificate and its bundle on this host, read in full.
+fn read_entry(store: &Store, bundles: &Bundles, name: &CertName) -> Entry {
+    let i = store.inspect(name);
+    let pending = match (&i.settings, &i.info) {
+        (Some(s), Some(info)) => {
+            crate::issue::pending(store, name, &info.serial, &s.host.haproxy_sockets)
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let next_attempt = i.settings.as_ref().and_then(|s| {
+        store
+            .next_attempt(name, &s.cert.server, false)
+            .filter(|at| *at > now())
+    });
+    let crl = store
+        .live_leaf(name)
+        .map(|der| pem::crl_distribution_points(&der))
+        .unwrap_or_default();
+    Entry {
+        i,
+        crl,
+        next_attempt,
+        bundle: bundles.path(name),
+        bundle_exists: bundles.exists(name),
+        pending,
+        cluster: store.cluster_view(name).and_then(Result::ok),
+    }
+}
 
 /// One stored certificate and its bundle on this host.
 struct Entry {
@@ -90,42 +126,20 @@ pub struct Row {
 }
 
 pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
-    // 1. every entry, damaged or not; no state directory means no certificate
-    let (store, bundles) = super::open(global)?;
-    let inspections: Vec<Entry> = store
-        .names()?
-        .iter()
-        .map(|name| {
-            let i = store.inspect(name);
-            let pending = match (&i.settings, &i.info) {
-                (Some(s), Some(info)) => {
-                    crate::issue::pending(&store, name, &info.serial, &s.host.haproxy_sockets)
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect()
-                }
-                _ => Vec::new(),
-            };
-            let next_attempt = i.settings.as_ref().and_then(|s| {
-                store
-                    .next_attempt(name, &s.cert.server, false)
-                    .filter(|at| *at > now())
-            });
-            let crl = store
-                .live_leaf(name)
-                .map(|der| pem::crl_distribution_points(&der))
-                .unwrap_or_default();
-            Entry {
-                i,
-                crl,
-                next_attempt,
-                bundle: bundles.path(name),
-                bundle_exists: bundles.exists(name),
-                pending,
-                cluster: store.cluster_view(name).and_then(Result::ok),
-            }
-        })
-        .collect();
+    // 1. every entry, damaged or not; no state directory means no certificate. A state
+    //    directory keeps a cache checked against it (cache.rs); other stores are read whole
+    let store = super::open_store(global)?;
+    let inspections = match cache::entries(&store, &global.ssl_dir) {
+        Some(entries) => entries,
+        None => {
+            let bundles = super::bundles_of(global, &store);
+            store
+                .names()?
+                .iter()
+                .map(|name| read_entry(&store, &bundles, name))
+                .collect()
+        }
+    };
 
     // 2. print it all
     let now = now();
