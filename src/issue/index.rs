@@ -87,96 +87,127 @@ pub fn needing_attention(
     let Index {
         names: recorded_names,
         mut dirs,
-        entries,
+        mut entries,
     } = bytes.as_deref().and_then(parse).unwrap_or_default();
-    // 1. the certificates: the index's own when the set is unchanged, else listed
-    let (names, mut slots): (Vec<CertName>, Vec<Option<Entry>>) =
-        if recorded_names == Some(names_version.value) {
-            let mut names = Vec::with_capacity(entries.len());
-            let mut slots = Vec::with_capacity(entries.len());
-            for (name, entry) in entries {
-                // not a name certctl wrote: read everything
-                names.push(CertName::parse(name).ok()?);
-                slots.push(Some(entry));
-            }
-            (names, slots)
-        } else {
-            let mut by_name: HashMap<&str, Entry> = entries.into_iter().collect();
-            let names = store.names().ok()?;
-            let slots = names.iter().map(|n| by_name.remove(n.as_str())).collect();
-            (names, slots)
-        };
-    // 2. their versions now, the stats spread over the cores
+    // 1. the certificates: the index's own when the set is unchanged (names borrowed from
+    //    it, nothing copied), else listed
+    let listed: Vec<CertName>;
+    if recorded_names == Some(names_version.value) {
+        // not a name certctl wrote: read everything
+        if !entries.iter().all(|(name, _)| CertName::is_valid(name)) {
+            return None;
+        }
+    } else {
+        listed = store.names().ok()?;
+        let mut by_name: HashMap<&str, Entry> = entries
+            .into_iter()
+            .filter_map(|(name, entry)| Some((name, entry?)))
+            .collect();
+        entries = listed
+            .iter()
+            .map(|n| (n.as_str(), by_name.remove(n.as_str())))
+            .collect();
+    }
+    // 2. which entries still agree with the state, the stats spread over the cores
     let checks = Checks {
         store,
         ssl_dir,
         dirs: &dirs,
         started,
     };
-    let checks = check_all(&checks, &names, &|i| slots[i].map(|e| e.dir));
-    // 3. entries that differ computed again from the state
+    let current = check_all(&checks, entries.len(), &|i| {
+        let (name, entry) = &entries[i];
+        (*name, entry.as_ref().and_then(Entry::recorded))
+    });
+    // 3. the others computed again from the state
     let mut changed = recorded_names != trusted(names_version, started);
     let mut due = Vec::new();
-    for ((cert, slot), (state, bundle)) in names.iter().zip(slots.iter_mut()).zip(checks) {
-        let kept = slot.filter(|e| {
-            state.is_some() && e.state == state && e.bundle.is_some() && e.bundle == bundle
-        });
-        let entry = match kept {
-            Some(entry) => entry,
-            None => {
+    for ((name, slot), current) in entries.iter_mut().zip(current) {
+        let entry = match slot {
+            Some(entry) if current => *entry,
+            _ => {
                 changed = true;
-                let ssl = store
-                    .settings(cert)
-                    .ok()
-                    .flatten()
-                    .and_then(|s| s.host.ssl_dir);
-                let mut bundles = Bundles::new(ssl_dir);
-                if let Some(dir) = &ssl {
-                    bundles.set_dir(cert, dir);
-                }
-                let dir = ssl.map(|d| match dirs.iter().position(|x| *x == d) {
-                    Some(i) => i,
-                    None => {
-                        dirs.push(d);
-                        dirs.len() - 1
-                    }
-                });
-                let entry = Entry {
-                    attention: attention(store, &bundles, cert),
-                    state,
-                    bundle: Ident::of(&bundles.path(cert))
-                        .ok()
-                        .and_then(|i| bundle_version(&i, started)),
-                    dir,
-                };
+                let cert = CertName::parse(name).ok()?;
+                let entry = compute(store, ssl_dir, &mut dirs, &cert, started);
                 *slot = Some(entry);
                 entry
             }
         };
         if entry.attention <= now {
-            due.push((cert.clone(), entry.dir.map(|i| dirs[i].clone())));
+            let dir = entry.dir.map(|i| dirs[i].clone());
+            due.push((CertName::parse(name).ok()?, dir));
         }
     }
-    let unreadable = slots
+    let unreadable = entries
         .iter()
-        .any(|e| e.is_some_and(|e| e.attention == UNREADABLE));
+        .any(|(_, e)| e.is_some_and(|e| e.attention == UNREADABLE));
     if changed && !unreadable {
         // a cache: failing to keep it only costs the next run the full read
         let _ = store.save_index(&render(
             trusted(names_version, started),
             &dirs,
-            names
-                .iter()
-                .zip(&slots)
-                .filter_map(|(n, e)| Some((n.as_str(), (*e)?))),
+            entries.iter().filter_map(|(n, e)| Some((*n, (*e)?))),
         ));
     }
     Some(due)
 }
 
-/// Where a cached entry's bundle is: None, not cached (its bundle is not looked at);
-/// Some(None), the ssl directory of the command line; Some(Some(i)), the cache's i-th one.
-pub(crate) type BundleAt = Option<Option<usize>>;
+/// The entry of `cert` computed from the state; its version taken first, so that a write
+/// in between shows at the next run.
+fn compute(
+    store: &Store,
+    ssl_dir: &Path,
+    dirs: &mut Vec<PathBuf>,
+    cert: &CertName,
+    started: i64,
+) -> Entry {
+    let state = store.version(cert).and_then(|v| trusted(v, started));
+    let ssl = store
+        .settings(cert)
+        .ok()
+        .flatten()
+        .and_then(|s| s.host.ssl_dir);
+    let mut bundles = Bundles::new(ssl_dir);
+    if let Some(dir) = &ssl {
+        bundles.set_dir(cert, dir);
+    }
+    let dir = ssl.map(|d| match dirs.iter().position(|x| *x == d) {
+        Some(i) => i,
+        None => {
+            dirs.push(d);
+            dirs.len() - 1
+        }
+    });
+    let bundle = Ident::of(&bundles.path(cert))
+        .ok()
+        .and_then(|i| bundle_version(&i, started));
+    Entry {
+        attention: attention(store, &bundles, cert),
+        state,
+        bundle,
+        dir,
+    }
+}
+
+impl Entry {
+    fn recorded(&self) -> Option<Recorded> {
+        Some(Recorded {
+            state: self.state?,
+            bundle: self.bundle?,
+            dir: self.dir,
+        })
+    }
+}
+
+/// What a cache recorded of a certificate: the versions of its state and bundle it was
+/// computed at, and where the bundle is (None: the ssl directory of the command line;
+/// Some(i): the cache's i-th one).
+#[derive(Clone, Copy)]
+pub(crate) struct Recorded {
+    pub state: u64,
+    pub bundle: u64,
+    pub dir: Option<usize>,
+}
 
 /// What every check of a run shares.
 pub(crate) struct Checks<'a> {
@@ -186,61 +217,64 @@ pub(crate) struct Checks<'a> {
     pub started: i64,
 }
 
-/// For each certificate, its state's version and (when cached) its bundle's, both as
-/// trusted at `started`: over two threads for a large store, each with its directories
-/// opened once. `at(i)` says where the i-th certificate's cached bundle is.
-pub(crate) fn check_all(
-    checks: &Checks<'_>,
-    names: &[CertName],
-    at: &(dyn Fn(usize) -> BundleAt + Sync),
-) -> Vec<(Option<u64>, Option<u64>)> {
+/// What `check_all` asks of the i-th certificate: its name (one `CertName::is_valid`
+/// accepts) and what was recorded of it, if anything.
+pub(crate) type Item<'n> = dyn Fn(usize) -> (&'n str, Option<Recorded>) + Sync + 'n;
+
+/// For each of `count` certificates, whether it is current: the versions of its state and
+/// bundle now, as trusted at `started`, are the recorded ones (never for one without a
+/// record). Over two threads for a large store, each with its directories opened once.
+pub(crate) fn check_all<'n>(checks: &Checks<'_>, count: usize, item: &Item<'n>) -> Vec<bool> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
-    if threads < 2 || names.len() < PARALLEL_FROM {
-        return checks.check(names, 0, at);
+    if threads < 2 || count < PARALLEL_FROM {
+        return checks.check(0..count, item);
     }
-    let half = names.len() / 2;
+    let half = count / 2;
     std::thread::scope(|scope| {
-        let other = scope.spawn(|| checks.check(&names[half..], half, at));
-        let mut first = checks.check(&names[..half], 0, at);
-        // a thread that failed leaves its certificates unknown: computed again
+        let other = scope.spawn(|| checks.check(half..count, item));
+        let mut first = checks.check(0..half, item);
+        // a thread that failed leaves its certificates not current: computed again
         first.extend(
             other
                 .join()
-                .unwrap_or_else(|_| vec![(None, None); names.len() - half]),
+                .unwrap_or_else(|_| vec![false; count - half]),
         );
         first
     })
 }
 
 impl Checks<'_> {
-    /// `names` are the certificates from the `offset`-th on.
-    fn check(
-        &self,
-        names: &[CertName],
-        offset: usize,
-        at: &(dyn Fn(usize) -> BundleAt + Sync),
-    ) -> Vec<(Option<u64>, Option<u64>)> {
-        let (store, ssl_dir, dirs, started) = (self.store, self.ssl_dir, self.dirs, self.started);
+    fn check<'n>(&self, range: std::ops::Range<usize>, item: &Item<'n>) -> Vec<bool> {
+        let (ssl_dir, dirs, started) = (self.ssl_dir, self.dirs, self.started);
+        let versions = self.store.versions();
         let default = Dir::open(ssl_dir).ok();
         let opened: Vec<Option<Dir>> = dirs.iter().map(|d| Dir::open(d).ok()).collect();
         let mut file = Vec::with_capacity(256);
-        let states = store.versions(names);
-        names
-            .iter()
-            .enumerate()
-            .zip(states)
-            .map(|((i, name), state)| {
-                let bundle = at(offset + i).and_then(|dir| {
-                    let dir = match dir {
-                        None => default.as_ref()?,
-                        Some(i) => opened.get(i)?.as_ref()?,
-                    };
-                    file.clear();
-                    file.extend_from_slice(name.as_str().as_bytes());
-                    file.extend_from_slice(b".pem");
-                    bundle_version(&dir.ident(&file).ok()?, started)
-                });
-                (state.and_then(|v| trusted(v, started)), bundle)
+        range
+            .map(|i| {
+                let (name, recorded) = item(i);
+                let (Some(recorded), Some(versions)) = (recorded, &versions) else {
+                    return false;
+                };
+                let state = versions.of(name).and_then(|v| trusted(v, started));
+                if state != Some(recorded.state) {
+                    return false;
+                }
+                let dir = match recorded.dir {
+                    None => default.as_ref(),
+                    Some(i) => opened.get(i).and_then(Option::as_ref),
+                };
+                let Some(dir) = dir else {
+                    return false;
+                };
+                file.clear();
+                file.extend_from_slice(name.as_bytes());
+                file.extend_from_slice(b".pem");
+                let bundle = dir
+                    .ident(&file)
+                    .ok()
+                    .and_then(|i| bundle_version(&i, started));
+                bundle == Some(recorded.bundle)
             })
             .collect()
     }
@@ -254,7 +288,7 @@ pub(crate) fn bundle_version(ident: &Ident, now_ns: i64) -> Option<u64> {
     (changed < now_ns - SETTLE_NS).then(|| hasher.finish())
 }
 
-fn trusted(version: Version, now_ns: i64) -> Option<u64> {
+pub(crate) fn trusted(version: Version, now_ns: i64) -> Option<u64> {
     (version.changed_ns < now_ns - SETTLE_NS).then_some(version.value)
 }
 
@@ -357,7 +391,8 @@ fn render<'a>(
 struct Index<'a> {
     names: Option<u64>,
     dirs: Vec<PathBuf>,
-    entries: Vec<(&'a str, Entry)>,
+    /// Each certificate's entry (Some when read from the index).
+    entries: Vec<(&'a str, Option<Entry>)>,
 }
 
 /// The index, or None when it is not one whole index (missing, cut, damaged, edited).
@@ -383,12 +418,12 @@ fn parse(bytes: &[u8]) -> Option<Index<'_>> {
         let name = fields.next()?;
         entries.push((
             name,
-            Entry {
+            Some(Entry {
                 attention,
                 state,
                 bundle,
                 dir,
-            },
+            }),
         ));
     }
     Some(Index {
@@ -440,7 +475,11 @@ mod tests {
         let bytes = rendered();
         let index = parse(&bytes).unwrap();
         assert_eq!(index.names, Some(42));
-        let entries: HashMap<&str, Entry> = index.entries.into_iter().collect();
+        let entries: HashMap<&str, Entry> = index
+            .entries
+            .into_iter()
+            .filter_map(|(n, e)| Some((n, e?)))
+            .collect();
         let a = &entries["a.test"];
         assert_eq!(
             (a.attention, a.state, a.bundle),
@@ -484,27 +523,51 @@ mod tests {
             names.push(name);
         }
         let store = Store::files(&state);
-        // every fifth not cached: its bundle is not looked at (the offsets of the halves)
-        let at = |i: usize| (i % 5 != 0).then_some(None);
+        // all settled
+        let started = now_ns() + 10 * SETTLE_NS;
+        let versions = store.versions().unwrap();
+        // every fifth not cached (the offsets of the halves); a missing bundle recorded as 0
+        let recorded: Vec<Option<Recorded>> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let state = trusted(versions.of(n.as_str())?, started)?;
+                let bundle = Ident::of(&ssl.join(format!("{n}.pem")))
+                    .ok()
+                    .and_then(|id| bundle_version(&id, started))
+                    .unwrap_or(0);
+                (i % 5 != 0).then_some(Recorded {
+                    state,
+                    bundle,
+                    dir: None,
+                })
+            })
+            .collect();
         let checks = Checks {
             store: &store,
             ssl_dir: &ssl,
             dirs: &[],
-            // all settled
-            started: now_ns() + 10 * SETTLE_NS,
+            started,
         };
-        let parallel = check_all(&checks, &names, &at);
-        let sequential = checks.check(&names, 0, &at);
+        let item = |i: usize| (names[i].as_str(), recorded[i]);
+        let parallel = check_all(&checks, names.len(), &item);
+        let sequential = checks.check(0..names.len(), &item);
         assert_eq!(parallel, sequential);
         assert_eq!(parallel.len(), names.len());
-        for (i, (state, bundle)) in parallel.iter().enumerate() {
-            assert!(state.is_some(), "{i}");
-            assert_eq!(bundle.is_some(), i % 3 != 0 && i % 5 != 0, "{i}");
+        for (i, current) in parallel.iter().enumerate() {
+            assert_eq!(*current, i % 3 != 0 && i % 5 != 0, "{i}");
         }
-        // each certificate's own: all versions distinct
-        let mut states: Vec<u64> = parallel.iter().filter_map(|c| c.0).collect();
-        states.sort();
-        states.dedup();
-        assert_eq!(states.len(), names.len());
+        // each certificate checked against its own record: another's version is not its own
+        let mut current = (0..names.len()).rev().filter(|i| parallel[*i]);
+        let (last, before) = (current.next().unwrap(), current.next().unwrap());
+        let mut swapped = recorded.clone();
+        swapped[last] = Some(Recorded {
+            state: recorded[before].unwrap().state,
+            ..recorded[last].unwrap()
+        });
+        let item = |i: usize| (names[i].as_str(), swapped[i]);
+        let after = check_all(&checks, names.len(), &item);
+        assert!(last > names.len() / 2 && !after[last]);
+        assert_eq!(after[..last], parallel[..last]);
     }
 }

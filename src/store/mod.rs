@@ -178,9 +178,10 @@ pub trait Backend: Send + Sync {
     fn version(&self, _name: &CertName) -> Option<Version> {
         None
     }
-    /// `version` of each of `names`, in order, maybe in one go.
-    fn versions(&self, names: &[CertName]) -> Vec<Option<Version>> {
-        names.iter().map(|n| self.version(n)).collect()
+    /// `version` of many certificates through one handle (files: `certs/` opened once),
+    /// shared by threads. None (the default): no cheap versions.
+    fn versions(&self) -> Option<Box<dyn Versions + '_>> {
+        None
     }
     /// The same for the set of names.
     fn names_version(&self) -> Option<Version> {
@@ -202,6 +203,13 @@ pub trait Backend: Send + Sync {
     fn save_list_cache(&self, _bytes: &[u8]) -> anyhow::Result<()> {
         Ok(())
     }
+}
+
+/// `Backend::version` of many certificates through one handle (`Backend::versions`).
+pub trait Versions: Sync {
+    /// The version of the certificate named `name` (a name the caller checked is one:
+    /// `CertName::is_valid`); None when it cannot be told.
+    fn of(&self, name: &str) -> Option<Version>;
 }
 
 /// A backend's cheap account of a stored value (`Backend::version`).
@@ -466,8 +474,12 @@ impl Store {
         self.backend.archive(name, now, attachments)
     }
 
-    pub fn versions(&self, names: &[CertName]) -> Vec<Option<Version>> {
-        self.backend.versions(names)
+    pub fn version(&self, name: &CertName) -> Option<Version> {
+        self.backend.version(name)
+    }
+
+    pub fn versions(&self) -> Option<Box<dyn Versions + '_>> {
+        self.backend.versions()
     }
     pub fn names_version(&self) -> Option<Version> {
         self.backend.names_version()

@@ -22,15 +22,19 @@ pub const MAX_CERT_NAME: usize = 200;
 pub struct CertName(String);
 
 impl CertName {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let ok = !raw.is_empty()
+    /// Whether `raw` is a usable name (what `parse` accepts), without making one.
+    pub fn is_valid(raw: &str) -> bool {
+        !raw.is_empty()
             && raw.len() <= MAX_CERT_NAME
             && !raw.starts_with(['.', '-'])
             && raw.bytes().all(|b| {
                 b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
             })
-            && !raw.contains("..");
-        if ok {
+            && !raw.contains("..")
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if Self::is_valid(raw) {
             Ok(Self(raw.to_owned()))
         } else {
             Err(format!(

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::{Entry, read_entry};
 use crate::deploy::Bundles;
 use crate::issue::index::{
-    Checks, bundle_version, check_all, dir_line, now_ns, parse_dir_line, seal, unseal,
+    Checks, Recorded, bundle_version, check_all, dir_line, now_ns, parse_dir_line, seal, trusted,
+    unseal,
 };
 use crate::pem::CertInfo;
 use crate::settings::CertSettings;
@@ -81,13 +82,20 @@ pub(super) fn entries(store: &Store, ssl_dir: &Path) -> Option<Vec<Entry>> {
         dirs: &dirs,
         started,
     };
-    let versions = check_all(&checks, &names, &|i| slots[i].as_ref().map(|c| c.dir));
+    let current = check_all(&checks, names.len(), &|i| {
+        let recorded = slots[i].as_ref().map(|c| Recorded {
+            state: c.state,
+            bundle: c.bundle,
+            dir: c.dir,
+        });
+        (names[i].as_str(), recorded)
+    });
     let now = crate::issue::now();
     let mut rate_limits = HashMap::new();
     let mut entries = Vec::with_capacity(names.len());
     let mut kept = Vec::with_capacity(names.len());
-    for ((name, slot), (state, bundle)) in names.iter().zip(slots).zip(versions) {
-        match slot.filter(|c| state == Some(c.state) && bundle == Some(c.bundle)) {
+    for ((name, slot), current) in names.iter().zip(slots).zip(current) {
+        match slot.filter(|_| current) {
             Some(cached) => {
                 kept.push(Some(Kept {
                     state: cached.state,
@@ -106,7 +114,7 @@ pub(super) fn entries(store: &Store, ssl_dir: &Path) -> Option<Vec<Entry>> {
             }
             None => {
                 changed = true;
-                let (entry, k) = read_again(store, ssl_dir, &mut dirs, name, state, started);
+                let (entry, k) = read_again(store, ssl_dir, &mut dirs, name, started);
                 entries.push(entry);
                 kept.push(k);
             }
@@ -126,9 +134,10 @@ fn read_again(
     ssl_dir: &Path,
     dirs: &mut Vec<PathBuf>,
     name: &CertName,
-    state: Option<u64>,
     started: i64,
 ) -> (Entry, Option<Kept>) {
+    // the versions before anything is read: a write in between shows at the next run
+    let state = store.version(name).and_then(|v| trusted(v, started));
     let stored_dir = store
         .settings(name)
         .ok()
@@ -138,7 +147,6 @@ fn read_again(
     if let Some(dir) = &stored_dir {
         bundles.set_dir(name, dir);
     }
-    // the bundle's version before it is looked at: a change in between shows next time
     let bundle = Ident::of(&bundles.path(name))
         .ok()
         .and_then(|i| bundle_version(&i, started));

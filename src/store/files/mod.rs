@@ -387,12 +387,10 @@ impl Backend for Files {
     }
 
     fn version(&self, name: &CertName) -> Option<super::Version> {
-        self.cert_versions(std::slice::from_ref(name))
-            .pop()
-            .flatten()
+        super::Versions::of(&self.cert_versions()?, name.as_str())
     }
-    fn versions(&self, names: &[CertName]) -> Vec<Option<super::Version>> {
-        self.cert_versions(names)
+    fn versions(&self) -> Option<Box<dyn super::Versions + '_>> {
+        Some(Box::new(self.cert_versions()?))
     }
     fn names_version(&self) -> Option<super::Version> {
         self.certs_version()

@@ -9,7 +9,6 @@ use super::Files;
 use crate::durable::{Links, SECRET_MODE, read_regular, write_atomic, write_atomic_unsynced};
 use crate::stat::{Dir, Ident};
 use crate::store::Version;
-use crate::types::CertName;
 
 /// The index file: one line per certificate, a few hundred thousand at most.
 const INDEX_FILE: &str = "renew-index";
@@ -34,26 +33,11 @@ fn ident_into(ident: std::io::Result<Ident>, hasher: &mut impl Hasher) -> i64 {
 }
 
 impl Files {
-    /// The versions of `names`, each from two `stat`s relative to `certs/` opened once.
-    pub(super) fn cert_versions(&self, names: &[CertName]) -> Vec<Option<Version>> {
-        let certs = Dir::open(&self.state_dir.join("certs"));
-        let mut relative = Vec::with_capacity(256);
-        names
-            .iter()
-            .map(|name| {
-                let certs = certs.as_ref().ok()?;
-                let mut hasher = std::hash::DefaultHasher::new();
-                relative.clear();
-                relative.extend_from_slice(name.as_str().as_bytes());
-                let dir = ident_into(certs.ident(&relative), &mut hasher);
-                relative.extend_from_slice(b"/settings.json");
-                let settings = ident_into(certs.ident(&relative), &mut hasher);
-                Some(Version {
-                    value: hasher.finish(),
-                    changed_ns: dir.max(settings),
-                })
-            })
-            .collect()
+    /// The certificates' versions, each from two `stat`s relative to `certs/` opened once.
+    pub(super) fn cert_versions(&self) -> Option<CertVersions> {
+        Some(CertVersions {
+            certs: Dir::open(&self.state_dir.join("certs")).ok()?,
+        })
     }
 
     pub(super) fn certs_version(&self) -> Option<Version> {
@@ -85,5 +69,27 @@ impl Files {
         let path = self.state_dir.join(file);
         write_atomic_unsynced(&path, bytes, SECRET_MODE)
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+    }
+}
+
+/// `certs/` opened once: a certificate's version is the identity of its directory (every
+/// atomic write renames inside it) and of its settings.json (an edit in place).
+pub(super) struct CertVersions {
+    certs: Dir,
+}
+
+impl crate::store::Versions for CertVersions {
+    fn of(&self, name: &str) -> Option<Version> {
+        let mut relative = [0u8; crate::types::MAX_CERT_NAME + 16];
+        let path = relative.get_mut(..name.len() + 14)?;
+        path[..name.len()].copy_from_slice(name.as_bytes());
+        path[name.len()..].copy_from_slice(b"/settings.json");
+        let mut hasher = std::hash::DefaultHasher::new();
+        let dir = ident_into(self.certs.ident(&path[..name.len()]), &mut hasher);
+        let settings = ident_into(self.certs.ident(path), &mut hasher);
+        Some(Version {
+            value: hasher.finish(),
+            changed_ns: dir.max(settings),
+        })
     }
 }
