@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
 use crate::deploy::Bundles;
@@ -58,16 +59,21 @@ pub fn attention(store: &Store, bundles: &Bundles, name: &CertName) -> i64 {
     .unwrap_or(now)
 }
 
-/// One certificate in the index.
+/// One certificate in the index: 32 bytes, ten thousand of them held at once.
 #[derive(Clone, Copy)]
 struct Entry {
     attention: i64,
-    /// `Store::version` when computed; None: not to be trusted (too recent, or unknown).
-    state: Option<u64>,
-    bundle: Option<u64>,
+    /// `Store::version` when computed; None: not to be trusted (too recent, or unknown; a
+    /// version that happens to be 0 too, which only costs computing it again).
+    state: Option<NonZeroU64>,
+    bundle: Option<NonZeroU64>,
     /// Its stored ssl directory (a position in the index's list); None: the one of the
     /// command line.
-    dir: Option<usize>,
+    dir: Option<u32>,
+}
+
+fn nonzero(v: Option<u64>) -> Option<NonZeroU64> {
+    v.and_then(NonZeroU64::new)
 }
 
 /// Below this many certificates the checks stay on one thread (starting one costs more).
@@ -134,7 +140,7 @@ pub fn needing_attention(
             }
         };
         if entry.attention <= now {
-            let dir = entry.dir.map(|i| dirs[i].clone());
+            let dir = entry.dir.map(|i| dirs[i as usize].clone());
             due.push((CertName::parse(name).ok()?, dir));
         }
     }
@@ -161,7 +167,7 @@ fn compute(
     cert: &CertName,
     started: i64,
 ) -> Entry {
-    let state = store.version(cert).and_then(|v| trusted(v, started));
+    let state = nonzero(store.version(cert).and_then(|v| trusted(v, started)));
     let ssl = store
         .settings(cert)
         .ok()
@@ -171,16 +177,18 @@ fn compute(
     if let Some(dir) = &ssl {
         bundles.set_dir(cert, dir);
     }
-    let dir = ssl.map(|d| match dirs.iter().position(|x| *x == d) {
-        Some(i) => i,
+    let dir = ssl.and_then(|d| match dirs.iter().position(|x| *x == d) {
+        Some(i) => u32::try_from(i).ok(),
         None => {
             dirs.push(d);
-            dirs.len() - 1
+            u32::try_from(dirs.len() - 1).ok()
         }
     });
-    let bundle = Ident::of(&bundles.path(cert))
-        .ok()
-        .and_then(|i| bundle_version(&i, started));
+    let bundle = nonzero(
+        Ident::of(&bundles.path(cert))
+            .ok()
+            .and_then(|i| bundle_version(&i, started)),
+    );
     Entry {
         attention: attention(store, &bundles, cert),
         state,
@@ -192,9 +200,9 @@ fn compute(
 impl Entry {
     fn recorded(&self) -> Option<Recorded> {
         Some(Recorded {
-            state: self.state?,
-            bundle: self.bundle?,
-            dir: self.dir,
+            state: self.state?.get(),
+            bundle: self.bundle?.get(),
+            dir: self.dir.map(|d| d as usize),
         })
     }
 }
@@ -234,11 +242,7 @@ pub(crate) fn check_all<'n>(checks: &Checks<'_>, count: usize, item: &Item<'n>) 
         let other = scope.spawn(|| checks.check(half..count, item));
         let mut first = checks.check(0..half, item);
         // a thread that failed leaves its certificates not current: computed again
-        first.extend(
-            other
-                .join()
-                .unwrap_or_else(|_| vec![false; count - half]),
-        );
+        first.extend(other.join().unwrap_or_else(|_| vec![false; count - half]));
         first
     })
 }
@@ -357,7 +361,7 @@ fn render<'a>(
     entries: impl Iterator<Item = (&'a str, Entry)>,
 ) -> Vec<u8> {
     // only the directories still named, numbered again
-    let mut used: Vec<usize> = Vec::new();
+    let mut used: Vec<u32> = Vec::new();
     let mut lines = Vec::new();
     for (name, e) in entries {
         let dir = match e.dir {
@@ -373,13 +377,13 @@ fn render<'a>(
         lines.push(format!(
             "{} {} {} {dir} {name}\n",
             e.attention,
-            opt_hex(e.state),
-            opt_hex(e.bundle)
+            opt_hex(e.state.map(NonZeroU64::get)),
+            opt_hex(e.bundle.map(NonZeroU64::get))
         ));
     }
     let mut body = format!("{HEADER}\nnames {}\n", opt_hex(names));
     for d in used {
-        body += &dir_line(&dirs[d]);
+        body += &dir_line(&dirs[d as usize]);
     }
     lines.sort();
     body.extend(lines);
@@ -409,11 +413,15 @@ fn parse(bytes: &[u8]) -> Option<Index<'_>> {
         }
         let mut fields = line.splitn(5, ' ');
         let attention = fields.next()?.parse().ok()?;
-        let state = parse_hex(fields.next()?)?;
-        let bundle = parse_hex(fields.next()?)?;
+        let state = nonzero(parse_hex(fields.next()?)?);
+        let bundle = nonzero(parse_hex(fields.next()?)?);
         let dir = match fields.next()? {
             "-" => None,
-            i => Some(i.parse::<usize>().ok().filter(|i| *i < dirs.len())?),
+            i => Some(
+                i.parse::<u32>()
+                    .ok()
+                    .filter(|i| (*i as usize) < dirs.len())?,
+            ),
         };
         let name = fields.next()?;
         entries.push((
@@ -447,8 +455,8 @@ mod tests {
                 "a.test",
                 Entry {
                     attention: 1_800_000_000,
-                    state: Some(0xabc),
-                    bundle: Some(7),
+                    state: NonZeroU64::new(0xabc),
+                    bundle: NonZeroU64::new(7),
                     dir: Some(1),
                 },
             ),
@@ -471,6 +479,12 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_stays_small() {
+        // ten thousand of them are held at once by a `renew` with nothing due
+        assert_eq!(std::mem::size_of::<Option<Entry>>(), 32);
+    }
+
+    #[test]
     fn an_index_reads_back_as_written() {
         let bytes = rendered();
         let index = parse(&bytes).unwrap();
@@ -483,7 +497,7 @@ mod tests {
         let a = &entries["a.test"];
         assert_eq!(
             (a.attention, a.state, a.bundle),
-            (1_800_000_000, Some(0xabc), Some(7))
+            (1_800_000_000, NonZeroU64::new(0xabc), NonZeroU64::new(7))
         );
         // only the directories still named are kept
         assert_eq!(index.dirs, [PathBuf::from("/srv/ssl dir/\"x\"")]);
