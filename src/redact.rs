@@ -108,8 +108,10 @@ fn redact_base64(text: &str) -> (String, Open) {
             break;
         };
         if !is_base64_char(c) {
-            out.push(c);
-            i += c.len_utf8();
+            // up to the next base64 character, copied at once
+            let next = run_of(text, i, |c| !is_base64_char(c));
+            out.push_str(&text[i..next]);
+            i = next;
             continue;
         }
         let token_end = run_of(text, i, is_base64_char);

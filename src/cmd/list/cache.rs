@@ -12,19 +12,18 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Entry, read_entry};
+use super::{Entry, Wanted, read_entry};
 use crate::deploy::Bundles;
 use crate::issue::index::{
     Checks, Recorded, bundle_version, check_all, dir_line, now_ns, parse_dir_line, seal, trusted,
     unseal,
 };
 use crate::pem::CertInfo;
-use crate::settings::CertSettings;
 use crate::stat::Ident;
 use crate::store::{Inspection, Store};
 use crate::types::CertName;
 
-const HEADER: &str = "certctl list cache 1";
+const HEADER: &str = "certctl list cache 2";
 
 /// One line of the cache: what `list` shows of a whole certificate that depends only on its
 /// state and bundle, and the versions it was read at. Owned when read from the cache,
@@ -37,7 +36,7 @@ struct Cached<'a> {
     bundle: u64,
     /// Its stored ssl directory (a position in the cache's list); None: the default.
     dir: Option<usize>,
-    settings: Cow<'a, CertSettings>,
+    wanted: Cow<'a, Wanted>,
     info: Cow<'a, CertInfo>,
     crl: Cow<'a, [String]>,
     pending: Cow<'a, [String]>,
@@ -153,7 +152,7 @@ fn read_again(
     let entry = read_entry(store, &bundles, name);
     let whole = entry.i.problems.is_empty()
         && entry.cluster.is_none()
-        && entry.i.settings.is_some()
+        && entry.wanted.is_some()
         && entry.i.info.is_some();
     let (Some(state), Some(bundle), true) = (state, bundle, whole) else {
         return (entry, None);
@@ -192,7 +191,7 @@ fn entry_of(
     now: i64,
     rate_limits: &mut HashMap<String, Option<i64>>,
 ) -> Entry {
-    let server = &cached.settings.cert.server;
+    let server = &cached.wanted.server;
     let limit = *rate_limits
         .entry(server.url().to_owned())
         .or_insert_with(|| store.rate_limit(server));
@@ -205,10 +204,12 @@ fn entry_of(
         bundle: dir.join(format!("{name}.pem")),
         i: Inspection {
             name,
-            settings: Some(cached.settings.into_owned()),
+            // what list shows of the settings is `wanted`
+            settings: None,
             info: Some(cached.info.into_owned()),
             problems: Vec::new(),
         },
+        wanted: Some(cached.wanted.into_owned()),
         crl: cached.crl.into_owned(),
         next_attempt: [cached.held_until, limit]
             .into_iter()
@@ -229,7 +230,7 @@ fn render(dirs: &[PathBuf], entries: &[Entry], kept: &[Option<Kept>]) -> Vec<u8>
         body += &dir_line(d);
     }
     for (e, k) in entries.iter().zip(kept) {
-        let (Some(k), Some(settings), Some(info)) = (k, &e.i.settings, &e.i.info) else {
+        let (Some(k), Some(wanted), Some(info)) = (k, &e.wanted, &e.i.info) else {
             continue;
         };
         let line = Cached {
@@ -237,7 +238,7 @@ fn render(dirs: &[PathBuf], entries: &[Entry], kept: &[Option<Kept>]) -> Vec<u8>
             state: k.state,
             bundle: k.bundle,
             dir: k.dir,
-            settings: Cow::Borrowed(settings),
+            wanted: Cow::Borrowed(wanted),
             info: Cow::Borrowed(info),
             crl: Cow::Borrowed(&e.crl),
             pending: Cow::Borrowed(&e.pending),

@@ -56,6 +56,7 @@ fn read_entry(store: &Store, bundles: &Bundles, name: &CertName) -> Entry {
         .map(|der| pem::crl_distribution_points(&der))
         .unwrap_or_default();
     Entry {
+        wanted: i.settings.as_ref().map(Wanted::of),
         i,
         crl,
         next_attempt,
@@ -66,9 +67,33 @@ fn read_entry(store: &Store, bundles: &Bundles, name: &CertName) -> Entry {
     }
 }
 
+/// What `list` shows of a certificate's settings (the rest of them it never shows).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct Wanted {
+    domains: Vec<String>,
+    key_type: KeyType,
+    server: crate::types::Server,
+    profile: Option<String>,
+    preferred_chain: Option<String>,
+}
+
+impl Wanted {
+    fn of(s: &crate::settings::CertSettings) -> Self {
+        Wanted {
+            domains: s.cert.domains.iter().map(ToString::to_string).collect(),
+            key_type: s.cert.key_type,
+            server: s.cert.server.clone(),
+            profile: s.cert.profile.clone(),
+            preferred_chain: s.cert.preferred_chain.clone(),
+        }
+    }
+}
+
 /// One stored certificate and its bundle on this host.
 struct Entry {
     i: Inspection,
+    /// What its settings ask for (None: unreadable); `i.settings` is not used for showing.
+    wanted: Option<Wanted>,
     /// The live certificate's CRL distribution points.
     crl: Vec<String>,
     /// When `renew` may next contact the CA (back-off or rate limit), if later than now.
@@ -168,9 +193,9 @@ pub fn run(global: &Global, args: ListArgs) -> anyhow::Result<()> {
     ))
 }
 
-fn domains(i: &Inspection) -> Option<Vec<String>> {
-    match (&i.settings, &i.info) {
-        (Some(s), _) => Some(s.cert.domains.iter().map(ToString::to_string).collect()),
+fn domains(e: &Entry) -> Option<Vec<String>> {
+    match (&e.wanted, &e.i.info) {
+        (Some(w), _) => Some(w.domains.clone()),
         (None, Some(info)) => Some(info.names.clone()),
         (None, None) => None,
     }
@@ -228,20 +253,17 @@ fn row(e: &Entry, now: i64) -> Row {
             "damaged"
         },
         error: (!i.problems.is_empty()).then(|| i.problems.join("; ")),
-        domains: domains(i),
-        key_type: i.settings.as_ref().map(|s| s.cert.key_type),
+        domains: domains(e),
+        key_type: e.wanted.as_ref().map(|w| w.key_type),
         serial: info.map(|c| c.serial.clone()),
         not_before: info.map(|c| rfc3339(c.not_before)),
         not_after: info.map(|c| rfc3339(c.not_after)),
         days_left: info.map(|c| days_left(now, c.not_after)),
         renew_after: renew_at.map(rfc3339),
         renewal_due: renew_at.map(|at| now >= at),
-        server: i.settings.as_ref().map(|s| s.cert.server.to_string()),
-        profile: i.settings.as_ref().and_then(|s| s.cert.profile.clone()),
-        preferred_chain: i
-            .settings
-            .as_ref()
-            .and_then(|s| s.cert.preferred_chain.clone()),
+        server: e.wanted.as_ref().map(|w| w.server.to_string()),
+        profile: e.wanted.as_ref().and_then(|w| w.profile.clone()),
+        preferred_chain: e.wanted.as_ref().and_then(|w| w.preferred_chain.clone()),
         bundle: e.bundle.display().to_string(),
         bundle_exists: e.bundle_exists,
         pending_deploys: e.pending.clone(),
@@ -257,7 +279,7 @@ fn cells(e: &Entry, now: i64) -> [String; 9] {
     let i = &e.i;
     let dash = || "-".to_owned();
     let info = i.info.as_ref();
-    let domains = domains(i).map_or_else(dash, |d| {
+    let domains = domains(e).map_or_else(dash, |d| {
         let mut shown = d
             .iter()
             .take(TABLE_DOMAINS)
@@ -269,8 +291,8 @@ fn cells(e: &Entry, now: i64) -> [String; 9] {
         }
         shown
     });
-    let key_type = i.settings.as_ref().map_or_else(dash, |s| {
-        serde_json::to_value(s.cert.key_type)
+    let key_type = e.wanted.as_ref().map_or_else(dash, |w| {
+        serde_json::to_value(w.key_type)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_else(dash)
@@ -290,16 +312,13 @@ fn cells(e: &Entry, now: i64) -> [String; 9] {
             short_time(at)
         }
     });
-    let ca = i.settings.as_ref().map_or_else(dash, |s| {
+    let ca = e.wanted.as_ref().map_or_else(dash, |w| {
         let ca = KNOWN_SERVERS
             .iter()
-            .find(|(_, url)| *url == s.cert.server.url())
-            .map_or_else(
-                || s.cert.server.to_string(),
-                |(short, _)| (*short).to_owned(),
-            );
+            .find(|(_, url)| *url == w.server.url())
+            .map_or_else(|| w.server.to_string(), |(short, _)| (*short).to_owned());
         // the profile beside its CA: letsencrypt(shortlived)
-        match &s.cert.profile {
+        match &w.profile {
             Some(profile) => format!("{ca}({profile})"),
             None => ca,
         }
@@ -418,6 +437,7 @@ mod tests {
             problems,
         };
         Entry {
+            wanted: i.settings.as_ref().map(Wanted::of),
             i,
             crl: Vec::new(),
             next_attempt: None,
