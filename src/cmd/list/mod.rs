@@ -1,5 +1,6 @@
 //! `certctl list`: one row per managed certificate on stdout, as a table or (`--json`) as a
-//! JSON array whose field names are a stable interface. Reads only and takes no lock.
+//! JSON array whose field names are a stable interface. Takes no lock and writes nothing but its
+//! own cache (cache.rs: a file replaced atomically, checked against the state at each run).
 //! A damaged entry shows with its reason and never stops the listing; once everything is
 //! printed, the exit code is 1 when any entry is damaged (so monitoring notices).
 
