@@ -201,29 +201,32 @@ pub mod trace {
     }
 
     #[cfg(test)]
-    thread_local! {
-        static EVENTS: std::cell::RefCell<Option<Vec<Event>>> = const { std::cell::RefCell::new(None) };
-    }
+    static EVENTS: std::sync::Mutex<Option<Vec<Event>>> = std::sync::Mutex::new(None);
 
     #[cfg(test)]
     pub fn event(event: Event) {
-        EVENTS.with(|e| {
-            if let Some(events) = e.borrow_mut().as_mut() {
-                events.push(event);
-            }
-        });
+        if let Some(events) = EVENTS.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            events.push(event);
+        }
     }
 
     #[cfg(not(test))]
     #[inline(always)]
     pub fn event(_: Event) {}
 
-    /// Runs `f` and returns what it did on this thread.
+    /// Runs `f` and returns what was done meanwhile under `root` (by any thread: tests
+    /// running beside it write elsewhere).
     #[cfg(test)]
-    pub fn record(f: impl FnOnce()) -> Vec<Event> {
-        EVENTS.with(|e| *e.borrow_mut() = Some(Vec::new()));
+    pub fn record(root: &std::path::Path, f: impl FnOnce()) -> Vec<Event> {
+        let events = || EVENTS.lock().unwrap_or_else(|e| e.into_inner());
+        *events() = Some(Vec::new());
         f();
-        EVENTS.with(|e| e.borrow_mut().take().unwrap_or_default())
+        let all = events().take().unwrap_or_default();
+        all.into_iter()
+            .filter(|e| match e {
+                Event::Written(p) | Event::Synced(p) | Event::Renamed(p) => p.starts_with(root),
+            })
+            .collect()
     }
 }
 

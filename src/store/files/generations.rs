@@ -13,11 +13,15 @@ use anyhow::Context;
 
 use super::{Files, generation_number};
 use crate::durable::{
-    DIR_MODE, PUBLIC_MODE, SECRET_MODE, TMP_MARK, create_dir, rename_staged, sync_dir, write_new,
+    DIR_MODE, PUBLIC_MODE, SECRET_MODE, create_dir, rename_staged, sync_dir, write_new,
     write_new_unsynced,
 };
 use crate::store::Generation;
 use crate::types::CertName;
+
+/// The new `live` link before it is renamed over the old one (a killed run's is removed
+/// by the next lock holder, like every temp file).
+const TMP_LINK: &str = "live.certctl-tmp";
 
 impl Files {
     /// Writes `generation` into `gN`, N after the live one (an unfinished `gN` a killed run
@@ -59,10 +63,15 @@ impl Files {
                     false => write_new_unsynced(&gen_dir.join(file), data, mode)?,
                 }
             }
-            match sync {
-                true => sync_dir(&gen_dir),
-                false => Ok(()),
+            if sync {
+                sync_dir(&gen_dir)?;
             }
+            // the link that `switch` renames over `live`, made now: in a batch, every
+            // creation comes before the renames that free inodes (ext4 without a journal
+            // skips recently freed inodes one by one when it allocates)
+            let tmp_link = dir.join(TMP_LINK);
+            let _ = fs::remove_file(&tmp_link);
+            std::os::unix::fs::symlink(&gen_name, &tmp_link)
         })();
         if let Err(e) = result {
             let _ = fs::remove_dir_all(&gen_dir);
@@ -72,32 +81,29 @@ impl Files {
         Ok(gen_name)
     }
 
-    /// Points `live` at `gen_name` in one rename (a temp link renamed over it); with `sync`,
-    /// the certificate's directory is fsynced after. On error `live` is unchanged and the
-    /// generation is removed.
+    /// Points `live` at `gen_name` in one rename (the link `write_generation` made renamed
+    /// over it); with `sync`, the certificate's directory is fsynced after. On error `live`
+    /// is unchanged and the generation is removed.
     pub(super) fn switch(&self, name: &CertName, gen_name: &str, sync: bool) -> anyhow::Result<()> {
         let dir = self.cert_dir(name);
-        let result = (|| -> io::Result<()> {
-            let tmp_link = dir.join(format!("live{TMP_MARK}"));
-            let _ = fs::remove_file(&tmp_link);
-            std::os::unix::fs::symlink(gen_name, &tmp_link)?;
-            rename_staged(&tmp_link, &dir.join("live"))?;
-            match sync {
+        let result =
+            rename_staged(&dir.join(TMP_LINK), &dir.join("live")).and_then(|()| match sync {
                 true => sync_dir(&dir),
                 false => Ok(()),
-            }
-        })();
+            });
         if let Err(e) = result {
-            let _ = fs::remove_dir_all(dir.join(gen_name));
+            self.remove_generation(name, gen_name);
             return Err(e)
                 .with_context(|| format!("storing the new certificate under {}", dir.display()));
         }
         Ok(())
     }
 
-    /// Removes a generation written but never made live.
+    /// Removes a generation written but never made live, and its link.
     pub(super) fn remove_generation(&self, name: &CertName, gen_name: &str) {
-        let _ = fs::remove_dir_all(self.cert_dir(name).join(gen_name));
+        let dir = self.cert_dir(name);
+        let _ = fs::remove_file(dir.join(TMP_LINK));
+        let _ = fs::remove_dir_all(dir.join(gen_name));
     }
 
     /// Keeps the live generation and the one before it (a manual rollback); drops older ones.
@@ -152,6 +158,11 @@ mod tests {
         let meta = store.lineage(name).unwrap().unwrap().info.serial;
         assert_eq!(meta, info.serial, "meta.json of another generation");
         info.serial
+    }
+
+    #[test]
+    fn the_new_link_is_a_temp_file_for_the_next_lock_holder() {
+        assert!(super::TMP_LINK.contains(crate::durable::TMP_MARK));
     }
 
     #[test]
