@@ -127,6 +127,20 @@ def noop(results):
     results["noop"] = rows
 
 
+def force(results):
+    """`renew --force` of 1,000 stored local-CA certificates, no proxy: signing and storing."""
+    size = 1000
+    tpl_state, tpl_ssl, names = templates(os.path.join(LAB, "ftpl"))
+    runs = []
+    for i in range(3):
+        state, ssl_dir = clone(tpl_state, tpl_ssl, names, os.path.join(LAB, f"force{i}"), size)
+        wall, rss, _ = certctl(state, ssl_dir, ["renew", "--force"])
+        runs.append({"wall": wall, "cpu": LAST_CPU[0], "rss": rss})
+        log(f"renew --force of {size}: {runs[-1]}")
+        shutil.rmtree(os.path.join(LAB, f"force{i}"))
+    results["force"] = {"size": size, "runs": runs}
+
+
 # --- HAProxy at scale --------------------------------------------------------------------
 
 
@@ -270,6 +284,12 @@ def report(results):
         if "list_json" in row:
             print(f"\n`list --json` over {row['size']:,}: {fmt_t(row['list_json'])} "
                   f"(max RSS {mib(row['list_rss'])})")
+    f = results.get("force")
+    if f:
+        walls = ", ".join(fmt_t(r["wall"]) for r in f["runs"])
+        cpus = ", ".join(fmt_t(r["cpu"]) for r in f["runs"])
+        print(f"\n`renew --force` of {f['size']:,} stored local-CA certificates, no proxy: "
+              f"{walls} (CPU {cpus})")
     h = results.get("haproxy")
     if h:
         n = h["n"]
@@ -298,6 +318,8 @@ def main():
     only = [a for a in sys.argv[1:] if not a.startswith("--")]
     if not only or "noop" in only:
         noop(results)
+    if not only or "force" in only:
+        force(results)
     if not only or "haproxy" in only:
         haproxy_scale(results)
     with open(os.path.join(LAB, "results.json"), "w") as f:
