@@ -2,11 +2,12 @@
 //! flush per phase instead of eleven fsyncs per certificate (issue 19: a thousand renewals
 //! spent 88 % of their system time in fsync, rename and unlink). Phases: every generation
 //! and every bundle written to temp files, not synced; one syncfs per file system; then the
-//! switches (`live`, bundles renamed into place); one more syncfs; only then the stamps,
-//! output files and old generations. A crash at any moment leaves each certificate's old
-//! files or its new ones (content is durable before anything points to it), and whatever is
-//! half done (a live generation whose bundle is still the old one) is what the next `renew`
-//! repairs. Each certificate's failure stays its own. Pushes and hooks are the caller's.
+//! switches (`live`, bundles renamed into place); one more syncfs; only then the stamps and
+//! output files; old generations removed beside the pushes. A crash at any moment leaves
+//! each certificate's old files or its new ones (content is durable before anything points
+//! to it), and whatever is half done (a live generation whose bundle is still the old one)
+//! is what the next `renew` repairs. Each certificate's failure stays its own. Pushes and
+//! hooks are the caller's.
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
@@ -19,6 +20,7 @@ use crate::deploy::Bundles;
 use crate::durable::{SECRET_MODE, rename_staged, stage_atomic, sync_fs};
 use crate::pem;
 use crate::store::{Staged, Store};
+use crate::types::CertName;
 
 /// One certificate on its way in: its staged generation and its bundle's temp file.
 struct Pending {
@@ -79,12 +81,11 @@ pub(super) fn install_batch(
         }
         return (Vec::new(), failed);
     }
-    // 5. the bundle's stamp, the output files, the generations now too old
+    // 5. the bundle's stamp, the output files (the generations now too old: `prune`)
     let finished = in_parallel(switched, |p| {
         // the bundle already holds this content: only its stamp is written
         let stamped = bundles.write(store, &p.cert.name, &p.issued.info.serial, &p.bundle);
         let outputs = stamped.and_then(|_| write_outputs(&p.cert.settings.host.outputs, &p.issued));
-        store.prune_generations(&p.cert.name);
         match outputs {
             Ok(()) => Step::Done((p.cert, p.issued)),
             Err(e) => Step::Failed(p.cert, e),
@@ -92,6 +93,18 @@ pub(super) fn install_batch(
     });
     let installed = sort_out(finished, &mut failed);
     (installed, failed)
+}
+
+/// Removes the generations of `names` older than their live one's predecessor, on a
+/// thread of its own: it overlaps the pushes, which mostly wait for HAProxy. Joined before
+/// the run ends (under the lock); nothing reads those generations meanwhile.
+pub(super) fn prune(store: &Store, names: Vec<CertName>) -> std::thread::JoinHandle<()> {
+    let store = store.clone();
+    std::thread::spawn(move || {
+        for name in &names {
+            store.prune_generations(name);
+        }
+    })
 }
 
 /// What a phase made of one certificate (a failure is rare: its size does not matter).
@@ -210,7 +223,6 @@ fn flush(store: &Store, dirs: &[PathBuf]) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::durable::trace::{self, Event};
-    use crate::types::CertName;
 
     fn certificate(name: &str) -> (JobCert, Issued) {
         let name = CertName::parse(name).unwrap();

@@ -291,8 +291,11 @@ impl Run<'_> {
                  previous one, and the next `certctl renew` writes it",
             ))
         };
+        let mut pruning = None;
         if issued_certs.len() > 1 && self.store.stages() {
             let (done, failed) = batch::install_batch(self.store, self.bundles, issued_certs);
+            let names = done.iter().map(|(cert, _)| cert.name.clone()).collect();
+            pruning = Some(batch::prune(self.store, names));
             installed.extend(done.into_iter().map(|(cert, issued)| (cert, issued, false)));
             for (cert, e) in failed {
                 outcomes.push(outcome(cert, not_installed(e)));
@@ -384,6 +387,9 @@ impl Run<'_> {
 
         if !self.dry_run {
             self.record(&outcomes);
+        }
+        if let Some(pruning) = pruning {
+            let _ = pruning.join();
         }
         Ok(outcomes)
     }
