@@ -7,7 +7,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 
@@ -98,6 +98,14 @@ pub fn write_new(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     create_and_write(path, data, mode)?.sync_all()
 }
 
+/// `write_new` without the fsync: for a batch made durable by one `sync_fs` before anything
+/// points to the file.
+pub fn write_new_unsynced(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    create_and_write(path, data, mode)?;
+    trace::event(trace::Event::Written(path.to_path_buf()));
+    Ok(())
+}
+
 fn create_and_write(path: &Path, data: &[u8], mode: u32) -> io::Result<File> {
     let mut file = OpenOptions::new()
         .write(true)
@@ -129,21 +137,102 @@ pub fn write_atomic_unsynced(path: &Path, data: &[u8], mode: u32) -> io::Result<
 /// Everything written to the file system holding `dir` made durable (syncfs(2)): one
 /// call after many `write_atomic_unsynced`.
 pub fn sync_fs(dir: &Path) -> io::Result<()> {
-    let dir = File::open(dir)?;
+    let file = File::open(dir)?;
     // SAFETY: the descriptor is open for the duration of the call.
-    if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) } != 0 {
+    if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&file)) } != 0 {
         return Err(io::Error::last_os_error());
     }
+    trace::event(trace::Event::Synced(dir.to_path_buf()));
     Ok(())
 }
 
-fn replace(path: &Path, data: &[u8], mode: u32, sync: bool) -> io::Result<()> {
+/// The first half of `write_atomic` for a batch: `data` in a new temp file beside `path`
+/// (created exclusively under a random name, not synced); returns the temp file's path for
+/// `rename_staged`, after a `sync_fs` has made its content durable.
+pub fn stage_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<PathBuf> {
+    let tmp = temp_path(path);
+    if let Err(e) = create_and_write(&tmp, data, mode) {
+        if e.kind() != io::ErrorKind::AlreadyExists {
+            let _ = fs::remove_file(&tmp);
+        }
+        return Err(e);
+    }
+    trace::event(trace::Event::Written(tmp.clone()));
+    Ok(tmp)
+}
+
+/// Moves a staged file (or a symlink) over `path` in one rename, not synced: readers see
+/// the old file or the new one; a `sync_fs` afterwards makes the switch durable. On error
+/// the staged file is removed and `path` is unchanged.
+pub fn rename_staged(tmp: &Path, path: &Path) -> io::Result<()> {
+    let renamed = fs::rename(tmp, path);
+    match &renamed {
+        Ok(()) => trace::event(trace::Event::Renamed(path.to_path_buf())),
+        Err(_) => {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+    renamed
+}
+
+/// A temp file's name beside `path`: certctl's mark and a random suffix.
+fn temp_path(path: &Path) -> PathBuf {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}{TMP_MARK}-{}", random_suffix()));
+    dir.join(format!(".{file_name}{TMP_MARK}-{}", random_suffix()))
+}
+
+/// What a batch did to the disk, in order, for tests that check the ordering (content
+/// durable before anything points to it); nothing outside tests.
+pub mod trace {
+    use std::path::PathBuf;
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Event {
+        /// A file written without fsync.
+        Written(PathBuf),
+        /// A syncfs of the file system holding this directory.
+        Synced(PathBuf),
+        /// A rename (unsynced) that put something in place at this path.
+        Renamed(PathBuf),
+    }
+
+    #[cfg(test)]
+    static EVENTS: std::sync::Mutex<Option<Vec<Event>>> = std::sync::Mutex::new(None);
+
+    #[cfg(test)]
+    pub fn event(event: Event) {
+        if let Some(events) = EVENTS.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            events.push(event);
+        }
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub fn event(_: Event) {}
+
+    /// Runs `f` and returns what was done meanwhile under `root` (by any thread: tests
+    /// running beside it write elsewhere).
+    #[cfg(test)]
+    pub fn record(root: &std::path::Path, f: impl FnOnce()) -> Vec<Event> {
+        let events = || EVENTS.lock().unwrap_or_else(|e| e.into_inner());
+        *events() = Some(Vec::new());
+        f();
+        let all = events().take().unwrap_or_default();
+        all.into_iter()
+            .filter(|e| match e {
+                Event::Written(p) | Event::Synced(p) | Event::Renamed(p) => p.starts_with(root),
+            })
+            .collect()
+    }
+}
+
+fn replace(path: &Path, data: &[u8], mode: u32, sync: bool) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = temp_path(path);
     let written = create_and_write(&tmp, data, mode).and_then(|f| match sync {
         true => f.sync_all(),
         false => Ok(()),

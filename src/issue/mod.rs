@@ -5,6 +5,7 @@
 //! commands only decide what to do and print. Never reads flags or the config file.
 
 mod account;
+mod batch;
 mod crl;
 mod hooks;
 pub(crate) mod index;
@@ -271,35 +272,41 @@ impl Run<'_> {
             .await;
         drop((solvers, shared));
 
-        // 6. store and install each new certificate; a reinstall takes the stored one
+        // 6. store and install each new certificate (many at once: in one batch, with one
+        //    flush per phase); a reinstall takes the stored one
         let mut installed: Vec<(JobCert, Issued, bool)> = Vec::new();
+        let mut issued_certs = Vec::new();
         for (cert, result) in results {
-            let issued = match result {
-                Ok(issued) => issued,
-                Err(e) => {
-                    outcomes.push(outcome(cert, OutcomeKind::NotIssued(e)));
-                    continue;
+            match result {
+                Err(e) => outcomes.push(outcome(cert, OutcomeKind::NotIssued(e))),
+                Ok(issued) if self.dry_run => {
+                    outcomes.push(outcome(cert, OutcomeKind::Rehearsed { info: issued.info }))
                 }
-            };
-            if self.dry_run {
-                outcomes.push(outcome(cert, OutcomeKind::Rehearsed { info: issued.info }));
-                continue;
+                Ok(issued) => issued_certs.push((cert, issued)),
             }
-            match install(
-                self.store,
-                self.bundles,
-                &cert.name,
-                &cert.settings,
-                &issued,
-            ) {
-                Ok(()) => installed.push((cert, issued, false)),
-                Err(e) => outcomes.push(outcome(
-                    cert,
-                    OutcomeKind::NotInstalled(e.context(
-                        "renewed but not installed; the bundle in the ssl directory is still \
-                         the previous one, and the next `certctl renew` writes it",
-                    )),
-                )),
+        }
+        let not_installed = |e: anyhow::Error| {
+            OutcomeKind::NotInstalled(e.context(
+                "renewed but not installed; the bundle in the ssl directory is still the \
+                 previous one, and the next `certctl renew` writes it",
+            ))
+        };
+        let mut pruning = None;
+        if issued_certs.len() > 1 && self.store.stages() {
+            let (done, failed) = batch::install_batch(self.store, self.bundles, issued_certs);
+            let names = done.iter().map(|(cert, _)| cert.name.clone()).collect();
+            pruning = Some(batch::prune(self.store, names));
+            installed.extend(done.into_iter().map(|(cert, issued)| (cert, issued, false)));
+            for (cert, e) in failed {
+                outcomes.push(outcome(cert, not_installed(e)));
+            }
+        } else {
+            for (cert, issued) in issued_certs {
+                let settings = &cert.settings;
+                match install(self.store, self.bundles, &cert.name, settings, &issued) {
+                    Ok(()) => installed.push((cert, issued, false)),
+                    Err(e) => outcomes.push(outcome(cert, not_installed(e))),
+                }
             }
         }
         for cert in reinstalls {
@@ -380,6 +387,9 @@ impl Run<'_> {
 
         if !self.dry_run {
             self.record(&outcomes);
+        }
+        if let Some(pruning) = pruning {
+            let _ = pruning.join();
         }
         Ok(outcomes)
     }

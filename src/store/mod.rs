@@ -82,6 +82,25 @@ pub struct Generation {
     pub meta: Vec<u8>,
 }
 
+/// A generation written by `Backend::stage_generation`, not live yet.
+pub struct Staged {
+    pub name: CertName,
+    /// The backend's name for it (files: "g7"); None when it is already live.
+    generation: Option<String>,
+}
+
+impl Generation {
+    fn new(key_pem: &str, chain: &Chain, info: &CertInfo) -> anyhow::Result<Self> {
+        Ok(Self {
+            key_pem: key_pem.to_owned(),
+            cert_pem: chain.leaf_pem(),
+            chain_pem: chain.chain_pem(),
+            fullchain_pem: chain.fullchain_pem(),
+            meta: serde_json::to_vec_pretty(info)?,
+        })
+    }
+}
+
 /// Held until dropped. A backend whose locks expire (a lease) keeps it alive in the
 /// background and says through `check` when it was lost: a holder checks before it commits.
 pub trait Lock: Send + Sync {
@@ -152,6 +171,34 @@ pub trait Backend: Send + Sync {
     /// Stores `generation` and makes it the live one in one atomic step; the previous one
     /// is kept for a manual rollback, older ones dropped.
     fn save_generation(&self, name: &CertName, generation: &Generation) -> anyhow::Result<()>;
+    /// Whether this backend groups the flushes of many new generations (`stage_generation`,
+    /// then one `flush`, then `switch_live` each, then one `flush`); false (the default):
+    /// callers store each with `save_generation`.
+    fn stages(&self) -> bool {
+        false
+    }
+    /// Writes `generation` beside the live one, neither durable nor live yet. The default
+    /// does today's whole `save_generation` (durable and live at once).
+    fn stage_generation(&self, name: &CertName, generation: &Generation) -> anyhow::Result<Staged> {
+        self.save_generation(name, generation)?;
+        Ok(Staged {
+            name: name.clone(),
+            generation: None,
+        })
+    }
+    /// Makes everything written so far durable (files: one syncfs).
+    fn flush(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Makes a staged (and flushed) generation the live one in one atomic step, durable at
+    /// the next `flush`.
+    fn switch_live(&self, _staged: &Staged) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Removes a staged generation that will not be switched.
+    fn abandon(&self, _staged: &Staged) {}
+    /// Drops the generations older than the live one's predecessor.
+    fn prune_generations(&self, _name: &CertName) {}
     /// Stops managing `name`: its state (with `attachments`, e.g. the bundle's bytes) moves
     /// to an archive; returns where, for the user.
     fn archive(
@@ -431,14 +478,42 @@ impl Store {
         chain: &Chain,
         info: &CertInfo,
     ) -> anyhow::Result<()> {
-        let generation = Generation {
-            key_pem: key_pem.to_owned(),
-            cert_pem: chain.leaf_pem(),
-            chain_pem: chain.chain_pem(),
-            fullchain_pem: chain.fullchain_pem(),
-            meta: serde_json::to_vec_pretty(info)?,
-        };
-        self.backend.save_generation(name, &generation)
+        self.backend
+            .save_generation(name, &Generation::new(key_pem, chain, info)?)
+    }
+
+    /// Whether new generations are best stored in batches (`stage_generation`...).
+    pub fn stages(&self) -> bool {
+        self.backend.stages()
+    }
+
+    /// A new generation written, neither durable nor live: `flush`, then `switch_live`.
+    pub fn stage_generation(
+        &self,
+        name: &CertName,
+        key_pem: &str,
+        chain: &Chain,
+        info: &CertInfo,
+    ) -> anyhow::Result<Staged> {
+        self.backend
+            .stage_generation(name, &Generation::new(key_pem, chain, info)?)
+    }
+
+    /// Everything written so far made durable.
+    pub fn flush(&self) -> anyhow::Result<()> {
+        self.backend.flush()
+    }
+
+    pub fn switch_live(&self, staged: &Staged) -> anyhow::Result<()> {
+        self.backend.switch_live(staged)
+    }
+
+    pub fn abandon(&self, staged: &Staged) {
+        self.backend.abandon(staged)
+    }
+
+    pub fn prune_generations(&self, name: &CertName) {
+        self.backend.prune_generations(name)
     }
 
     /// The DER of `name`'s live leaf.

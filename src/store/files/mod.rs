@@ -14,16 +14,17 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 
+mod generations;
 mod lock;
 mod relaxed;
 mod version;
 
-use super::{Backend, Generation, Key, LivePaths, LiveRead, Lock};
+use super::{Backend, Generation, Key, LivePaths, LiveRead, Lock, Staged};
 use crate::types::{CertName, Server};
 
 use crate::durable::{
-    DIR_MODE, Links, MAX_INPUT_FILE, PUBLIC_MODE, SECRET_MODE, TMP_MARK, create_dir, read_regular,
-    remove_temp_files_in, sync_dir, write_atomic, write_new,
+    DIR_MODE, Links, MAX_INPUT_FILE, PUBLIC_MODE, SECRET_MODE, create_dir, read_regular,
+    remove_temp_files_in, sync_dir, sync_fs, write_atomic, write_new,
 };
 
 /// Reads one file of the state: a regular file of at most `MAX_INPUT_FILE` bytes, never
@@ -203,7 +204,7 @@ impl Backend for Files {
         } else {
             PUBLIC_MODE
         };
-        if let Key::Pushed(_) | Key::Deployed(_) = key {
+        if let Key::Pushed(_) | Key::Deployed(_) | Key::Status(_) = key {
             return self.write_unsynced(&path, value, mode);
         }
         write_atomic(&path, value, mode).with_context(|| format!("writing {}", path.display()))
@@ -273,58 +274,38 @@ impl Backend for Files {
     /// Writes the new generation into its own directory, then switches `live` to it in one
     /// rename: readers see either the old files or the new ones, never a mix.
     fn save_generation(&self, name: &CertName, generation: &Generation) -> anyhow::Result<()> {
-        let dir = self.cert_dir(name);
-        create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let live = dir.join("live");
-        let current = fs::read_link(&live)
-            .ok()
-            .and_then(|t| generation_number(&t));
-        let next = current.map_or(1, |n| n + 1);
-        let gen_name = format!("g{next}");
-        let gen_dir = dir.join(&gen_name);
-        if gen_dir.exists() {
-            fs::remove_dir_all(&gen_dir)
-                .with_context(|| format!("removing the unfinished {}", gen_dir.display()))?;
-        }
-        let result = (|| -> io::Result<()> {
-            fs::create_dir(&gen_dir)?;
-            fs::set_permissions(&gen_dir, fs::Permissions::from_mode(DIR_MODE))?;
-            for (file, data, mode) in [
-                ("key.pem", generation.key_pem.as_bytes(), SECRET_MODE),
-                ("cert.pem", generation.cert_pem.as_bytes(), PUBLIC_MODE),
-                ("chain.pem", generation.chain_pem.as_bytes(), PUBLIC_MODE),
-                (
-                    "fullchain.pem",
-                    generation.fullchain_pem.as_bytes(),
-                    PUBLIC_MODE,
-                ),
-                ("meta.json", &generation.meta, PUBLIC_MODE),
-            ] {
-                write_new(&gen_dir.join(file), data, mode)?;
-            }
-            sync_dir(&gen_dir)?;
-            let tmp_link = dir.join(format!("live{TMP_MARK}"));
-            let _ = fs::remove_file(&tmp_link);
-            std::os::unix::fs::symlink(&gen_name, &tmp_link)?;
-            fs::rename(&tmp_link, &live)?;
-            sync_dir(&dir)
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_dir_all(&gen_dir);
-            return Err(e)
-                .with_context(|| format!("storing the new certificate under {}", dir.display()));
-        }
-        // keep the previous generation for a manual rollback, drop older ones
-        if let Ok(entries) = fs::read_dir(&dir) {
-            for entry in entries.flatten() {
-                if let Some(n) = generation_number(&entry.path()) {
-                    if n + 1 < next {
-                        let _ = fs::remove_dir_all(entry.path());
-                    }
-                }
-            }
-        }
+        let gen_name = self.write_generation(name, generation, true)?;
+        self.switch(name, &gen_name, true)?;
+        self.prune(name);
         Ok(())
+    }
+
+    fn stages(&self) -> bool {
+        true
+    }
+    fn stage_generation(&self, name: &CertName, generation: &Generation) -> anyhow::Result<Staged> {
+        Ok(Staged {
+            name: name.clone(),
+            generation: Some(self.write_generation(name, generation, false)?),
+        })
+    }
+    fn flush(&self) -> anyhow::Result<()> {
+        sync_fs(&self.state_dir)
+            .with_context(|| format!("flushing {} to disk", self.state_dir.display()))
+    }
+    fn switch_live(&self, staged: &Staged) -> anyhow::Result<()> {
+        match &staged.generation {
+            Some(gen_name) => self.switch(&staged.name, gen_name, false),
+            None => Ok(()),
+        }
+    }
+    fn abandon(&self, staged: &Staged) {
+        if let Some(gen_name) = &staged.generation {
+            self.remove_generation(&staged.name, gen_name);
+        }
+    }
+    fn prune_generations(&self, name: &CertName) {
+        self.prune(name)
     }
 
     /// Moves the certificate's directory into a new folder
@@ -450,6 +431,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::durable::TMP_MARK;
     use crate::store::Store;
 
     fn stored(store: &Store, name: &CertName) {

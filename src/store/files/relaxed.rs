@@ -1,8 +1,9 @@
 //! This host's records of what it did (`pushed.json`: the serial each HAProxy was given;
-//! `deployed.json`: the bundle file it wrote) written without an fsync per certificate: a
-//! run over a thousand certificates would otherwise spend most of its time in fsyncs.
-//! Losing either in a crash only means work done again (the push sent again, the bundle
-//! compared in full), never a wrong certificate served. One syncfs when the backend is
+//! `deployed.json`: the bundle file it wrote; `status.json`: how the last attempt went)
+//! written without an fsync per certificate: a run over a thousand certificates would
+//! otherwise spend most of its time in fsyncs. Losing one in a crash only means work done
+//! again (the push sent again, the bundle compared in full) or an older status (a back-off
+//! shorter than it should be), never a wrong certificate served. One syncfs when the backend is
 //! dropped (the end of the command) makes the whole run's records durable.
 
 use std::sync::atomic::Ordering;
