@@ -9,39 +9,131 @@ use crate::pem;
 use crate::store::Store;
 use crate::types::{CertName, Socket};
 
-/// Pushes `name`'s live certificate to each of `sockets` (all of them with `all`, else
-/// those whose record is not its serial); records each success. One error per socket that
-/// failed, the others done.
+/// How many certificates are read, pushed and recorded together (bounds the memory of a run
+/// over many thousands; the pipeline to each socket drains once per batch).
+const BATCH: usize = 256;
+
+/// Pushes each certificate's live version to its sockets (`certs`: name, sockets), each
+/// socket independently and all of them at once, the commands to one socket pipelined
+/// across certificates; records each success in the certificate's deploy record (while the
+/// next batch is pushed). Returns the failures, by certificate; each deploy that failed
+/// stays pending.
 pub fn push(
     store: &Store,
     bundles: &Bundles,
-    name: &CertName,
-    sockets: &[Socket],
-    all: bool,
+    certs: &[(CertName, Vec<Socket>)],
     timeout: std::time::Duration,
-) -> Vec<anyhow::Error> {
-    let files = match store.live_files(name) {
-        Ok(files) => files,
-        Err(e) => return vec![e.context(format!("{name}: reading the stored certificate"))],
+) -> Vec<(CertName, anyhow::Error)> {
+    let mut failures = Vec::new();
+    let mut unrecorded: Vec<Pushed> = Vec::new();
+    for batch in certs.chunks(BATCH) {
+        // 1. the stored certificates of this batch
+        let mut swaps = Vec::new();
+        for (name, sockets) in batch.iter().filter(|(_, s)| !s.is_empty()) {
+            match read_swap(store, bundles, name) {
+                Ok(swap) => swaps.push((swap, sockets)),
+                Err(e) => failures.push((name.clone(), e)),
+            }
+        }
+        let mut by_socket: Vec<&Socket> = Vec::new();
+        for socket in swaps.iter().flat_map(|(_, sockets)| sockets.iter()) {
+            if !by_socket.contains(&socket) {
+                by_socket.push(socket);
+            }
+        }
+        // 2. each socket on its own thread; the last batch's records written meanwhile
+        let pushed = std::thread::scope(|scope| {
+            let threads: Vec<_> = by_socket
+                .iter()
+                .map(|&socket| {
+                    let wanted: Vec<usize> = (0..swaps.len())
+                        .filter(|&i| swaps[i].1.contains(socket))
+                        .collect();
+                    let swaps = &swaps;
+                    scope.spawn(move || {
+                        let subset: Vec<&deploy::Swap> =
+                            wanted.iter().map(|&i| &swaps[i].0).collect();
+                        let results = deploy::push_many_to_haproxy(socket, &subset, timeout);
+                        (socket, wanted, results)
+                    })
+                })
+                .collect();
+            record(store, std::mem::take(&mut unrecorded), &mut failures);
+            threads
+                .into_iter()
+                .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect::<Vec<_>>()
+        });
+        // 3. what each certificate got, to record
+        let mut outcomes: Vec<Pushed> = swaps
+            .iter()
+            .map(|(swap, _)| Pushed {
+                name: swap.name.clone(),
+                serial: swap.serial.clone(),
+                done: Vec::new(),
+                failed: Vec::new(),
+            })
+            .collect();
+        for (socket, wanted, results) in pushed {
+            for (i, result) in wanted.into_iter().zip(results) {
+                match result {
+                    Ok(()) => outcomes[i].done.push(socket.to_string()),
+                    Err(e) => outcomes[i].failed.push(e),
+                }
+            }
+        }
+        unrecorded = outcomes;
+    }
+    record(store, unrecorded, &mut failures);
+    failures
+}
+
+/// What one certificate's pushes gave: the sockets that took its serial, the failures.
+struct Pushed {
+    name: CertName,
+    serial: String,
+    done: Vec<String>,
+    failed: Vec<anyhow::Error>,
+}
+
+fn read_swap(store: &Store, bundles: &Bundles, name: &CertName) -> anyhow::Result<deploy::Swap> {
+    let read = || -> anyhow::Result<deploy::Swap> {
+        let files = store.live_files(name)?;
+        let info = pem::cert_info(&files.chain.leaf)?;
+        Ok(deploy::Swap {
+            name: name.clone(),
+            path: bundles.path(name),
+            bundle: pem::bundle(&files.chain, &files.key_pem),
+            serial: info.serial,
+        })
     };
-    let info = match pem::cert_info(&files.chain.leaf) {
-        Ok(info) => info,
-        Err(e) => return vec![e.context(format!("{name}: reading the stored certificate"))],
-    };
-    let to_push: Vec<Socket> = if all {
-        sockets.to_vec()
-    } else {
-        pending(store, name, &info.serial, sockets)
-    };
-    push_issued(
-        store,
-        bundles,
-        name,
-        &to_push,
-        &files.chain,
-        &files.key_pem,
-        &info,
-        timeout,
+    read().map_err(|e| e.context(format!("{name}: reading the stored certificate")))
+}
+
+/// Records each success in its certificate's deploy record; failures are kept, saying the
+/// deploy stays pending.
+fn record(store: &Store, pushed: Vec<Pushed>, failures: &mut Vec<(CertName, anyhow::Error)>) {
+    for p in pushed {
+        if !p.done.is_empty() {
+            let mut record = store.pushed(&p.name);
+            for socket in p.done {
+                record.insert(socket, p.serial.clone());
+            }
+            if let Err(e) = store.save_pushed(&p.name, &record) {
+                crate::log::warn(format_args!("{}: {e:#}", p.name));
+            }
+        }
+        failures.extend(
+            p.failed
+                .into_iter()
+                .map(|e| (p.name.clone(), still_pending(e))),
+        );
+    }
+}
+
+fn still_pending(e: anyhow::Error) -> anyhow::Error {
+    e.context(
+        "the deploy stays pending: the next `certctl renew` (or `certctl deploy`) tries again",
     )
 }
 
@@ -72,9 +164,7 @@ pub fn push_issued(
         if failed.is_empty() {
             record.insert(socket.to_string(), info.serial.clone());
         } else {
-            failures.extend(failed.into_iter().map(|e| {
-                e.context("the deploy stays pending: the next `certctl renew` (or `certctl deploy`) tries again")
-            }));
+            failures.extend(failed.into_iter().map(still_pending));
         }
     }
     if !sockets.is_empty() {
