@@ -11,12 +11,12 @@ use crate::types::{CertName, Socket};
 
 /// How many certificates are read, pushed and recorded together (bounds the memory of a run
 /// over many thousands; the pipeline to each socket drains once per batch).
-const BATCH: usize = 256;
+const BATCH: usize = 128;
 
 /// Pushes each certificate's live version to its sockets (`certs`: name, sockets), each
 /// socket independently and all of them at once, the commands to one socket pipelined
-/// across certificates; records each success in the certificate's deploy record (while the
-/// next batch is pushed). Returns the failures, by certificate; each deploy that failed
+/// across certificates; while a batch is pushed, the one before is recorded (each success in
+/// the certificate's deploy record) and the next one read from the store. Returns the failures, by certificate; each deploy that failed
 /// stays pending.
 pub fn push(
     store: &Store,
@@ -26,22 +26,18 @@ pub fn push(
 ) -> Vec<(CertName, anyhow::Error)> {
     let mut failures = Vec::new();
     let mut unrecorded: Vec<Pushed> = Vec::new();
-    for batch in certs.chunks(BATCH) {
-        // 1. the stored certificates of this batch
-        let mut swaps = Vec::new();
-        for (name, sockets) in batch.iter().filter(|(_, s)| !s.is_empty()) {
-            match read_swap(store, bundles, name) {
-                Ok(swap) => swaps.push((swap, sockets)),
-                Err(e) => failures.push((name.clone(), e)),
-            }
-        }
+    let mut batches = certs.chunks(BATCH);
+    let mut next = batches
+        .next()
+        .map(|b| read_batch(store, bundles, b, &mut failures));
+    while let Some(swaps) = next.take() {
         let mut by_socket: Vec<&Socket> = Vec::new();
         for socket in swaps.iter().flat_map(|(_, sockets)| sockets.iter()) {
             if !by_socket.contains(&socket) {
                 by_socket.push(socket);
             }
         }
-        // 2. each socket on its own thread; the last batch's records written meanwhile
+        // each socket on its own thread; meanwhile the last batch recorded, the next read
         let pushed = std::thread::scope(|scope| {
             let threads: Vec<_> = by_socket
                 .iter()
@@ -59,12 +55,15 @@ pub fn push(
                 })
                 .collect();
             record(store, std::mem::take(&mut unrecorded), &mut failures);
+            next = batches
+                .next()
+                .map(|b| read_batch(store, bundles, b, &mut failures));
             threads
                 .into_iter()
                 .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
                 .collect::<Vec<_>>()
         });
-        // 3. what each certificate got, to record
+        // what each certificate got, to record
         let mut outcomes: Vec<Pushed> = swaps
             .iter()
             .map(|(swap, _)| Pushed {
@@ -94,6 +93,24 @@ struct Pushed {
     serial: String,
     done: Vec<String>,
     failed: Vec<anyhow::Error>,
+}
+
+/// The stored certificates of `batch` that have sockets to go to; a failure to read one is
+/// its failure.
+fn read_batch<'a>(
+    store: &Store,
+    bundles: &Bundles,
+    batch: &'a [(CertName, Vec<Socket>)],
+    failures: &mut Vec<(CertName, anyhow::Error)>,
+) -> Vec<(deploy::Swap, &'a Vec<Socket>)> {
+    let mut swaps = Vec::new();
+    for (name, sockets) in batch.iter().filter(|(_, s)| !s.is_empty()) {
+        match read_swap(store, bundles, name) {
+            Ok(swap) => swaps.push((swap, sockets)),
+            Err(e) => failures.push((name.clone(), e)),
+        }
+    }
+    swaps
 }
 
 fn read_swap(store: &Store, bundles: &Bundles, name: &CertName) -> anyhow::Result<deploy::Swap> {
