@@ -6,7 +6,6 @@
 //! writes the bundle file first, for the next reload. `socket` bounds each exchange;
 //! `session` keeps one connection per socket open for the whole run.
 
-mod key;
 mod pipeline;
 mod reply;
 mod session;
@@ -301,7 +300,6 @@ impl Haproxy {
     }
 
     fn set_command(name: &str, bundle: &str) -> Result<String, Error> {
-        let bundle = key::for_cli(bundle);
         let command = format!(
             "set ssl cert {} <<\n{}\n",
             cli_arg(name)?,
