@@ -14,7 +14,7 @@ use crate::types::{CertName, Socket};
 const BATCH: usize = 128;
 
 /// Pushes each certificate's live version to its sockets (`certs`: name, sockets), each
-/// socket independently and all of them at once, the commands to one socket pipelined
+/// socket independently, one after the other, the commands to one socket pipelined
 /// across certificates; while a batch is pushed, the one before is recorded (each success in
 /// the certificate's deploy record) and the next one read from the store. Returns the failures, by certificate; each deploy that failed
 /// stays pending.
@@ -37,31 +37,31 @@ pub fn push(
                 by_socket.push(socket);
             }
         }
-        // each socket on its own thread; meanwhile the last batch recorded, the next read
+        // the sockets one after the other (two of them may lead to the same HAProxy, whose
+        // one transaction at a time two connections would share), on a thread of their own;
+        // meanwhile the last batch recorded, the next one read
         let pushed = std::thread::scope(|scope| {
-            let threads: Vec<_> = by_socket
-                .iter()
-                .map(|&socket| {
+            let swaps = &swaps;
+            let by_socket = &by_socket;
+            let pushing = scope.spawn(move || {
+                let mut pushed = Vec::new();
+                for &socket in by_socket {
                     let wanted: Vec<usize> = (0..swaps.len())
                         .filter(|&i| swaps[i].1.contains(socket))
                         .collect();
-                    let swaps = &swaps;
-                    scope.spawn(move || {
-                        let subset: Vec<&deploy::Swap> =
-                            wanted.iter().map(|&i| &swaps[i].0).collect();
-                        let results = deploy::push_many_to_haproxy(socket, &subset, timeout);
-                        (socket, wanted, results)
-                    })
-                })
-                .collect();
+                    let subset: Vec<&deploy::Swap> = wanted.iter().map(|&i| &swaps[i].0).collect();
+                    let results = deploy::push_many_to_haproxy(socket, &subset, timeout);
+                    pushed.push((socket, wanted, results));
+                }
+                pushed
+            });
             record(store, std::mem::take(&mut unrecorded), &mut failures);
             next = batches
                 .next()
                 .map(|b| read_batch(store, bundles, b, &mut failures));
-            threads
-                .into_iter()
-                .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect::<Vec<_>>()
+            pushing
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
         });
         // what each certificate got, to record
         let mut outcomes: Vec<Pushed> = swaps
