@@ -12,8 +12,9 @@ pub fn run(global: &Global, raw: &[String]) -> anyhow::Result<()> {
     let names = super::selected_names(global, &store, raw)?;
     let _lock = super::lock_for_writing(global, &store, &bundles)?;
 
-    // 2. each to its sockets; one failure does not stop the others
+    // 2. each to its sockets, all in one pipelined pass; one failure does not stop the others
     let mut failed = Vec::new();
+    let mut to_push = Vec::new();
     for name in &names {
         let lineage = match store.lineage(name) {
             Ok(Some(lineage)) => lineage,
@@ -24,28 +25,20 @@ pub fn run(global: &Global, raw: &[String]) -> anyhow::Result<()> {
                 continue;
             }
         };
-        let sockets = &lineage.settings.host.haproxy_sockets;
+        let sockets = lineage.settings.host.haproxy_sockets;
         if sockets.is_empty() {
             crate::log::verbose(format_args!(
                 "{name}: no HAProxy socket stored; nothing to push"
             ));
             continue;
         }
-        let errors = issue::push(
-            &store,
-            &bundles,
-            name,
-            sockets,
-            true,
-            global.haproxy_timeout,
-        );
-        if errors.is_empty() {
-            continue;
+        to_push.push((name.clone(), sockets));
+    }
+    for (name, e) in issue::push(&store, &bundles, &to_push, global.haproxy_timeout) {
+        crate::log::error(format_args!("{e:#}"));
+        if !failed.contains(&name.to_string()) {
+            failed.push(name.to_string());
         }
-        for e in &errors {
-            crate::log::error(format_args!("{e:#}"));
-        }
-        failed.push(name.to_string());
     }
     if failed.is_empty() {
         Ok(())

@@ -24,24 +24,67 @@ pub fn push_to_haproxy(
     info: &CertInfo,
     timeout: std::time::Duration,
 ) -> Vec<anyhow::Error> {
-    let path = bundles.path(name);
-    let bundle = pem::bundle(chain, key_pem);
-    let mut failures = Vec::new();
-    for socket in sockets {
-        let haproxy = haproxy::Haproxy::new(socket.clone(), timeout);
-        match haproxy.deploy(&path, &bundle, &info.serial) {
-            Ok(haproxy::Deployed::Replaced(n)) => crate::log::info(format_args!(
-                "{name}: HAProxy at {socket} now serves it ({n} replaced, no reload)"
-            )),
-            Ok(haproxy::Deployed::Added(n)) => crate::log::info(format_args!(
-                "{name}: HAProxy at {socket} now serves it ({n} added, no reload)"
-            )),
-            Err(e) => {
-                failures.push(anyhow::Error::new(e).context(format!("{name}: HAProxy at {socket}")))
+    let swap = Swap {
+        name: name.clone(),
+        path: bundles.path(name),
+        bundle: pem::bundle(chain, key_pem),
+        serial: info.serial.clone(),
+    };
+    sockets
+        .iter()
+        .flat_map(|socket| push_many_to_haproxy(socket, &[&swap], timeout))
+        .filter_map(Result::err)
+        .collect()
+}
+
+/// A certificate to hot-swap: its bundle (leaf, chain, key), written at `path`, and the
+/// serial HAProxy must then serve.
+pub struct Swap {
+    pub name: CertName,
+    pub path: std::path::PathBuf,
+    pub bundle: String,
+    pub serial: String,
+}
+
+/// Hot-swaps each of `swaps` into the HAProxy at `socket`, the commands of many
+/// certificates in flight at once over its kept-open connection; one result per swap, in
+/// order, each failure naming its certificate and the proxy.
+pub fn push_many_to_haproxy(
+    socket: &Socket,
+    swaps: &[&Swap],
+    timeout: std::time::Duration,
+) -> Vec<anyhow::Result<()>> {
+    let pushes: Vec<haproxy::Push> = swaps
+        .iter()
+        .map(|s| haproxy::Push {
+            path: &s.path,
+            bundle: &s.bundle,
+            serial: &s.serial,
+        })
+        .collect();
+    let haproxy = haproxy::Haproxy::new(socket.clone(), timeout);
+    let results = haproxy.deploy_many(&pushes);
+    results
+        .into_iter()
+        .zip(swaps)
+        .map(|(result, swap)| {
+            let name = &swap.name;
+            match result {
+                Ok(haproxy::Deployed::Replaced(n)) => crate::log::info(format_args!(
+                    "{name}: HAProxy at {socket} now serves it ({n} replaced, no reload)"
+                )),
+                Ok(haproxy::Deployed::Added(n)) => crate::log::info(format_args!(
+                    "{name}: HAProxy at {socket} now serves it ({n} added, no reload)"
+                )),
+                Err(e) => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("{name}: HAProxy at {socket}"))
+                    );
+                }
             }
-        }
-    }
-    failures
+            Ok(())
+        })
+        .collect()
 }
 
 /// Takes `path`'s certificate out of every HAProxy listed (revoke, delete), each

@@ -94,7 +94,7 @@ pub(super) fn retry_pushes(
     given: &[Socket],
     done: &[String],
 ) -> Vec<(String, anyhow::Error)> {
-    let mut failures = Vec::new();
+    let mut to_push = Vec::new();
     for name in names
         .iter()
         .filter(|n| !done.iter().any(|d| d == n.as_str()))
@@ -107,8 +107,10 @@ pub(super) fn retry_pushes(
             "{name}: pushing the certificate to {} (pending from an earlier run)",
             listed(&pending)
         ));
-        let errors = issue::push(store, bundles, name, &pending, true, global.haproxy_timeout);
-        failures.extend(errors.into_iter().map(|e| (format!("{PENDING}{name}"), e)));
+        to_push.push((name.clone(), pending));
     }
-    failures
+    issue::push(store, bundles, &to_push, global.haproxy_timeout)
+        .into_iter()
+        .map(|(name, e)| (format!("{PENDING}{name}"), e))
+        .collect()
 }

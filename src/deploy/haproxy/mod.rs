@@ -6,6 +6,7 @@
 //! writes the bundle file first, for the next reload. `socket` bounds each exchange;
 //! `session` keeps one connection per socket open for the whole run.
 
+mod pipeline;
 mod reply;
 mod session;
 mod socket;
@@ -15,8 +16,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use crate::types::Socket;
+pub use pipeline::{Push, WINDOW};
 pub use reply::{CertList, cli_arg, find_cert, is_cert_list, parse_cert_list, parse_serial};
-use reply::{SetReply, expect, first_line, is_same_cert, same_serial, tidy};
+use reply::{first_line, tidy};
 pub use session::close_idle as close_idle_connections;
 
 /// HAProxy's default `tune.bufsize`: a command with its payload must fit in it.
@@ -94,9 +96,6 @@ const LOCKED: &str = "Operations on certificates are currently locked";
 /// each later one after twice the wait before (about 1.3 s in all).
 const LOCKED_TRIES: u32 = 9;
 const LOCKED_WAIT: Duration = Duration::from_millis(5);
-
-/// Whether a command's reply says it did what was asked.
-type ReplyCheck = fn(&str) -> bool;
 
 /// One HAProxy behind an admin socket (level admin).
 pub struct Haproxy {
@@ -285,54 +284,19 @@ impl Haproxy {
     /// loaded from `path`, or adds it to the crt-list of `path`'s directory when HAProxy does
     /// not have it yet; then checks that HAProxy serves `serial` (hex).
     pub fn deploy(&self, path: &Path, bundle: &str, serial: &str) -> Result<Deployed, Error> {
-        let (open, found) = self.with_cert_list(|listed| {
-            (
-                listed.transactions.first().cloned(),
-                find_cert(&listed.certificates, path),
-            )
-        })?;
-        if let Some(other) = open {
-            if !is_same_cert(&other, path) {
-                return Err(Error::Busy { other });
-            }
-            // a transaction of ours left by a killed run
-            self.command(&format!("abort ssl cert {}", cli_arg(&other)?))?;
-            self.listed(|l| l.transactions.clear());
-        }
-        // each path's commands go together, the serial HAProxy then serves asked with them
-        let (deployed, shown) = match found? {
-            Some(name) => {
-                let show = format!("show ssl cert {}", cli_arg(&name)?);
-                let shown = self.transaction(&name, bundle, None, Some(&show))?;
-                (Deployed::Replaced(name), shown)
-            }
-            None => {
-                let name = path.display().to_string();
-                let dir = self.crt_list_for(path)?;
-                let shown = self.add(&name, &dir, bundle)?;
-                self.listed(|l| l.certificates.push(name.clone()));
-                (Deployed::Added(name), shown)
-            }
+        let push = Push {
+            path,
+            bundle,
+            serial,
         };
-        let name = match &deployed {
-            Deployed::Replaced(n) | Deployed::Added(n) => n,
-        };
-        let shown = shown.unwrap_or_default();
-        // an answer with no serial at all is not HAProxy's to `show` (replies out of step)
-        let Some(served) = parse_serial(&shown) else {
-            return Err(Error::Refused {
-                command: format!("show ssl cert {}", cli_arg(name)?),
-                reply: tidy(&shown),
-            });
-        };
-        if !same_serial(&served, serial) {
-            return Err(Error::SerialMismatch {
-                name: name.clone(),
-                served,
-                expected: serial.to_owned(),
-            });
-        }
-        Ok(deployed)
+        self.deploy_many(std::slice::from_ref(&push))
+            .pop()
+            .unwrap_or_else(|| {
+                Err(Error::Refused {
+                    command: "deploy".into(),
+                    reply: "not sent".into(),
+                })
+            })
     }
 
     fn set_command(name: &str, bundle: &str) -> Result<String, Error> {
@@ -349,86 +313,6 @@ impl Haproxy {
             });
         }
         Ok(command)
-    }
-
-    /// `before` (its reply checked by `check`), `set`, `commit` and `after`, sent together
-    /// (each is harmless when one before it failed); `abort` when anything up to the commit
-    /// failed, so no transaction stays open. Returns the reply to `after`.
-    fn transaction(
-        &self,
-        name: &str,
-        bundle: &str,
-        before: Option<(&str, ReplyCheck)>,
-        after: Option<&str>,
-    ) -> Result<Option<String>, Error> {
-        let set = Self::set_command(name, bundle)?;
-        let commit = format!("commit ssl cert {}", cli_arg(name)?);
-        let commands: Vec<&str> = before
-            .map(|(c, _)| c)
-            .into_iter()
-            .chain([set.as_str(), commit.as_str()])
-            .chain(after)
-            .collect();
-        let mut replies = self.commands(&commands).into_iter();
-        let mut next = |command: &str| {
-            replies.next().unwrap_or_else(|| {
-                Err(Error::Broken {
-                    socket: self.socket.to_string(),
-                    command: first_line(command),
-                    source: std::io::ErrorKind::UnexpectedEof.into(),
-                })
-            })
-        };
-        let committed = (|| {
-            if let Some((command, check)) = before {
-                let reply = next(command)?;
-                if !check(&reply) {
-                    return Err(Error::Refused {
-                        command: command.to_owned(),
-                        reply: tidy(&reply),
-                    });
-                }
-            }
-            expect(&set, &next(&set)?, SetReply::parse)?;
-            let reply = next(&commit)?;
-            if reply.lines().any(|l| l.trim() == "Success!") {
-                Ok(())
-            } else {
-                Err(Error::Refused {
-                    command: commit.clone(),
-                    reply: tidy(&reply),
-                })
-            }
-        })();
-        if let Err(e) = committed {
-            if let Ok(arg) = cli_arg(name) {
-                let _ = self.command(&format!("abort ssl cert {arg}"));
-            }
-            return Err(e);
-        }
-        after.map(next).transpose()
-    }
-
-    /// new + set + commit, then add to the crt-list and `show`; a failure after `new`
-    /// aborts (or, once committed, deletes). Returns the reply to `show`.
-    fn add(&self, name: &str, crt_list: &str, bundle: &str) -> Result<Option<String>, Error> {
-        let (arg, list_arg) = (cli_arg(name)?, cli_arg(crt_list)?);
-        let new = format!("new ssl cert {arg}");
-        let created = |reply: &str| reply.starts_with("New empty certificate store");
-        self.transaction(name, bundle, Some((&new, created)), None)?;
-        let add = format!("add ssl crt-list {list_arg} {arg}");
-        let show = format!("show ssl cert {arg}");
-        let mut replies = self.commands(&[&add, &show]).into_iter();
-        let added = replies.next().transpose()?.unwrap_or_default();
-        if added.lines().any(|l| l.trim() == "Success!") {
-            replies.next().transpose()
-        } else {
-            let _ = self.command(&format!("del ssl cert {arg}"));
-            Err(Error::Refused {
-                command: add,
-                reply: tidy(&added),
-            })
-        }
     }
 
     /// `show ssl crt-list` (a `crt <dir>` bind shows as its directory, without a trailing
@@ -554,13 +438,9 @@ mod tests {
 
     #[test]
     fn an_oversized_bundle_is_refused_before_sending() {
-        let haproxy = Haproxy::new(
-            Socket::Unix("/nonexistent/sock".into()),
-            Duration::from_secs(10),
-        );
         let big = "A".repeat(DEFAULT_BUFSIZE);
         assert!(matches!(
-            haproxy.transaction("/x.pem", &big, None, None),
+            Haproxy::set_command("/x.pem", &big),
             Err(Error::TooLarge { .. })
         ));
     }

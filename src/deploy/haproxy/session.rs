@@ -151,8 +151,18 @@ impl Session {
         replies
     }
 
+    /// The kept-open connection, clean (opened when needed), for commands sent ahead of
+    /// their answers; None for a socket without prompt mode.
+    pub fn conn(&mut self, socket: &Socket, limit: Duration) -> Result<Option<&mut Conn>, Failure> {
+        self.connect(socket, limit)?;
+        Ok(match &mut self.link {
+            Link::Prompt(conn) => Some(conn),
+            _ => None,
+        })
+    }
+
     /// Drops the connection and what was listed on it.
-    fn reset(&mut self) {
+    pub fn reset(&mut self) {
         *self = Session::default();
     }
 }

@@ -55,8 +55,9 @@ const PROMPT: &[u8] = b"\n> ";
 pub struct Conn {
     stream: Box<dyn AdminStream + Send>,
     limit: Duration,
-    /// Bytes read past the last reply's prompt: an answer no command asked for.
-    stray: bool,
+    /// Bytes read past the last reply's prompt: the next reply's start, or (when no command
+    /// waits for one) an answer no command asked for.
+    pending: Vec<u8>,
 }
 
 impl Conn {
@@ -77,7 +78,7 @@ impl Conn {
         let mut conn = Conn {
             stream,
             limit,
-            stray: false,
+            pending: Vec::new(),
         };
         match conn.send_and_read_prompt("prompt")? {
             (reply, true) if reply.iter().all(u8::is_ascii_whitespace) => Ok(conn),
@@ -88,7 +89,7 @@ impl Conn {
     /// Whether the connection can take another command: still open, and nothing unread
     /// (bytes that came after a prompt belong to no command: the exchange is out of step).
     pub fn state(&self) -> State {
-        if self.stray {
+        if !self.pending.is_empty() {
             return State::Stray;
         }
         let mut byte = 0u8;
@@ -132,51 +133,57 @@ impl Conn {
     /// unknown, and the connection is out of step). Each reply ends at its own prompt, so a
     /// prompt inside a reply shows as bytes left after the last one: `State::Stray`.
     pub fn exchange_all(&mut self, commands: &[&str]) -> Vec<Result<Vec<u8>, Failure>> {
-        let deadline = Instant::now() + self.limit;
+        if let Err(e) = self.send(commands) {
+            return vec![Err(e)];
+        }
         let mut out = Vec::with_capacity(commands.len());
+        for _ in commands {
+            let reply = self.receive();
+            let failed = reply.is_err();
+            out.push(reply);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Writes `commands`, each ended by a line end, without waiting for any answer: their
+    /// replies are read in order by `receive`, one each.
+    pub fn send(&mut self, commands: &[&str]) -> Result<(), Failure> {
         let mut lines = Vec::new();
         for command in commands {
             lines.extend_from_slice(command.as_bytes());
             lines.push(b'\n');
         }
-        if let Err(e) = self.stream.write_all(&lines) {
-            out.push(Err(Failure::Send(e)));
-            return out;
-        }
-        let mut pending: Vec<u8> = Vec::new();
-        for _ in commands {
-            let reply = loop {
-                if let Some(end) = reply_end(&pending) {
-                    let rest = pending.split_off(end);
-                    let mut reply = std::mem::replace(&mut pending, rest);
-                    reply.truncate(reply.len() - 2);
-                    break Ok(reply);
-                }
-                let (more, open) = match read_until(
-                    &mut self.stream,
-                    deadline,
-                    MAX_REPLY.saturating_sub(pending.len()),
-                    |s, t| s.set_read_timeout(Some(t)),
-                    |_| true,
-                ) {
-                    Ok(read) => read,
-                    Err(e) => break Err(e),
-                };
-                if !open || more.is_empty() {
-                    break Err(Failure::Read(std::io::ErrorKind::UnexpectedEof.into()));
-                }
-                pending.extend_from_slice(&more);
-            };
-            match reply {
-                Ok(reply) => out.push(Ok(strip_payload_prompts(&reply).to_vec())),
-                Err(e) => {
-                    out.push(Err(e));
-                    return out;
-                }
+        self.stream.write_all(&lines).map_err(Failure::Send)
+    }
+
+    /// The reply to the oldest command sent and not yet answered, read up to its own prompt
+    /// within the connection's time limit, without the `+ ` prompts of a payload. Bytes past
+    /// that prompt are kept for the next call (the next command's reply, or, when no command
+    /// is waiting, an answer nobody asked for: `State::Stray`).
+    pub fn receive(&mut self) -> Result<Vec<u8>, Failure> {
+        let deadline = Instant::now() + self.limit;
+        loop {
+            if let Some(end) = reply_end(&self.pending) {
+                let rest = self.pending.split_off(end);
+                let mut reply = std::mem::replace(&mut self.pending, rest);
+                reply.truncate(reply.len() - 2);
+                return Ok(strip_payload_prompts(&reply).to_vec());
             }
+            let (more, open) = read_until(
+                &mut self.stream,
+                deadline,
+                MAX_REPLY.saturating_sub(self.pending.len()),
+                |s, t| s.set_read_timeout(Some(t)),
+                |_| true,
+            )?;
+            if !open || more.is_empty() {
+                return Err(Failure::Read(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            self.pending.extend_from_slice(&more);
         }
-        self.stray = !pending.is_empty();
-        out
     }
 
     /// The reply up to the prompt (true), or up to the end of the connection (false).

@@ -44,6 +44,16 @@ pub enum Lie {
     AnswersAhead,
     /// Answers this many `commit ssl cert` (in all) with HAProxy's "currently locked".
     Locked(Arc<AtomicUsize>),
+    /// For a pipelining client: answers the first commit of the certificate whose name
+    /// holds `locked` with "currently locked", every commit of the one whose name holds
+    /// `refused` with a refusal that names it, and holds back its first answer to a
+    /// `show ssl cert NAME` until the `set ssl cert` of another certificate has come (at
+    /// most 10 s); `ahead` then says whether one came.
+    Pipelined {
+        locked: String,
+        refused: String,
+        ahead: Arc<AtomicBool>,
+    },
 }
 
 pub struct FakeAdmin {
@@ -163,6 +173,32 @@ fn next_command(stream: &mut UnixStream, carry: &mut Vec<u8>) -> String {
     }
 }
 
+/// Reads on (into `carry`) until a `set ssl cert` of a certificate other than `name` has
+/// come, or 10 s have passed; whether one came.
+fn wait_for_another_set(stream: &mut UnixStream, carry: &mut Vec<u8>, name: &str) -> bool {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(carry);
+        let other = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("set ssl cert "))
+            .any(|l| !l.starts_with(&format!("{name} ")));
+        if other {
+            return true;
+        }
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => carry.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
 fn answer(
     mut stream: UnixStream,
     behaviour: &Behaviour,
@@ -225,6 +261,8 @@ fn converse(
 ) {
     let mut prompted = false;
     let mut carry = Vec::new();
+    let mut shown = false;
+    let mut locked_once = false;
     while !stop.load(Ordering::SeqCst) {
         let command = next_command(&mut stream, &mut carry);
         if command.is_empty() {
@@ -258,6 +296,13 @@ fn converse(
         } else if first.starts_with("commit ssl cert ") {
             let name = name("commit ssl cert");
             match lie {
+                Lie::Pipelined { locked, .. } if name.contains(locked.as_str()) && !locked_once => {
+                    locked_once = true;
+                    "Can't commit the certificate!\nOperations on certificates are currently locked!\n".to_owned()
+                }
+                Lie::Pipelined { refused, .. } if name.contains(refused.as_str()) => {
+                    format!("Committing {name}\nunable to load the private key of {name}\n")
+                }
                 Lie::Locked(left)
                     if left
                         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -278,6 +323,13 @@ fn converse(
             )
         } else if first.starts_with("show ssl cert ") {
             let name = name("show ssl cert");
+            if let Lie::Pipelined { ahead, .. } = lie {
+                if !shown {
+                    shown = true;
+                    let other = wait_for_another_set(&mut stream, &mut carry, &name);
+                    ahead.store(other, Ordering::SeqCst);
+                }
+            }
             let serial = std::fs::read(&name)
                 .ok()
                 .and_then(|b| pem::parse(b).ok())
