@@ -8,34 +8,9 @@ pub mod haproxy_cfg;
 pub mod outputs;
 pub mod probe;
 
-use crate::pem::{self, CertInfo, Chain};
 use crate::types::{CertName, Socket};
 
 pub use bundle::Bundles;
-
-/// Hot-swaps a certificate into every HAProxy listed, each independently; returns one error
-/// per proxy that failed (the bundle on disk is right for its next reload).
-pub fn push_to_haproxy(
-    bundles: &Bundles,
-    name: &CertName,
-    sockets: &[Socket],
-    chain: &Chain,
-    key_pem: &str,
-    info: &CertInfo,
-    timeout: std::time::Duration,
-) -> Vec<anyhow::Error> {
-    let swap = Swap {
-        name: name.clone(),
-        path: bundles.path(name),
-        bundle: pem::bundle(chain, key_pem),
-        serial: info.serial.clone(),
-    };
-    sockets
-        .iter()
-        .flat_map(|socket| push_many_to_haproxy(socket, &[&swap], timeout))
-        .filter_map(Result::err)
-        .collect()
-}
 
 /// A certificate to hot-swap: its bundle (leaf, chain, key), written at `path`, and the
 /// serial HAProxy must then serve.

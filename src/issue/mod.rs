@@ -322,7 +322,24 @@ impl Run<'_> {
         }
         installed.sort_by(|a, b| a.0.name.cmp(&b.0.name));
 
-        // 7. the CA's next window, the proxies, the deploy hooks
+        // 7. the proxies (every certificate at once: the commands to each socket pipelined
+        //    across certificates), then each one's next window at the CA and deploy hooks
+        let to_push: Vec<(CertName, Vec<Socket>)> = installed
+            .iter()
+            .map(|(cert, _, _)| {
+                let mut sockets = cert.settings.host.haproxy_sockets.clone();
+                for s in self.sockets.iter() {
+                    if !sockets.contains(s) {
+                        sockets.push(s.clone());
+                    }
+                }
+                (cert.name.clone(), sockets)
+            })
+            .collect();
+        let mut push_failures: HashMap<CertName, Vec<anyhow::Error>> = HashMap::new();
+        for (name, e) in push::push(self.store, self.bundles, &to_push, self.haproxy_timeout) {
+            push_failures.entry(name).or_default().push(e);
+        }
         for (cert, issued, reinstalled) in &installed {
             let name = &cert.name;
             if let Ok(account) = accounts.get(self, &cert.settings) {
@@ -337,24 +354,7 @@ impl Run<'_> {
                     .await;
                 }
             }
-            let mut sockets = cert.settings.host.haproxy_sockets.clone();
-            sockets.extend(
-                self.sockets
-                    .iter()
-                    .filter(|s| !sockets.contains(s))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            );
-            let mut after = push::push_issued(
-                self.store,
-                self.bundles,
-                name,
-                &sockets,
-                &issued.chain,
-                &issued.key_pem,
-                &issued.info,
-                self.haproxy_timeout,
-            );
+            let mut after = push_failures.remove(name).unwrap_or_default();
             let lineage = Lineage {
                 name: name.clone(),
                 settings: cert.settings.clone(),

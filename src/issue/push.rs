@@ -154,44 +154,6 @@ fn still_pending(e: anyhow::Error) -> anyhow::Error {
     )
 }
 
-/// Pushes a certificate just issued (or read back) to `sockets`, recording each success.
-#[allow(clippy::too_many_arguments)]
-pub fn push_issued(
-    store: &Store,
-    bundles: &Bundles,
-    name: &CertName,
-    sockets: &[Socket],
-    chain: &pem::Chain,
-    key_pem: &str,
-    info: &pem::CertInfo,
-    timeout: std::time::Duration,
-) -> Vec<anyhow::Error> {
-    let mut failures = Vec::new();
-    let mut record = store.pushed(name);
-    for socket in sockets {
-        let failed = deploy::push_to_haproxy(
-            bundles,
-            name,
-            std::slice::from_ref(socket),
-            chain,
-            key_pem,
-            info,
-            timeout,
-        );
-        if failed.is_empty() {
-            record.insert(socket.to_string(), info.serial.clone());
-        } else {
-            failures.extend(failed.into_iter().map(still_pending));
-        }
-    }
-    if !sockets.is_empty() {
-        if let Err(e) = store.save_pushed(name, &record) {
-            crate::log::warn(format_args!("{name}: {e:#}"));
-        }
-    }
-    failures
-}
-
 /// The sockets among `sockets` that have not been given `serial`.
 pub fn pending(store: &Store, name: &CertName, serial: &str, sockets: &[Socket]) -> Vec<Socket> {
     let record: BTreeMap<String, String> = store.pushed(name);

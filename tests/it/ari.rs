@@ -56,6 +56,15 @@ fn ari_path(lab: &Lab) -> std::path::PathBuf {
     lab.state_dir().join("certs").join(NAME).join("ari.json")
 }
 
+/// Writes `ari` as certctl does (a new file renamed over the old one), so that renew's
+/// index sees the certificate's directory change; an edit in place is not one of certctl's
+/// writes, and the index only notices it while its version is younger than a clock tick.
+fn replace_ari(lab: &Lab, ari: &Value) {
+    let tmp = ari_path(lab).with_extension("json.test-tmp");
+    fs::write(&tmp, serde_json::to_vec_pretty(ari).unwrap()).unwrap();
+    fs::rename(&tmp, ari_path(lab)).unwrap();
+}
+
 fn ari_state(lab: &Lab) -> Value {
     let path = ari_path(lab);
     let bytes = fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
@@ -142,7 +151,7 @@ fn the_cas_window_decides_renewal_and_the_new_order_replaces_the_old_certificate
     shim.set_window(now - 2 * HOUR, now - HOUR, 1);
     let mut ari = ari_state(&lab);
     ari["next_check"] = (unix(now) - 1).into();
-    fs::write(ari_path(&lab), serde_json::to_vec_pretty(&ari).unwrap()).unwrap();
+    replace_ari(&lab, &ari);
     run(&lab, &shim, &["renew"]).assert_success();
     let new = leaf(&lab);
     assert_ne!(serial(&new), serial(&old), "renewed");
@@ -192,7 +201,7 @@ fn a_dry_run_asks_the_ca_for_its_window_as_a_real_run_does_and_records_nothing()
     // the recorded Retry-After has passed (moved rather than waited for)
     let mut ari = ari_state(&lab);
     ari["next_check"] = (unix(now) - 1).into();
-    fs::write(ari_path(&lab), serde_json::to_vec_pretty(&ari).unwrap()).unwrap();
+    replace_ari(&lab, &ari);
     let before = both_snapshots(&lab);
 
     // the CA's window is still ahead: the dry run asks, says so, and writes nothing
