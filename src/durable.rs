@@ -309,7 +309,7 @@ pub fn read_regular(path: &Path, limit: u64, links: Links) -> io::Result<Vec<u8>
 }
 
 /// Why `meta` is not a regular file, as an error; None when it is one.
-fn not_regular(meta: &fs::Metadata) -> Option<io::Error> {
+pub fn not_regular(meta: &fs::Metadata) -> Option<io::Error> {
     use std::os::unix::fs::FileTypeExt;
     let kind = meta.file_type();
     let what = if kind.is_file() {

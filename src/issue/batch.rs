@@ -170,13 +170,16 @@ fn stage(
     }
     let path = bundles.path(name);
     // what `Bundles::write` refuses: a directory, a pipe, a device in the bundle's place
-    if let Ok(meta) = std::fs::symlink_metadata(&path) {
-        if !meta.is_file() && !meta.is_symlink() {
-            anyhow::bail!(
-                "the bundle {} cannot be replaced: it is not a regular file; move it away",
-                path.display()
-            );
-        }
+    // (worded as `Bundles::write` words it: what stands there, and what to do)
+    if let Some(why) = std::fs::symlink_metadata(&path)
+        .ok()
+        .filter(|meta| !meta.is_symlink())
+        .and_then(|meta| crate::durable::not_regular(&meta))
+    {
+        anyhow::bail!(
+            "the bundle {} cannot be replaced; move it away: {why}",
+            path.display()
+        );
     }
     let staged = store.stage_generation(name, &issued.key_pem, &issued.chain, &issued.info)?;
     let bundle = pem::bundle(&issued.chain, &issued.key_pem);

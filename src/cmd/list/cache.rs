@@ -4,7 +4,8 @@
 //! settings.json, its bundle). An entry whose versions differ, a damaged certificate, or a
 //! cache that is missing, cut, damaged or edited is read again from the state: the cache is
 //! never trusted over it. What changes with the clock (days left, due, next attempt) and the
-//! CA's rate limit (a file per CA) are worked out at each run, never cached.
+//! CA's rate limit (a file per CA) are worked out at each run, never cached. A listing that
+//! finds a damaged certificate (and so fails) writes no cache: it changes nothing.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -119,7 +120,10 @@ pub(super) fn entries(store: &Store, ssl_dir: &Path) -> Option<Vec<Entry>> {
             }
         }
     }
-    if changed {
+    // a listing that finds a damaged certificate fails (exit 1), and a run that fails
+    // changes nothing in the state, as with renew's index
+    let damaged = entries.iter().any(|e| !e.i.problems.is_empty());
+    if changed && !damaged {
         let _ = store.save_list_cache(&render(&dirs, &entries, &kept));
     }
     Some(entries)
