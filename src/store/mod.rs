@@ -11,8 +11,10 @@ pub mod files;
 mod inspect;
 mod open;
 mod records;
+mod staging;
 #[cfg(test)]
 mod suite;
+mod versions;
 
 use std::time::Duration;
 
@@ -28,6 +30,7 @@ pub use files::Files;
 pub use inspect::Inspection;
 pub use open::{ClusterView, Watch, open};
 pub use records::RenewalStatus;
+pub use versions::{Version, Versions};
 
 /// A value in the state, by what it is. Which keys are secret (0600, and encrypted by a
 /// networked backend) is decided here, once.
@@ -252,23 +255,6 @@ pub trait Backend: Send + Sync {
     }
 }
 
-/// `Backend::version` of many certificates through one handle (`Backend::versions`).
-pub trait Versions: Sync {
-    /// The version of the certificate named `name` (a name the caller checked is one:
-    /// `CertName::is_valid`); None when it cannot be told.
-    fn of(&self, name: &str) -> Option<Version>;
-}
-
-/// A backend's cheap account of a stored value (`Backend::version`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Version {
-    /// Equal values: nothing written in between.
-    pub value: u64,
-    /// When it last changed (ns since the epoch): a version taken in the same clock tick as
-    /// a write may not show that write, so a recent one is not trusted.
-    pub changed_ns: i64,
-}
-
 /// One read of the live generation: each file, or why it could not be read.
 pub struct LiveRead {
     pub key_pem: anyhow::Result<String>,
@@ -482,40 +468,6 @@ impl Store {
             .save_generation(name, &Generation::new(key_pem, chain, info)?)
     }
 
-    /// Whether new generations are best stored in batches (`stage_generation`...).
-    pub fn stages(&self) -> bool {
-        self.backend.stages()
-    }
-
-    /// A new generation written, neither durable nor live: `flush`, then `switch_live`.
-    pub fn stage_generation(
-        &self,
-        name: &CertName,
-        key_pem: &str,
-        chain: &Chain,
-        info: &CertInfo,
-    ) -> anyhow::Result<Staged> {
-        self.backend
-            .stage_generation(name, &Generation::new(key_pem, chain, info)?)
-    }
-
-    /// Everything written so far made durable.
-    pub fn flush(&self) -> anyhow::Result<()> {
-        self.backend.flush()
-    }
-
-    pub fn switch_live(&self, staged: &Staged) -> anyhow::Result<()> {
-        self.backend.switch_live(staged)
-    }
-
-    pub fn abandon(&self, staged: &Staged) {
-        self.backend.abandon(staged)
-    }
-
-    pub fn prune_generations(&self, name: &CertName) {
-        self.backend.prune_generations(name)
-    }
-
     /// The DER of `name`'s live leaf.
     pub fn live_leaf(&self, name: &CertName) -> anyhow::Result<Vec<u8>> {
         let live = self.backend.live(name);
@@ -547,33 +499,6 @@ impl Store {
         attachments: &[(String, Vec<u8>)],
     ) -> anyhow::Result<String> {
         self.backend.archive(name, now, attachments)
-    }
-
-    pub fn version(&self, name: &CertName) -> Option<Version> {
-        self.backend.version(name)
-    }
-
-    pub fn versions(&self) -> Option<Box<dyn Versions + '_>> {
-        self.backend.versions()
-    }
-    pub fn names_version(&self) -> Option<Version> {
-        self.backend.names_version()
-    }
-
-    pub fn index(&self) -> Option<Vec<u8>> {
-        self.backend.index()
-    }
-
-    pub fn save_index(&self, bytes: &[u8]) -> anyhow::Result<()> {
-        self.backend.save_index(bytes)
-    }
-
-    pub fn list_cache(&self) -> Option<Vec<u8>> {
-        self.backend.list_cache()
-    }
-
-    pub fn save_list_cache(&self, bytes: &[u8]) -> anyhow::Result<()> {
-        self.backend.save_list_cache(bytes)
     }
 
     pub fn live_paths(&self, name: &CertName) -> Option<LivePaths> {
