@@ -168,22 +168,8 @@ fn compute(
     started: i64,
 ) -> Entry {
     let state = nonzero(store.version(cert).and_then(|v| trusted(v, started)));
-    let ssl = store
-        .settings(cert)
-        .ok()
-        .flatten()
-        .and_then(|s| s.host.ssl_dir);
-    let mut bundles = Bundles::new(ssl_dir);
-    if let Some(dir) = &ssl {
-        bundles.set_dir(cert, dir);
-    }
-    let dir = ssl.and_then(|d| match dirs.iter().position(|x| *x == d) {
-        Some(i) => u32::try_from(i).ok(),
-        None => {
-            dirs.push(d);
-            u32::try_from(dirs.len() - 1).ok()
-        }
-    });
+    let (bundles, ssl) = bundles_of(store, ssl_dir, cert);
+    let dir = ssl.and_then(|d| u32::try_from(dir_position(dirs, d)).ok());
     let bundle = nonzero(
         Ident::of(&bundles.path(cert))
             .ok()
@@ -195,6 +181,32 @@ fn compute(
         bundle,
         dir,
     }
+}
+
+/// Where `cert`'s bundle is: its stored ssl directory (returned too), else `ssl_dir`.
+pub(crate) fn bundles_of(
+    store: &Store,
+    ssl_dir: &Path,
+    cert: &CertName,
+) -> (Bundles, Option<PathBuf>) {
+    let stored = store
+        .settings(cert)
+        .ok()
+        .flatten()
+        .and_then(|s| s.host.ssl_dir);
+    let mut bundles = Bundles::new(ssl_dir);
+    if let Some(dir) = &stored {
+        bundles.set_dir(cert, dir);
+    }
+    (bundles, stored)
+}
+
+/// The position of `dir` in a cache's list of ssl directories, added when new.
+pub(crate) fn dir_position(dirs: &mut Vec<PathBuf>, dir: PathBuf) -> usize {
+    dirs.iter().position(|x| *x == dir).unwrap_or_else(|| {
+        dirs.push(dir);
+        dirs.len() - 1
+    })
 }
 
 impl Entry {

@@ -14,10 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Entry, Wanted, read_entry};
-use crate::deploy::Bundles;
 use crate::issue::index::{
-    Checks, Recorded, bundle_version, check_all, dir_line, now_ns, parse_dir_line, seal, trusted,
-    unseal,
+    Checks, Recorded, bundle_version, bundles_of, check_all, dir_line, dir_position, now_ns,
+    parse_dir_line, seal, trusted, unseal,
 };
 use crate::pem::CertInfo;
 use crate::stat::Ident;
@@ -141,15 +140,7 @@ fn read_again(
 ) -> (Entry, Option<Kept>) {
     // the versions before anything is read: a write in between shows at the next run
     let state = store.version(name).and_then(|v| trusted(v, started));
-    let stored_dir = store
-        .settings(name)
-        .ok()
-        .flatten()
-        .and_then(|s| s.host.ssl_dir);
-    let mut bundles = Bundles::new(ssl_dir);
-    if let Some(dir) = &stored_dir {
-        bundles.set_dir(name, dir);
-    }
+    let (bundles, stored_dir) = bundles_of(store, ssl_dir, name);
     let bundle = Ident::of(&bundles.path(name))
         .ok()
         .and_then(|i| bundle_version(&i, started));
@@ -166,16 +157,9 @@ fn read_again(
         .into_iter()
         .flatten()
         .max();
-    let dir =
-        stored_dir
-            .filter(|d| d != ssl_dir)
-            .map(|d| match dirs.iter().position(|x| *x == d) {
-                Some(i) => i,
-                None => {
-                    dirs.push(d);
-                    dirs.len() - 1
-                }
-            });
+    let dir = stored_dir
+        .filter(|d| d != ssl_dir)
+        .map(|d| dir_position(dirs, d));
     let kept = Kept {
         state,
         bundle,
